@@ -1,0 +1,107 @@
+"""Checkpoints: model weights in safetensors (with the model spec, modalities and labels in
+the header), trainer state through ``torch.save``/``torch.load(weights_only=True)``. Every
+file is written to a temporary name in the same folder and then renamed, so a crash never
+leaves a half-written checkpoint behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .data.example import ModalitySpec
+from .errors import CheckpointError
+
+FORMAT = "msd-studio-model/1"
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "trainer_state.pt"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def save_model(path: Path, model, labels: list[str], extra: dict | None = None) -> None:
+    """Weights + everything needed to rebuild the model, in one safetensors file."""
+    meta = {"format": FORMAT, "spec": json.dumps(model.spec), "labels": json.dumps(labels),
+            "modalities": json.dumps([m.__dict__ for m in model.modalities]),
+            "extra": json.dumps(extra or {})}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def read_metadata(path: Path) -> dict:
+    """The header of a model checkpoint, decoded (no weights are read)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found — check the path")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an MSD Studio model checkpoint (format {meta.get('format')!r})")
+    return {"spec": json.loads(meta["spec"]), "labels": json.loads(meta["labels"]),
+            "modalities": [ModalitySpec(**m) for m in json.loads(meta["modalities"])],
+            "extra": json.loads(meta.get("extra", "{}"))}
+
+
+def load_model(path: Path, device: torch.device | str = "cpu"):
+    """Rebuild a model from its checkpoint; returns ``(model, metadata)``."""
+    from .models.presets import build_model
+
+    meta = read_metadata(path)
+    model = build_model(meta["spec"], meta["modalities"], len(meta["labels"]), load_pretrained=False)
+    try:
+        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    except (SafetensorError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit the model ({e})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the model (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+    return model.to(device).eval(), meta
+
+
+def file_hash(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file (keys caches to the exact checkpoint)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_state(path: Path, state: dict) -> None:
+    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no trainer state to resume from — start without --resume") from None
+    except Exception as e:  # a truncated or foreign file
+        raise CheckpointError(f"{path}: trainer state cannot be read ({e.__class__.__name__}: {e})") from None

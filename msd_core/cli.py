@@ -1,0 +1,170 @@
+"""The ``msd`` command. Everything the dashboard does can be done from here with the same config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from .errors import MSDError
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with value parsed as JSON when it is JSON (numbers, true, lists), else a string."""
+    if "=" not in text:
+        raise MSDError(f"--data-option {text!r}: write it as key=value (e.g. n=500)")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="synthetic", help="data set: easy-vqa, synthetic, hateful-memes, folder")
+    p.add_argument("--data-root", help="folder of an on-disk data set (hateful-memes, folder)")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="loader option, e.g. n=500, with_vector=true, text_column=caption (repeatable)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--max-train", type=int, help="use at most N training examples")
+    p.add_argument("--max-eval", type=int, help="use at most N val/test examples")
+    p.add_argument("--skip-bad-rows", action="store_true", help="skip bad rows (listed) instead of stopping")
+
+
+def data_config(a) -> DataConfig:
+    return DataConfig(name=a.data, root=a.data_root, options=dict(parse_option(o) for o in a.data_option),
+                      image_size=a.image_size, max_train_examples=a.max_train, max_eval_examples=a.max_eval,
+                      skip_bad_rows=a.skip_bad_rows)
+
+
+def cmd_train_teacher(a) -> None:
+    from .teacher import format_metrics, train_teacher
+
+    if a.config:
+        cfg = TeacherRunConfig.load(a.config)
+        if a.out:
+            cfg.out_dir = a.out
+    else:
+        cfg = TeacherRunConfig(
+            data=data_config(a), model=ModelConfig(preset=a.model),
+            train=TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                              modality_dropout=a.modality_dropout, device=a.device, bf16=a.bf16,
+                              max_steps=a.max_steps, save_every=a.save_every),
+            out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
+    metrics = train_teacher(cfg, resume=a.resume)
+    print(format_metrics(metrics))
+    print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")
+
+
+def cmd_data(a) -> None:
+    from .data.registry import DATASETS, load_split
+
+    if a.list:
+        for name, doc in DATASETS.items():
+            print(f"{name:14s} {doc}")
+        return
+    ds = load_split(data_config(a), a.split)
+    print(f"{ds.name} / {ds.split}: {len(ds)} examples, modalities {ds.modality_names}, metric {ds.metric}")
+    print("labels: " + ", ".join(f"{k} ({v})" for k, v in ds.label_counts().items()))
+    for ex in ds.examples[:a.show]:
+        text = ex.inputs.get("text", "")
+        image = ex.inputs.get("image")
+        image = image if isinstance(image, str) else f"<array {getattr(image, 'shape', '')}>"
+        print(f"  {ex.id}: label={ds.labels[ex.target]!r} text={text!r} image={image} {ex.meta.get('reliance', '')}")
+    for s in ds.skipped:
+        print(f"  skipped {s.path}:{s.row}: {s.reason}")
+
+
+def cmd_presets(a) -> None:
+    from .models.presets import describe_presets
+
+    for row in describe_presets():
+        print(f"{row['preset']:18s} {row['arch']:13s} {row['parameters']:>11,} parameters  {row['doc']}")
+
+
+def cmd_evaluate(a) -> None:
+    from .checkpoint import load_model
+    from .data.collate import Collator
+    from .data.registry import load_split
+    from .device import pick_device
+    from .evaluate import evaluate
+
+    device = pick_device(a.device)
+    ckpt = Path(a.checkpoint)
+    model, meta = load_model(ckpt / "model.safetensors" if ckpt.is_dir() else ckpt, device)
+    ds = load_split(data_config(a), a.split)
+    if ds.labels != meta["labels"]:
+        raise MSDError(f"{a.checkpoint} was trained on labels {meta['labels'][:5]}..., "
+                       f"the data has {ds.labels[:5]}...: evaluate on the data set it was trained on")
+    metrics = evaluate(model, ds, Collator(ds.modalities, image_size=a.image_size), device)
+    print(json.dumps(metrics, indent=2))
+
+
+def cmd_dashboard(a) -> None:
+    import subprocess
+
+    entry = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+    sys.exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(entry), "--server.headless", "true",
+                              "--server.address", a.address, "--server.port", str(a.port),
+                              "--browser.gatherUsageStats", "false"]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="msd", description="MSD Studio: modality-specific distillation")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train-teacher", help="train a teacher with modality dropout; per-view metrics")
+    add_data_args(t)
+    t.add_argument("--model", default="teacher-small", help="model preset (msd presets lists them)")
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--modality-dropout", type=float, default=0.15)
+    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    t.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    t.add_argument("--max-steps", type=int)
+    t.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
+    t.add_argument("--out", help="output folder (default runs/teacher-DATA-MODEL)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--config", help="a TeacherRunConfig JSON file (overrides the flags above)")
+    t.set_defaults(func=cmd_train_teacher)
+
+    d = sub.add_parser("data", help="summarise a data set and show examples (checks every row)")
+    add_data_args(d)
+    d.add_argument("--split", default="train")
+    d.add_argument("--show", type=int, default=5)
+    d.add_argument("--list", action="store_true", help="list the data sets")
+    d.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("presets", help="list model presets with parameter counts")
+    p.set_defaults(func=cmd_presets)
+
+    e = sub.add_parser("evaluate", help="per-view metrics of a checkpoint on a data split")
+    add_data_args(e)
+    e.add_argument("--checkpoint", required=True, help="a model.safetensors or its folder")
+    e.add_argument("--split", default="test")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("dashboard", help="start the dashboard (127.0.0.1 unless told otherwise)")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--address", default="127.0.0.1")
+    s.set_defaults(func=cmd_dashboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except MSDError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

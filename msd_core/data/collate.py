@@ -1,0 +1,59 @@
+"""Collate raw examples into a ``Batch``: images decoded and normalised, text tokenized."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DataError
+from .batch import Batch
+from .example import Example, ModalitySpec
+from .images import load_image, normalize
+
+
+class Collator:
+    """Turns a list of ``Example`` into a ``Batch`` for the given modalities."""
+
+    def __init__(self, modalities: list[ModalitySpec], tokenizer=None, image_size: int = 64,
+                 max_text_len: int = 32):
+        self.modalities = list(modalities)
+        self.image_size = image_size
+        self.max_text_len = max_text_len
+        if tokenizer is None and any(m.kind == "text" for m in self.modalities):
+            from .text import default_tokenizer
+
+            tokenizer = default_tokenizer()
+        self.tokenizer = tokenizer
+
+    def __call__(self, examples: list[Example]) -> Batch:
+        values, token_mask, special_mask = {}, {}, {}
+        n = len(examples)
+        for spec in self.modalities:
+            raws = [ex.inputs[spec.name] for ex in examples]
+            if spec.kind == "image":
+                imgs = [load_image(r, self.image_size, ex.meta.get("source")) for r, ex in zip(raws, examples)]
+                values[spec.name] = normalize(torch.stack(imgs))
+            elif spec.kind == "text":
+                for r, ex in zip(raws, examples):
+                    if not isinstance(r, str) or not r.strip():
+                        raise DataError(f"example {ex.id!r} has an empty text",
+                                        path=ex.meta.get("source"), hint="fill in the text or skip bad rows")
+                enc = self.tokenizer(raws, padding=True, truncation=True, max_length=self.max_text_len,
+                                     return_tensors="pt", return_special_tokens_mask=True)
+                values[spec.name] = enc["input_ids"]
+                token_mask[spec.name] = enc["attention_mask"].bool()
+                special_mask[spec.name] = enc["special_tokens_mask"].bool() & token_mask[spec.name]
+            elif spec.kind == "vector":
+                values[spec.name] = torch.stack([torch.as_tensor(r, dtype=torch.float32) for r in raws])
+            else:
+                raise DataError(f"unknown modality kind {spec.kind!r} for {spec.name!r}")
+        present = {m: torch.ones(n, dtype=torch.bool) for m in values}
+        return Batch(values=values, present=present,
+                     targets=torch.tensor([ex.target for ex in examples], dtype=torch.long),
+                     ids=[ex.id for ex in examples], token_mask=token_mask, special_mask=special_mask,
+                     mask_token_id=getattr(self.tokenizer, "mask_token_id", None))
+
+    def text_batch(self, text: str) -> Batch:
+        """A one-example batch holding only ``text`` (the neutral caption of ``mean`` removal)."""
+        spec = [m for m in self.modalities if m.kind == "text"]
+        sub = Collator(spec, self.tokenizer, self.image_size, self.max_text_len)
+        return sub([Example("neutral", {m.name: text for m in spec}, 0)])

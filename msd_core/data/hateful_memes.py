@@ -1,0 +1,37 @@
+"""``hateful-memes``: the official on-disk layout (Kiela et al. 2020).
+
+``root/train.jsonl``, ``root/dev_seen.jsonl``, ``root/test_seen.jsonl``, one JSON object
+a line with ``id``, ``img`` (``img/12345.png``, relative to ``root``), ``label`` (0/1)
+and ``text``. Metric: AUROC. ``dev_unseen``/``test_unseen`` are used when the seen
+files are absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+from .example import ModalitySpec, MultimodalDataset
+from .tabular_files import Columns, rows_to_examples
+
+FILES = {"train": ["train.jsonl"], "val": ["dev_seen.jsonl", "dev_unseen.jsonl", "dev.jsonl"],
+         "test": ["test_seen.jsonl", "test_unseen.jsonl", "test.jsonl"]}
+LABELS = ["0", "1"]
+
+
+def make_hateful_memes(root: str | None, split: str, skip_bad: bool, options: dict) -> MultimodalDataset:
+    if not root:
+        raise DataError("hateful-memes needs the data folder: pass --data-root DIR (the folder "
+                        "holding train.jsonl and img/)")
+    base = Path(root)
+    candidates = [base / f for f in FILES[split]]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise DataError(f"none of {[p.name for p in candidates]} found", path=str(base),
+                        hint="point --data-root at the unpacked Hateful Memes folder")
+    examples, skipped = rows_to_examples(path, base, Columns(image="img", text="text", label="label", id="id"),
+                                         LABELS, prefix=f"hm-{split}", skip_bad=skip_bad,
+                                         check_images=bool(options.get("check_images", True)))
+    return MultimodalDataset("hateful-memes", split, [ModalitySpec("image", "image"), ModalitySpec("text", "text")],
+                             ["not-hateful", "hateful"], examples, metric="auroc", skipped=skipped,
+                             neutral_text="a meme")

@@ -1,0 +1,116 @@
+"""``synthetic``: a procedural data set whose per-example modality reliance is known.
+
+Each example has a reliance type, stored as ``meta['reliance']``:
+
+- ``image-only``: a filled square whose colour is the class; the text is filler.
+- ``text-only``: a class word in the text; the image is noise.
+- ``redundant``: both carry the class (square colour and word agree).
+- ``both-required``: a circle of colour ``a`` and a word ``b``; the class is
+  ``(a + b) mod C``, so neither modality alone says anything about it.
+- ``vector-only`` (with ``with_vector``): a third modality, ``tabular``, a noisy
+  one-hot of the class; image and text are uninformative.
+
+Options (``DataConfig.options``): ``n`` (train size, default 2000; val and test get
+a quarter each), ``num_classes`` (default 4, at most 8), ``mixture`` (reliance type ->
+weight), ``label_noise`` (probability of a random label), ``pixel_noise`` (std of
+image noise, 0-255 scale), ``with_vector`` (add the tabular modality), ``seed``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from .example import Example, ModalitySpec, MultimodalDataset
+
+COLOURS = np.array([[220, 40, 40], [40, 180, 60], [40, 80, 220], [230, 200, 40],
+                    [200, 60, 200], [40, 200, 200], [240, 130, 30], [120, 70, 30]], dtype=np.float32)
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+FILLER = ["look", "at", "this", "picture", "here", "there", "is", "something", "the", "we", "see", "now"]
+VECTOR_DIM = 8
+RELIANCES = ("image-only", "text-only", "redundant", "both-required", "vector-only")
+SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
+IMAGE_PX = 32
+
+
+def _image(rng, px, colour, shape, noise):
+    img = rng.normal(128.0, noise, size=(px, px, 3)).astype(np.float32)
+    if colour is not None:
+        size = px // 2
+        x0, y0 = rng.integers(0, px - size, size=2)
+        if shape == "square":
+            img[y0:y0 + size, x0:x0 + size] = COLOURS[colour]
+        else:
+            yy, xx = np.mgrid[0:px, 0:px]
+            r = size / 2
+            inside = (yy - y0 - r) ** 2 + (xx - x0 - r) ** 2 <= r * r
+            img[inside] = COLOURS[colour]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _text(rng, word):
+    words = list(rng.choice(FILLER, size=rng.integers(3, 6), replace=True))
+    if word is not None:
+        words.insert(int(rng.integers(0, len(words) + 1)), word)
+    return " ".join(words)
+
+
+def make_synthetic(split: str, options: dict) -> MultimodalDataset:
+    """Generate the ``split`` of the synthetic data set (deterministic in ``seed``)."""
+    known = {"n", "num_classes", "mixture", "label_noise", "pixel_noise", "with_vector", "seed"}
+    unknown = set(options) - known
+    if unknown:
+        raise ConfigError(f"synthetic: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+    n_train = int(options.get("n", 2000))
+    n = n_train if split == "train" else max(n_train // 4, 1)
+    C = int(options.get("num_classes", 4))
+    if not 2 <= C <= len(WORDS):
+        raise ConfigError(f"synthetic: num_classes must be 2..{len(WORDS)}, got {C}")
+    with_vector = bool(options.get("with_vector", False))
+    default_mix = {r: 1.0 for r in RELIANCES[:4]} | ({"vector-only": 1.0} if with_vector else {})
+    mixture = dict(options.get("mixture", default_mix))
+    bad = [r for r in mixture if r not in RELIANCES or (r == "vector-only" and not with_vector)]
+    if bad:
+        raise ConfigError(f"synthetic: unknown reliance type(s) {bad} in mixture "
+                          f"(vector-only needs with_vector=true)")
+    kinds = list(mixture)
+    probs = np.array([mixture[k] for k in kinds], dtype=float)
+    if probs.sum() <= 0 or (probs < 0).any():
+        raise ConfigError("synthetic: mixture weights must be non-negative and not all zero")
+    probs /= probs.sum()
+    label_noise = float(options.get("label_noise", 0.0))
+    pixel_noise = float(options.get("pixel_noise", 20.0))
+    rng = np.random.default_rng([int(options.get("seed", 0)), SPLIT_OFFSET.get(split, 3)])
+
+    examples = []
+    for i in range(n):
+        kind = kinds[rng.choice(len(kinds), p=probs)]
+        y = int(rng.integers(C))
+        colour, shape, word, vec_class = None, "square", None, None
+        if kind == "image-only":
+            colour = y
+        elif kind == "text-only":
+            word = WORDS[y]
+        elif kind == "redundant":
+            colour, word = y, WORDS[y]
+        elif kind == "both-required":
+            a = int(rng.integers(C))
+            colour, shape, word = a, "circle", WORDS[(y - a) % C]
+        else:  # vector-only
+            vec_class = y
+        inputs = {"image": _image(rng, IMAGE_PX, colour, shape, pixel_noise), "text": _text(rng, word)}
+        if with_vector:
+            vec = rng.normal(0.0, 0.3, size=VECTOR_DIM).astype(np.float32)
+            if vec_class is not None:
+                vec[vec_class] += 2.0
+            inputs["tabular"] = vec
+        target = int(rng.integers(C)) if rng.random() < label_noise else y
+        examples.append(Example(f"synthetic-{split}-{i}", inputs, target,
+                                {"reliance": kind, "clean_target": y, "source": f"synthetic {split} #{i}"}))
+
+    modalities = [ModalitySpec("image", "image"), ModalitySpec("text", "text")]
+    if with_vector:
+        modalities.append(ModalitySpec("tabular", "vector", VECTOR_DIM))
+    labels = [w.upper() for w in WORDS[:C]]
+    return MultimodalDataset("synthetic", split, modalities, labels, examples,
+                             metric="accuracy", neutral_text="look at this")

@@ -1,0 +1,26 @@
+"""The device is chosen once per process: CUDA when present, else the CPU."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import ConfigError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda`` if available, else ``cpu``; an explicit ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is visible; use --device auto or cpu")
+    return dev
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast when asked for (a no-op context otherwise)."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

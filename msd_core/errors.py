@@ -1,0 +1,32 @@
+"""Errors a user can act on: each names the file (and line/row) and says what to do."""
+
+from __future__ import annotations
+
+
+class MSDError(Exception):
+    """Base for errors shown to users as a message, never as a traceback."""
+
+
+class DataError(MSDError):
+    """Bad input data: names the file and the line/row, and what to do about it."""
+
+    def __init__(self, message: str, *, path: str | None = None, row: int | None = None,
+                 hint: str | None = None):
+        self.path = path
+        self.row = row
+        self.hint = hint
+        where = ""
+        if path is not None:
+            where = f"{path}" + (f", line {row}" if row is not None else "") + ": "
+        text = where + message
+        if hint:
+            text += f" — {hint}"
+        super().__init__(text)
+
+
+class ConfigError(MSDError):
+    """A config value that cannot work (unknown name, wrong type, out of range)."""
+
+
+class CheckpointError(MSDError):
+    """A checkpoint that is missing, truncated, or does not match the model."""

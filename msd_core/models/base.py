@@ -1,0 +1,36 @@
+"""What every model in MSD Studio is: a module from a ``Batch`` (any view) to logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.batch import Batch
+from ..data.example import ModalitySpec
+from ..data.views import views as make_view
+
+
+class MultimodalClassifier(nn.Module):
+    """Base class. ``spec`` is the resolved preset (JSON-able) that rebuilds the model."""
+
+    def __init__(self, spec: dict, modalities: list[ModalitySpec], num_labels: int):
+        super().__init__()
+        self.spec = dict(spec)
+        self.modalities = list(modalities)
+        self.num_labels = num_labels
+
+    @property
+    def modality_names(self) -> list[str]:
+        return [m.name for m in self.modalities]
+
+    def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_views(self, batch: Batch, view_sets: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
+        """Logits for several ``drop`` views of one batch. Subclasses whose unimodal
+        encoders can be shared across views override this to run them once."""
+        return {name: self(make_view(batch, keep, "drop")) for name, keep in view_sets.items()}
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

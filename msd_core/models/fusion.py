@@ -1,0 +1,92 @@
+"""Single-stream fusion classifier (MMBT / VisualBERT style).
+
+Tokens of every present modality — CNN image patches, text word pieces, one token per
+feature vector — are projected to the encoder width, tagged with a modality-type
+embedding and concatenated after a fusion ``[CLS]`` token:
+
+    h = Encoder([cls; E_img(x_img) + t_img; E_txt(x_txt) + t_txt; ...])
+    z = W2 · tanh(W1 · h_cls)
+
+The encoder is a ``transformers`` BertEncoder. Positions are per modality, so leaving a
+modality out (``drop`` view) and masking its tokens out of attention for one example
+(modality dropout) give the same logits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.batch import Batch
+from ..data.example import ModalitySpec
+from .base import MultimodalClassifier
+from .encoders import ImagePatchEncoder, TextEmbedder, VectorEncoder
+
+
+def bert_backbone(spec: dict, load_pretrained: bool):
+    """A BertModel from the spec: MiniLM-L6 weights from its local folder, or random init."""
+    from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if spec.get("pretrained") == "minilm" and load_pretrained:
+        from ..data.text import minilm_path
+
+        return BertModel.from_pretrained(minilm_path(), local_files_only=True, add_pooling_layer=False,
+                                         attn_implementation=spec.get("attn", "sdpa"))
+    config = BertConfig(vocab_size=spec["vocab_size"], hidden_size=spec["hidden"],
+                        num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
+                        intermediate_size=spec["intermediate"], max_position_embeddings=spec["max_positions"],
+                        hidden_dropout_prob=spec["dropout"], attention_probs_dropout_prob=spec["dropout"])
+    config._attn_implementation = spec.get("attn", "sdpa")
+    return BertModel(config, add_pooling_layer=False)
+
+
+class SingleStreamFusion(MultimodalClassifier):
+    def __init__(self, spec: dict, modalities: list[ModalitySpec], num_labels: int,
+                 load_pretrained: bool = True):
+        super().__init__(spec, modalities, num_labels)
+        bert = bert_backbone(spec, load_pretrained)
+        hidden = bert.config.hidden_size
+        self.encoder = bert.encoder
+        emb = bert.embeddings
+        encoders = {}
+        for m in modalities:
+            if m.kind == "image":
+                encoders[m.name] = ImagePatchEncoder(hidden, grid=spec.get("image_grid", 4))
+            elif m.kind == "text":
+                encoders[m.name] = TextEmbedder(emb.word_embeddings, emb.position_embeddings, emb.LayerNorm,
+                                                spec["dropout"], spec["full_vocab_size"])
+            else:
+                encoders[m.name] = VectorEncoder(m.dim, hidden)
+        self.encoders = nn.ModuleDict(encoders)
+        self.type_embeddings = nn.Embedding(len(modalities) + 1, hidden)
+        self.cls = nn.Parameter(torch.zeros(1, 1, hidden))
+        nn.init.normal_(self.cls, std=0.02)
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(spec["dropout"]),
+                                  nn.Linear(hidden, num_labels))
+
+    def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token sequence ``B x L x H`` and key mask ``B x L`` for the modalities in ``batch``."""
+        n = len(batch)
+        cls = self.cls.expand(n, -1, -1) + self.type_embeddings.weight[0]
+        tokens = [cls]
+        masks = [torch.ones(n, 1, dtype=torch.bool, device=cls.device)]
+        for i, m in enumerate(self.modality_names, start=1):
+            if m not in batch.values:
+                continue
+            tok = self.encoders[m](batch.values[m]) + self.type_embeddings.weight[i]
+            keep = batch.present[m].unsqueeze(1).expand(n, tok.shape[1])
+            if m in batch.token_mask:
+                keep = keep & batch.token_mask[m]
+            tokens.append(tok)
+            masks.append(keep)
+        return torch.cat(tokens, 1), torch.cat(masks, 1)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        x, mask = self.embed(batch)
+        additive = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
+        additive = additive.masked_fill(~mask, torch.finfo(x.dtype).min)[:, None, None, :]
+        h = self.encoder(x, attention_mask=additive).last_hidden_state
+        return self.head(h[:, 0])

@@ -1,0 +1,239 @@
+"""One trainer for teachers and students.
+
+- Data order depends only on ``(seed, epoch)``; dropout and modality dropout only on
+  ``(seed, global step)``. A run resumed from any checkpoint therefore ends with the same
+  weights as an uninterrupted one, and runs of one seed see the same batches whatever
+  their loss (so KD and MSD runs pair up).
+- Modality dropout (METHOD.md, "Training a teacher whose views mean something"): each
+  modality of each example is dropped with probability ``p``, never all at once.
+- Callbacks (``on_step_end``, ``on_eval_end``, ``on_epoch_end``) are the seam for progress
+  bars, run registries and live dashboards; the trainer knows none of them.
+- Rank-aware: under ``torchrun`` each rank takes every ``world``-th example of the epoch's
+  permutation, the model is wrapped in DistributedDataParallel, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import MODEL_FILE, STATE_FILE, atomic_write_text, load_state, save_model, save_state
+from .config import TrainConfig
+from .data.batch import Batch
+from .data.collate import Collator
+from .data.example import MultimodalDataset
+from .device import autocast, pick_device
+from .errors import MSDError
+from .evaluate import evaluate
+
+LossFn = Callable[[torch.nn.Module, Batch, "Trainer"], dict[str, torch.Tensor]]
+
+
+class TrainingError(MSDError):
+    """Training stopped (NaN loss, interruption); the last good checkpoint is kept."""
+
+
+def derive_seed(seed: int, *parts: int) -> int:
+    x = seed
+    for p in parts:
+        x = (x * 1_000_003 + p) % (2**63 - 1)
+    return x
+
+
+def modality_dropout(batch: Batch, p: float, generator: torch.Generator) -> Batch:
+    """Drop each modality of each example with probability ``p``; if every modality of an
+    example would be dropped, one of them, chosen at random, is kept."""
+    mods = batch.modalities
+    if p <= 0 or len(mods) < 2:
+        return batch
+    n = len(batch)
+    drop = torch.rand(n, len(mods), generator=generator) < p
+    all_dropped = drop.all(1)
+    if all_dropped.any():
+        rescue = torch.randint(len(mods), (n,), generator=generator)
+        drop[all_dropped, rescue[all_dropped]] = False
+    present = {m: batch.present[m] & ~drop[:, i].to(batch.present[m].device) for i, m in enumerate(mods)}
+    return Batch(batch.values, present, batch.targets, batch.ids, batch.token_mask, batch.special_mask,
+                 batch.mask_token_id)
+
+
+def supervised_loss(model, batch: Batch, trainer: "Trainer") -> dict[str, torch.Tensor]:
+    """``CE(y, f(x))`` — the teacher's objective (and the no-KD student's)."""
+    ce = F.cross_entropy(model(batch).float(), batch.targets)
+    return {"loss": ce, "ce": ce}
+
+
+class Trainer:
+    def __init__(self, model, train_set: MultimodalDataset, val_set: MultimodalDataset | None,
+                 cfg: TrainConfig, out_dir: str | Path, *, collator: Collator, labels: list[str],
+                 loss_fn: LossFn = supervised_loss, run_info: dict | None = None, progress: bool = True):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.device = pick_device(cfg.device)
+        self.train_set, self.val_set = train_set, val_set
+        self.collator = collator
+        self.labels = labels
+        self.loss_fn = loss_fn
+        self.run_info = dict(run_info or {})
+        self.show_progress = progress
+        self.callbacks: dict[str, list[Callable]] = defaultdict(list)
+        self.rank, self.world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        self.model = model.to(self.device)
+        self.module = self.model  # the unwrapped model (checkpoints, evaluation)
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * self.world))
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        decay = [p for n, p in self.module.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+        no_decay = [p for n, p in self.module.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+        warmup = max(1, int(cfg.warmup_fraction * self.total_steps))
+        total = max(self.total_steps, warmup + 1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup))))
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.history: list[dict] = []
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def add_callback(self, event: str, fn: Callable) -> None:
+        self.callbacks[event].append(fn)
+
+    def _fire(self, event: str, payload: dict) -> None:
+        for fn in self.callbacks[event]:
+            fn(self, payload)
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, epoch))
+        perm = torch.randperm(len(self.train_set), generator=g).tolist()
+        return perm[self.rank::self.world]
+
+    # -- checkpoints -----------------------------------------------------------------
+    def save(self, status: str = "running") -> None:
+        if not self.is_main:
+            return
+        save_model(self.out_dir / MODEL_FILE, self.module, self.labels,
+                   extra={"data": self.run_info.get("config", {}).get("data", {}).get("name"),
+                          "global_step": self.global_step})
+        save_state(self.out_dir / STATE_FILE, {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            "history": json.dumps(self.history)})
+        self.write_run_json(status)
+
+    def write_run_json(self, status: str, **extra) -> None:
+        if not self.is_main:
+            return
+        self.run_info.update(status=status, global_step=self.global_step, total_steps=self.total_steps,
+                             updated=time.time(), **extra)
+        atomic_write_text(self.out_dir / "run.json", json.dumps(self.run_info, indent=2, default=str))
+
+    def resume(self) -> None:
+        """Continue from the checkpoint in ``out_dir`` (weights, optimizer, schedule, position)."""
+        from .checkpoint import load_model
+
+        loaded, _ = load_model(self.out_dir / MODEL_FILE, self.device)
+        self.module.load_state_dict(loaded.state_dict())
+        state = load_state(self.out_dir / STATE_FILE)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self.history = json.loads(state["history"])
+
+    # -- the loop ---------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.run_info.setdefault("started", time.time())
+        self.write_run_json("running")
+        bar = None
+        if self.show_progress and self.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.global_step, desc="train", unit="step",
+                       dynamic_ncols=True, mininterval=1.0)
+        t_last = time.time()
+        try:
+            while self.epoch < cfg.epochs and self.global_step < self.total_steps:
+                order = self.epoch_order(self.epoch)
+                self.model.train()
+                while self.step_in_epoch < self.steps_per_epoch and self.global_step < self.total_steps:
+                    i = self.step_in_epoch * cfg.batch_size
+                    logs = self.train_step([self.train_set[j] for j in order[i:i + cfg.batch_size]])
+                    now = time.time()
+                    logs.update(step=self.global_step, epoch=self.epoch, lr=self.scheduler.get_last_lr()[0],
+                                step_time=now - t_last)
+                    t_last = now
+                    self._fire("on_step_end", logs)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{logs['loss']:.4f}", epoch=self.epoch)
+                    if cfg.save_every and self.global_step % cfg.save_every == 0:
+                        self.save()
+                self.end_epoch()
+        except KeyboardInterrupt:
+            self.write_run_json("interrupted")
+            raise TrainingError(f"interrupted at step {self.global_step}; the checkpoint in {self.out_dir} "
+                                f"holds the last saved step — continue with --resume") from None
+        except TrainingError as e:
+            self.write_run_json("failed", error=str(e))
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        self.write_run_json("finished", ended=time.time())
+        return self.history
+
+    def train_step(self, examples) -> dict[str, float]:
+        cfg = self.cfg
+        seed = derive_seed(cfg.seed, 7, self.global_step)
+        torch.manual_seed(seed)
+        batch = self.collator(examples)
+        batch = modality_dropout(batch, cfg.modality_dropout, torch.Generator().manual_seed(seed))
+        batch = batch.to(self.device)
+        with autocast(self.device, cfg.bf16):
+            terms = self.loss_fn(self.model, batch, self)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss is {loss.item()} at step {self.global_step} (epoch {self.epoch}); "
+                                f"the checkpoint in {self.out_dir} keeps the last good step — lower the "
+                                f"learning rate (now {cfg.lr}) and resume or restart")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.global_step += 1
+        self.step_in_epoch += 1
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def end_epoch(self) -> None:
+        record = {"epoch": self.epoch, "step": self.global_step}
+        if self.val_set is not None and self.is_main:
+            record["val"] = evaluate(self.module, self.val_set, self.collator, self.device,
+                                     batch_size=max(64, self.cfg.batch_size), bf16=self.cfg.bf16)
+            self._fire("on_eval_end", record)
+        self.history.append(record)
+        finished_epoch = self.step_in_epoch >= self.steps_per_epoch
+        if finished_epoch:
+            self.epoch += 1
+            self.step_in_epoch = 0
+        self.save()
+        self._fire("on_epoch_end", record)

@@ -1,0 +1,51 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from msd_core.config import DataConfig  # noqa: E402
+from msd_core.data import Collator, load_split  # noqa: E402
+from msd_core.models import create_model  # noqa: E402
+
+torch.set_num_threads(2)
+TINY = {"hidden": 32, "heads": 2, "layers": 1, "intermediate": 64, "dropout": 0.0}
+
+
+@pytest.fixture(scope="session")
+def synthetic3():
+    """A small synthetic set with three modalities (image, text, tabular)."""
+    return load_split(DataConfig("synthetic", options={"n": 64, "with_vector": True}), "train")
+
+
+@pytest.fixture(scope="session")
+def batch3(synthetic3):
+    return Collator(synthetic3.modalities)(synthetic3.examples[:8])
+
+
+def tiny_model(ds, preset="student-small", **over):
+    torch.manual_seed(0)
+    texts = [ex.inputs["text"] for ex in ds.examples]
+    return create_model(preset, ds.modalities, len(ds.labels), overrides={**TINY, **over}, train_texts=texts).eval()
+
+
+def write_png(path, size=(40, 30), mode="RGB", color=(200, 10, 10)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "L":
+        img = Image.new("L", size, 128)
+    elif mode == "RGBA":
+        img = Image.new("RGBA", size, (*color, 128))
+    else:
+        img = Image.new("RGB", size, color)
+    img.save(path)
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
