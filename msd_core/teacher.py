@@ -11,6 +11,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from .checkpoint import MODEL_FILE, atomic_write_text, read_metadata
 from .config import TeacherRunConfig
 from .data.collate import Collator
@@ -51,6 +53,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, progress: bool
             for s in ds.skipped:
                 log(f"  {s.path}:{s.row}: {s.reason}")
     texts = [ex.inputs["text"] for ex in train_set.examples if "text" in ex.inputs]
+    torch.manual_seed(cfg.train.seed)  # the initial weights are part of what a seed fixes
     model = create_model(cfg.model.preset, train_set.modalities, len(train_set.labels),
                          overrides=cfg.model.overrides, train_texts=texts)
     n_params = count_parameters(model)

@@ -1,0 +1,122 @@
+import json
+
+import pytest
+import torch
+
+from msd_core.checkpoint import MODEL_FILE, load_model
+from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from msd_core.data import Collator, load_split
+from msd_core.data.batch import Batch
+from msd_core.teacher import train_teacher
+from msd_core.train import Trainer, TrainingError, modality_dropout
+from tests.conftest import TINY, tiny_model
+
+
+def small_run(tmp_path, name, **train_kw):
+    train = dict(epochs=2, batch_size=16, lr=3e-3, seed=5, save_every=1, **train_kw)
+    return TeacherRunConfig(data=DataConfig("synthetic", options={"n": 96}, max_eval_examples=24),
+                            model=ModelConfig("student-small", overrides=dict(TINY)),
+                            train=TrainConfig(**train), out_dir=str(tmp_path / name))
+
+
+def weights(folder):
+    model, _ = load_model(folder / MODEL_FILE)
+    return model.state_dict()
+
+
+def test_loss_falls_on_a_tiny_synthetic_set(synthetic3):
+    ds = synthetic3
+    model = tiny_model(ds, hidden=48, heads=2)
+    collator = Collator(ds.modalities)
+    cfg = TrainConfig(epochs=20, batch_size=16, lr=3e-3, modality_dropout=0.0, save_every=0)
+    trainer = Trainer(model, ds, None, cfg, "/tmp/unused-never-written", collator=collator, labels=ds.labels,
+                      progress=False)
+    trainer.save = lambda *a, **k: None
+    trainer.write_run_json = lambda *a, **k: None
+    losses = []
+    trainer.add_callback("on_step_end", lambda t, logs: losses.append(logs["loss"]))
+    trainer.fit()
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < 0.6 * first, (first, last)
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
+    train_teacher(small_run(tmp_path, "straight"), progress=False)
+
+    def crash_at_step_7(trainer, logs):
+        if trainer.global_step == 7:
+            raise KeyboardInterrupt
+
+    cfg = small_run(tmp_path, "resumed")
+    with pytest.raises(TrainingError, match="--resume"):
+        train_teacher(cfg, progress=False, callbacks={"on_step_end": [crash_at_step_7]})
+    assert json.loads((tmp_path / "resumed" / "run.json").read_text())["status"] == "interrupted"
+    train_teacher(cfg, resume=True, progress=False)
+
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    run = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert run["status"] == "finished" and run["global_step"] == 12 and run["seed"] == 5
+    assert run["versions"]["torch"].startswith("2.13.0") and run["config"]["train"]["seed"] == 5
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"full", "only:image", "only:text"}
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
+    cfg = small_run(tmp_path, "once", max_steps=2)
+    train_teacher(cfg, progress=False)
+    with pytest.raises(Exception, match="already holds a checkpoint"):
+        train_teacher(cfg, progress=False)
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    import msd_core.train as train_mod
+
+    real = train_mod.supervised_loss
+    calls = {"n": 0}
+
+    def poisoned(model, batch, trainer):
+        calls["n"] += 1
+        out = real(model, batch, trainer)
+        if calls["n"] == 4:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    cfg = small_run(tmp_path, "nan")
+    ds = load_split(cfg.data, "train")
+    model = tiny_model(ds)
+    trainer = Trainer(model, ds, None, cfg.train, cfg.out_dir, collator=Collator(ds.modalities),
+                      labels=ds.labels, loss_fn=poisoned, progress=False)
+    with pytest.raises(TrainingError, match="loss is nan at step 3.*lower the learning rate"):
+        trainer.fit()
+    run = json.loads((tmp_path / "nan" / "run.json").read_text())
+    assert run["status"] == "failed" and "nan" in run["error"]
+    assert load_model(tmp_path / "nan" / MODEL_FILE)[1]["extra"]["global_step"] == 3
+
+
+def test_modality_dropout_never_drops_every_modality(batch3):
+    g = torch.Generator().manual_seed(0)
+    big = Batch(batch3.values, {m: torch.ones(4000, dtype=torch.bool) for m in batch3.modalities},
+                torch.zeros(4000, dtype=torch.long), [""] * 4000)
+    out = modality_dropout(big, 0.5, g)
+    present = torch.stack([out.present[m] for m in batch3.modalities], 1)
+    assert present.any(1).all()
+    rate = 1 - present.float().mean().item()
+    assert 0.35 < rate < 0.5  # 0.5 minus the rescued all-dropped cases (1/8 of examples)
+
+
+def test_config_json_round_trip_and_unknown_keys(tmp_path):
+    cfg = small_run(tmp_path, "x")
+    again = TeacherRunConfig.from_json(cfg.to_json())
+    assert again == cfg
+    bad = cfg.to_dict()
+    bad["train"]["learning_rate"] = 1
+    from msd_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key.*learning_rate"):
+        TeacherRunConfig.from_dict(bad)
+    (tmp_path / "c.json").write_text("{\n  oops")
+    with pytest.raises(ConfigError, match="c.json, line 2: not valid JSON"):
+        TeacherRunConfig.load(tmp_path / "c.json")
