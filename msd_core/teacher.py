@@ -77,7 +77,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, progress: bool
     test_set = load_split(cfg.data, "test")
     metrics = {"val": evaluate(trainer.module, val_set, collator, trainer.device),
                "test": evaluate(trainer.module, test_set, collator, trainer.device),
-               "metric": train_set.metric, "train_seconds": round(train_time, 1),
+               "metric": train_set.metric, "train_seconds": round(train_time, 1), "history": trainer.history,
                "examples": {"train": len(train_set), "val": len(val_set), "test": len(test_set)}}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     trainer.write_run_json("finished", ended=time.time())
