@@ -1,0 +1,53 @@
+"""Small streamlit widgets shared by pages (drawing only; data comes from msd_core)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from msd_core.errors import MSDError
+
+
+def show_error(e: Exception) -> None:
+    """A user-facing error: what went wrong and what to do, never a traceback."""
+    if isinstance(e, MSDError):
+        st.error(str(e), icon=":material/error:")
+    else:
+        st.error(f"Unexpected problem: {e.__class__.__name__}: {e}. If it persists, please report it with "
+                 f"the command that reproduces it.", icon=":material/error:")
+
+
+def example_cards(records: list[dict], columns: int = 4) -> None:
+    """A grid of examples: image, text, label (and reliance when known)."""
+    cols = st.columns(columns)
+    for i, rec in enumerate(records):
+        with cols[i % columns]:
+            with st.container(border=True):
+                if rec["image"] is not None:
+                    st.image(rec["image"], width="stretch")
+                elif rec["image_error"]:
+                    st.warning(rec["image_error"])
+                st.markdown(f"**{rec['label']}**" + (f" · _{rec['reliance']}_" if rec.get("reliance") else ""))
+                if rec.get("text") is not None:
+                    st.caption(rec["text"])
+                for name, values in rec.get("extra", {}).items():
+                    st.caption(f"{name}: {values}")
+
+
+def teacher_metrics_table(teachers: list[dict], split: str = "test") -> pd.DataFrame:
+    """One row per teacher and view: the data for the per-view bar chart and table."""
+    rows = []
+    for t in teachers:
+        for view, m in (t.get("metrics", {}).get(split) or {}).items():
+            rows.append({"model": short_name(t), "view": view, "value": m.get("auroc", m["accuracy"]),
+                         "accuracy": m["accuracy"], "loss": m["loss"]})
+    return pd.DataFrame(rows)
+
+
+def short_name(teacher: dict) -> str:
+    return f"{teacher.get('data')} · {teacher.get('preset')}"
+
+
+def cli_hint(command: str) -> None:
+    st.caption("The same from the command line:")
+    st.code(command, language="bash")

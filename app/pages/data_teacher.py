@@ -1,0 +1,87 @@
+"""Data & teacher: browse any data set's examples, and inspect a teacher's per-view metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from app.components.figures import history_figure, per_view_metrics_figure
+from app.components.views import cli_hint, example_cards, show_error, short_name, teacher_metrics_table
+from app.state import BUILT_IN, dataset, teachers
+from msd_core.data.registry import DATASETS
+from msd_core.preview import example_record, filter_indices
+
+PAGE_SIZE = 12
+
+st.title("Data & teacher")
+left, mid, right = st.columns([2, 1, 3])
+name = left.selectbox("Data set", list(DATASETS), help="; ".join(f"{k}: {v}" for k, v in DATASETS.items()))
+split = mid.selectbox("Split", ["train", "val", "test"])
+root = None
+if name not in BUILT_IN:
+    root = right.text_input("Data folder", placeholder="/path/to/folder with train.jsonl or train.csv",
+                            help="hateful-memes: the folder holding train.jsonl, dev_seen.jsonl and img/. "
+                                 "folder: a folder with train.csv (columns image, text, label) and its images.")
+
+ds = None
+if name not in BUILT_IN and not root:
+    st.info(f"**{name}** reads files from disk: enter the data folder above. {DATASETS[name]}.")
+else:
+    try:
+        options = tuple(sorted(BUILT_IN.get(name, {}).items()))
+        ds = dataset(name, split, root or None, options)
+    except Exception as e:  # noqa: BLE001
+        show_error(e)
+
+if ds is not None:
+    st.markdown(f"**{len(ds):,}** examples · modalities: **{', '.join(ds.modality_names)}** · "
+                f"{len(ds.labels)} labels · metric: {ds.metric}")
+    if ds.skipped:
+        with st.expander(f"{len(ds.skipped)} bad row(s) skipped"):
+            st.dataframe(pd.DataFrame([s.__dict__ for s in ds.skipped]), hide_index=True)
+    f1, f2, f3 = st.columns([1, 1, 2])
+    label = f1.selectbox("Label", ["(all)"] + ds.labels)
+    reliances = sorted({ex.meta["reliance"] for ex in ds.examples if "reliance" in ex.meta})
+    reliance = f2.selectbox("Ground-truth reliance", ["(all)"] + reliances) if reliances else None
+    text = f3.text_input("Text contains", placeholder="e.g. color")
+    idx = filter_indices(ds, None if label == "(all)" else label, text,
+                         None if reliance in (None, "(all)") else reliance)
+    pages = max(1, math.ceil(len(idx) / PAGE_SIZE))
+    page = st.number_input(f"Page (of {pages}; {len(idx):,} matching examples)", 1, pages, 1)
+    shown = idx[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    if shown:
+        example_cards([example_record(ds, i) for i in shown], columns=6)
+    else:
+        st.info("No example matches these filters.")
+    cli_hint(f"msd data --data {name} --split {split}" + (f" --data-root {root}" if root else "") + " --show 12")
+
+st.header("Teacher")
+usable = [t for t in teachers() if "error" not in t]
+matching = [t for t in usable if t["data"] == name]
+if not matching:
+    st.info(f"No trained teacher for **{name}** yet.")
+    st.code(f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "")
+            + " --model teacher-small --epochs 3", language="bash")
+else:
+    choice = st.selectbox("Teacher", matching, format_func=lambda t: f"{short_name(t)} — {t['path']}")
+    metrics = choice.get("metrics", {})
+    c1, c2 = st.columns(2)
+    with c1:
+        st.subheader("Test metrics per view")
+        table = teacher_metrics_table([choice])
+        if table.empty:
+            st.info("This checkpoint has no metrics.json yet (training may still be running).")
+        else:
+            st.plotly_chart(per_view_metrics_figure(table), key="teacher-per-view")
+    with c2:
+        st.subheader("Validation during training")
+        if metrics.get("history"):
+            st.plotly_chart(history_figure(metrics["history"]), key="teacher-history")
+        else:
+            st.info("No training history was recorded for this checkpoint.")
+    st.markdown(f"Preset **{choice['preset']}**, {choice['parameters']:,} parameters, "
+                f"trained in {metrics.get('train_seconds', '?')} s on "
+                f"{metrics.get('examples', {}).get('train', '?'):,} examples.")
+    cli_hint(f"msd evaluate --checkpoint {choice['path']} --data {name} --split test")

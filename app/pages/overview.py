@@ -1,0 +1,66 @@
+"""Overview: what MSD Studio is, the trained teachers with per-view metrics, the data sets."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.components.figures import per_view_metrics_figure
+from app.components.views import cli_hint, example_cards, show_error, teacher_metrics_table
+from app.state import BUILT_IN, built_in, teachers
+from msd_core.data.registry import DATASETS
+from msd_core.preview import example_record
+
+st.title("MSD Studio")
+st.markdown(
+    "Modality-specific distillation for image + text models (Jin et al., *Findings of EMNLP 2021*). "
+    "A **teacher** is trained with modality dropout so that its predictions on a single modality mean "
+    "something; MSD then teaches a small **student** the teacher's prediction from each modality alone, "
+    "weighted by how much that modality matters for each example.")
+
+st.header("Teachers")
+try:
+    found = teachers()
+except Exception as e:  # noqa: BLE001
+    show_error(e)
+    found = []
+usable = [t for t in found if "error" not in t]
+for t in found:
+    if "error" in t:
+        st.warning(f"{t['path']}: {t['error']}")
+if not usable:
+    st.info("No trained teacher yet. Train a small one on the synthetic data (about 20 s on a laptop CPU):")
+    st.code("msd train-teacher --data synthetic --data-option n=1000 --epochs 3", language="bash")
+else:
+    table = teacher_metrics_table(usable)
+    if not table.empty:
+        st.caption("Test-set accuracy of each teacher on the full input and on each modality alone "
+                   "(AUROC for binary tasks). A teacher whose single-modality views are far above chance "
+                   "has useful modality-specific targets to distill.")
+        st.plotly_chart(per_view_metrics_figure(table), key="teacher-views")
+    rows = []
+    for t in usable:
+        m = t.get("metrics", {})
+        test = m.get("test", {})
+        rows.append({"teacher": t["path"], "data": t["data"], "preset": t["preset"],
+                     "parameters": t["parameters"], "status": t["status"],
+                     **{f"test {v}": round(x.get("auroc", x["accuracy"]), 4) for v, x in test.items()},
+                     "train time (s)": m.get("train_seconds")})
+    st.dataframe(rows, hide_index=True)
+
+st.header("Data sets")
+st.caption("Built in and offline: " + "; ".join(f"**{k}** — {DATASETS[k]}" for k in BUILT_IN)
+           + ". On-disk: " + "; ".join(f"**{k}** — {v}" for k, v in DATASETS.items() if k not in BUILT_IN) + ".")
+for name in BUILT_IN:
+    with st.expander(f"{name}: sample examples", expanded=True):
+        try:
+            ds = built_in(name)
+            counts = ds.label_counts()
+            st.markdown(f"{len(ds):,} training examples · modalities: {', '.join(ds.modality_names)} · "
+                        f"{len(ds.labels)} labels · metric: {ds.metric}")
+            picks = [int(i * len(ds) / 8) for i in range(8)]
+            example_cards([example_record(ds, i) for i in picks], columns=8)
+            st.bar_chart(pd.Series(counts, name="examples"), height=160, x_label="label", y_label="examples")
+        except Exception as e:  # noqa: BLE001
+            show_error(e)
+cli_hint("msd data --data easy-vqa --show 5\nmsd presets")

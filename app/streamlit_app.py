@@ -1,0 +1,20 @@
+"""MSD Studio dashboard: ``streamlit run app/streamlit_app.py`` (see README for the one-command start)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the repository
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="MSD Studio", page_icon=":material/science:", layout="wide")
+
+PAGES = [
+    st.Page(str(ROOT / "app" / "pages" / "overview.py"), title="Overview", icon=":material/home:", default=True),
+    st.Page(str(ROOT / "app" / "pages" / "data_teacher.py"), title="Data & teacher", icon=":material/dataset:"),
+]
+st.navigation(PAGES).run()

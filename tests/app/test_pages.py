@@ -1,0 +1,71 @@
+"""Every page under streamlit's AppTest: with no data, with a teacher, and reacting to widgets."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.app.conftest import APP
+
+
+def run_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_overview_with_no_teacher_shows_how_to_get_one(empty_home):
+    at = run_app()
+    assert at.title[0].value == "MSD Studio"
+    assert "No trained teacher yet" in texts(at.info)
+    assert "msd train-teacher --data synthetic" in texts(at.code)
+    assert len(at.get("image")) == 16  # 8 sample examples of each built-in data set
+    assert not at.error
+
+
+def test_overview_lists_a_trained_teacher_with_per_view_metrics(home_with_teacher):
+    at = run_app()
+    assert "No trained teacher yet" not in texts(at.info)
+    assert len(at.get("plotly_chart")) == 1
+    frame = at.dataframe[0].value
+    assert list(frame["data"]) == ["synthetic"]
+    metrics = json.loads((home_with_teacher / "teacher-synthetic" / "metrics.json").read_text())
+    assert frame["test only:image"][0] == pytest.approx(metrics["test"]["only:image"]["accuracy"], abs=1e-4)
+
+
+def test_data_page_browses_and_filters_examples(empty_home):
+    at = run_app("pages/data_teacher.py")
+    assert len(at.get("image")) == 12
+    at.selectbox[0].set_value("synthetic").run()
+    assert "2,000" in texts(at.markdown)
+    at.selectbox[2].set_value("BRAVO").run()  # label filter
+    labels = [m.value for m in at.markdown if m.value.startswith("**") and " · _" in m.value]
+    assert labels and all(v.startswith("**BRAVO**") for v in labels)
+    at.selectbox[3].set_value("text-only").run()  # ground-truth reliance filter
+    captions = [c.value for c in at.caption if c.value and " " in c.value and "command line" not in c.value]
+    assert captions and all("bravo" in c for c in captions)
+    at.text_input[0].set_value("no such words anywhere").run()
+    assert "No example matches" in texts(at.info)
+    assert not at.exception
+
+
+def test_data_page_on_disk_sets_need_a_folder_and_report_bad_ones(empty_home, tmp_path):
+    at = run_app("pages/data_teacher.py")
+    at.selectbox[0].set_value("hateful-memes").run()
+    assert "enter the data folder" in texts(at.info)
+    at.text_input[0].set_value(str(tmp_path / "missing")).run()
+    assert "train.jsonl" in texts(at.error) and not at.exception
+
+
+def test_data_page_shows_the_teacher_of_the_chosen_data_set(home_with_teacher):
+    at = run_app("pages/data_teacher.py")
+    assert "No trained teacher for **easy-vqa**" in texts(at.info)
+    at.selectbox[0].set_value("synthetic").run()
+    assert len(at.get("plotly_chart")) == 2  # per-view metrics and validation history
+    assert "msd evaluate --checkpoint" in texts(at.code)

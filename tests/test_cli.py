@@ -1,0 +1,39 @@
+import json
+
+from msd_core.cli import main
+
+
+def test_data_command_lists_and_shows(capsys):
+    assert main(["data", "--list"]) == 0
+    assert "hateful-memes" in capsys.readouterr().out
+    assert main(["data", "--data", "synthetic", "--data-option", "n=40", "--show", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic / train: 40 examples" in out and "synthetic-train-1" in out
+
+
+def test_bad_input_is_a_message_and_exit_code_2(capsys, tmp_path):
+    assert main(["data", "--data", "hateful-memes", "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "train.jsonl" in err and "Traceback" not in err
+    assert main(["data", "--data", "synthetic", "--data-option", "n"]) == 2
+    assert "key=value" in capsys.readouterr().err
+    assert main(["train-teacher", "--data", "synthetic", "--model", "huge", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown model preset 'huge'" in capsys.readouterr().err
+
+
+def test_train_teacher_then_evaluate_from_the_command_line(capsys, tmp_path):
+    out = tmp_path / "t"
+    args = ["train-teacher", "--data", "synthetic", "--data-option", "n=64", "--max-eval", "16",
+            "--model", "student-two-tower", "--epochs", "1", "--batch-size", "16", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "test  only:text" in printed and "parameters" in printed
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "finished" and run["config"]["model"]["preset"] == "student-two-tower"
+    assert main(["evaluate", "--checkpoint", str(out), "--data", "synthetic", "--data-option", "n=64",
+                 "--max-eval", "16"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "metrics.json").read_text())["test"]
+    assert metrics["full"]["accuracy"] == saved["full"]["accuracy"]
+    assert main(args) == 2  # the folder is taken: resume or choose another
+    assert "--resume" in capsys.readouterr().err
