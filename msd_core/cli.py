@@ -49,11 +49,11 @@ def cmd_train_teacher(a) -> None:
     else:
         cfg = TeacherRunConfig(
             data=data_config(a), model=ModelConfig(preset=a.model),
-            train=TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+            train=TrainConfig(epochs=a.epochs or 3, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                               modality_dropout=a.modality_dropout, device=a.device, bf16=a.bf16,
                               max_steps=a.max_steps, save_every=a.save_every),
             out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
-    metrics = train_teacher(cfg, resume=a.resume)
+    metrics = train_teacher(cfg, resume=a.resume, epochs=a.epochs)
     print(format_metrics(metrics))
     print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")
 
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-teacher", help="train a teacher with modality dropout; per-view metrics")
     add_data_args(t)
     t.add_argument("--model", default="teacher-small", help="model preset (msd presets lists them)")
-    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--epochs", type=int, help="epochs (default 3; with --resume: the saved run's)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--seed", type=int, default=0)

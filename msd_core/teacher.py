@@ -29,19 +29,24 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, progress: bool = True,
-                  callbacks: dict | None = None) -> dict:
-    """Train (or resume) the teacher described by ``cfg``; returns the final metrics."""
+def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | None = None,
+                  progress: bool = True, callbacks: dict | None = None) -> dict:
+    """Train the teacher described by ``cfg``, or with ``resume`` continue the run saved in
+    ``cfg.out_dir`` under its own saved config (``epochs`` may extend it); returns the metrics."""
     out = Path(cfg.out_dir)
     if resume:
         saved = out / "run.json"
         if not saved.is_file():
             raise ConfigError(f"{saved}: nothing to resume — run without --resume first")
         old = TeacherRunConfig.from_dict(json.loads(saved.read_text())["config"])
-        old.train.epochs = cfg.train.epochs  # what a resume may change: train longer, elsewhere
-        old.out_dir = cfg.out_dir
+        old.out_dir = cfg.out_dir  # the folder may have moved
+        if epochs is not None:
+            old.train.epochs = epochs
         cfg = old
-    elif (out / MODEL_FILE).exists():
+    else:
+        if epochs is not None:
+            cfg.train.epochs = epochs
+    if not resume and (out / MODEL_FILE).exists():
         raise ConfigError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose "
                           f"another --out")
     t0 = time.time()

@@ -44,6 +44,18 @@ def teacher_metrics_table(teachers: list[dict], split: str = "test") -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def display_path(path: str) -> str:
+    """A run folder relative to the repository (or as given when it lies elsewhere)."""
+    from pathlib import Path
+
+    from msd_core.paths import REPO
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return path
+
+
 def short_name(teacher: dict) -> str:
     return f"{teacher.get('data')} · {teacher.get('preset')}"
 

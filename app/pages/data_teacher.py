@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from app.components.figures import history_figure, per_view_metrics_figure
-from app.components.views import cli_hint, example_cards, show_error, short_name, teacher_metrics_table
+from app.components.views import (cli_hint, display_path, example_cards, show_error, short_name,
+                                  teacher_metrics_table)
 from app.state import BUILT_IN, dataset, teachers
 from msd_core.data.registry import DATASETS
 from msd_core.preview import example_record, filter_indices
@@ -65,7 +66,7 @@ if not matching:
     st.code(f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "")
             + " --model teacher-small --epochs 3", language="bash")
 else:
-    choice = st.selectbox("Teacher", matching, format_func=lambda t: f"{short_name(t)} — {t['path']}")
+    choice = st.selectbox("Teacher", matching, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
     metrics = choice.get("metrics", {})
     c1, c2 = st.columns(2)
     with c1:
@@ -84,4 +85,4 @@ else:
     st.markdown(f"Preset **{choice['preset']}**, {choice['parameters']:,} parameters, "
                 f"trained in {metrics.get('train_seconds', '?')} s on "
                 f"{metrics.get('examples', {}).get('train', '?'):,} examples.")
-    cli_hint(f"msd evaluate --checkpoint {choice['path']} --data {name} --split test")
+    cli_hint(f"msd evaluate --checkpoint {display_path(choice['path'])} --data {name} --split test")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.components.figures import per_view_metrics_figure
-from app.components.views import cli_hint, example_cards, show_error, teacher_metrics_table
+from app.components.views import cli_hint, display_path, example_cards, show_error, teacher_metrics_table
 from app.state import BUILT_IN, built_in, teachers
 from msd_core.data.registry import DATASETS
 from msd_core.preview import example_record
@@ -42,7 +42,7 @@ else:
     for t in usable:
         m = t.get("metrics", {})
         test = m.get("test", {})
-        rows.append({"teacher": t["path"], "data": t["data"], "preset": t["preset"],
+        rows.append({"teacher": display_path(t["path"]), "data": t["data"], "preset": t["preset"],
                      "parameters": t["parameters"], "status": t["status"],
                      **{f"test {v}": round(x.get("auroc", x["accuracy"]), 4) for v, x in test.items()},
                      "train time (s)": m.get("train_seconds")})

@@ -1,0 +1,126 @@
+"""Modality saliency of the teacher, per example (METHOD.md, "Modality saliency").
+
+Measures (a registry, ``MEASURES``), each from cached teacher logits:
+
+- ``loss-drop`` (default): ``sal_m(x) = CE(y, t(x|M∖{m})) − CE(y, t(x))``
+- ``kl-shift``: ``KL(softmax(t(x)) ‖ softmax(t(x|M∖{m})))`` (label-free)
+- ``confidence-drop``: ``p_t(y|x) − p_t(y|x|M∖{m})``
+
+Beyond the paper: exact modality Shapley values over all ``2^|M|`` views with the value
+``v(S) = −CE(y, t(x|S))`` and ``v(∅)`` the loss of the label prior (a model never sees an
+empty input), and the pairwise interaction ``ℓ(x|∅) − ℓ(x|{a}) − ℓ(x|{b}) + ℓ(x|{a,b})``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .teacher_cache import TeacherLogits
+
+MEASURES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {}
+
+
+def register_measure(name: str):
+    def deco(fn):
+        MEASURES[name] = fn
+        return fn
+    return deco
+
+
+@register_measure("loss-drop")
+def loss_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(removed, y, reduction="none") - F.cross_entropy(full, y, reduction="none")
+
+
+@register_measure("kl-shift")
+def kl_shift(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    p_log = F.log_softmax(full, -1)
+    return (p_log.exp() * (p_log - F.log_softmax(removed, -1))).sum(-1)
+
+
+@register_measure("confidence-drop")
+def confidence_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    idx = y.unsqueeze(1)
+    return full.softmax(-1).gather(1, idx).squeeze(1) - removed.softmax(-1).gather(1, idx).squeeze(1)
+
+
+def modality_saliency(cache: TeacherLogits, measure: str = "loss-drop") -> dict[str, torch.Tensor]:
+    """``{m: sal_m(x)}`` for every example of the cache (``N`` values per modality)."""
+    if measure not in MEASURES:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown saliency measure {measure!r}; choose one of {sorted(MEASURES)}")
+    fn = MEASURES[measure]
+    full = cache.logits["full"]
+    return {m: fn(full, cache.logits[f"without:{m}"], cache.targets) for m in cache.modalities}
+
+
+def population_saliency(sal: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``S_m = mean_x sal_m(x)``."""
+    return {m: v.mean().item() for m, v in sal.items()}
+
+
+def dominant_modality(sal: dict[str, torch.Tensor]) -> list[str]:
+    """``argmax_m sal_m(x)`` per example."""
+    names = list(sal)
+    return [names[i] for i in torch.stack([sal[m] for m in names], 1).argmax(1).tolist()]
+
+
+def dominance_share(sal: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The share of examples each modality dominates (``argmax_m sal_m(x)``)."""
+    dom = dominant_modality(sal)
+    return {m: dom.count(m) / max(len(dom), 1) for m in sal}
+
+
+def prior_loss(targets: torch.Tensor, num_classes: int, prior: torch.Tensor | None = None) -> torch.Tensor:
+    """``ℓ(x|∅)``: the loss of predicting the label distribution (the targets' own by default)."""
+    if prior is None:
+        prior = torch.bincount(targets, minlength=num_classes).float() + 1.0
+        prior = prior / prior.sum()
+    return -prior.log()[targets]
+
+
+def subset_losses(cache: TeacherLogits, prior: torch.Tensor | None = None) -> dict[frozenset, torch.Tensor]:
+    """``ℓ(x|S)`` for every subset ``S`` of the modalities (``∅`` from the label prior)."""
+    mods = cache.modalities
+    out = {frozenset(): prior_loss(cache.targets, len(cache.labels), prior)}
+    for k in range(1, len(mods) + 1):
+        for combo in itertools.combinations(mods, k):
+            logits = cache.subset_logits(combo)
+            out[frozenset(combo)] = F.cross_entropy(logits, cache.targets, reduction="none")
+    return out
+
+
+def shapley_values(cache: TeacherLogits, prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Exact Shapley value of each modality per example, value ``v(S) = −ℓ(x|S)``:
+    ``φ_m = Σ_{S⊆M∖{m}} |S|!(|M|−|S|−1)!/|M|! · (v(S∪{m}) − v(S))``. They sum to ``v(M) − v(∅)``."""
+    mods = cache.modalities
+    n = len(mods)
+    loss = subset_losses(cache, prior)
+    phi = {}
+    for m in mods:
+        rest = [x for x in mods if x != m]
+        total = torch.zeros_like(loss[frozenset()])
+        for k in range(len(rest) + 1):
+            weight = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            for combo in itertools.combinations(rest, k):
+                s = frozenset(combo)
+                total += weight * (loss[s] - loss[s | {m}])
+        phi[m] = total
+    return phi
+
+
+def interactions(cache: TeacherLogits, prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Pairwise interaction ``ℓ(x|∅) − ℓ(x|{a}) − ℓ(x|{b}) + ℓ(x|{a,b})`` for each pair ``a×b``
+    (EMAP-like, Hessel & Lee 2020). Positive: the pair helps less together than the sum of
+    its parts; negative: the two modalities are needed jointly (synergy)."""
+    loss = subset_losses(cache, prior)
+    out = {}
+    for a, b in itertools.combinations(cache.modalities, 2):
+        out[f"{a}×{b}"] = loss[frozenset()] - loss[frozenset({a})] - loss[frozenset({b})] + loss[frozenset({a, b})]
+    return out

@@ -1,0 +1,117 @@
+"""Modality saliency: equal to captum's FeatureAblation, Shapley identities, the cache."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from captum.attr import FeatureAblation
+
+from msd_core.checkpoint import save_model
+from msd_core.config import DataConfig
+from msd_core.data import Collator, load_split, views
+from msd_core.saliency import (dominance_share, interactions, modality_saliency, population_saliency,
+                               shapley_values, subset_losses)
+from msd_core.teacher_cache import TeacherLogits, compute_view_logits, teacher_logits, view_sets
+from tests.conftest import tiny_model
+
+
+def cache_for(model, ds, removal, subsets=False):
+    collator = Collator(ds.modalities)
+    logits, targets = compute_view_logits(model, ds, collator, "cpu", view_sets(ds.modality_names, subsets),
+                                          removal, batch_size=len(ds))
+    return TeacherLogits([e.id for e in ds.examples], targets, logits, ds.labels, ds.modality_names, removal)
+
+
+@pytest.fixture(scope="module")
+def small3():
+    return load_split(DataConfig("synthetic", options={"n": 16, "with_vector": True}), "train")
+
+
+def test_drop_saliency_equals_captum_feature_ablation(small3):
+    model = tiny_model(small3)
+    batch = Collator(small3.modalities)(small3.examples)
+    mods = batch.modalities
+
+    def loss_with_presence(*presence):
+        b = views(batch, mods)
+        b.present = {m: p[:, 0] > 0.5 for m, p in zip(mods, presence)}
+        return F.cross_entropy(model(b), batch.targets, reduction="none")
+
+    ones = tuple(torch.ones(len(batch), 1) for _ in mods)
+    masks = tuple(torch.tensor([[i]]) for i in range(len(mods)))
+    with torch.no_grad():
+        attr = FeatureAblation(loss_with_presence).attribute(ones, baselines=(0.0,) * len(mods), feature_mask=masks)
+    sal = modality_saliency(cache_for(model, small3, "drop"), "loss-drop")
+    for m, a in zip(mods, attr):  # captum: f(x) − f(x ablated) = −(loss-drop saliency)
+        torch.testing.assert_close(sal[m], -a[:, 0], rtol=0, atol=1e-5)
+
+
+def test_mask_saliency_equals_captum_feature_ablation(small3):
+    model = tiny_model(small3)
+    batch = Collator(small3.modalities)(small3.examples)
+    blank = batch.token_mask["text"] & ~batch.special_mask["text"]
+    text_baseline = torch.where(blank, batch.mask_token_id, batch.values["text"]).float()
+
+    def loss_of(image, text, tabular):
+        b = views(batch, batch.modalities)
+        b.values = {"image": image, "text": text.round().long(), "tabular": tabular}
+        return F.cross_entropy(model(b), batch.targets, reduction="none")
+
+    inputs = (batch.values["image"], batch.values["text"].float(), batch.values["tabular"])
+    baselines = (0.0, text_baseline, 0.0)
+    masks = (torch.zeros(1, 1, 1, 1, dtype=torch.long), torch.ones(1, 1, dtype=torch.long),
+             torch.full((1, 1), 2, dtype=torch.long))
+    with torch.no_grad():
+        attr = FeatureAblation(loss_of).attribute(inputs, baselines=baselines, feature_mask=masks)
+    sal = modality_saliency(cache_for(model, small3, "mask"), "loss-drop")
+    for m, a in zip(["image", "text", "tabular"], attr):
+        per_example = a.reshape(len(batch), -1)[:, 0]
+        torch.testing.assert_close(sal[m], -per_example, rtol=0, atol=1e-5)
+
+
+def test_measures_on_known_logits():
+    full = torch.tensor([[3.0, 0.0], [0.0, 3.0]])
+    without_a = torch.tensor([[0.0, 0.0], [0.0, 3.0]])  # removing a hurts example 0 only
+    cache = TeacherLogits(["0", "1"], torch.tensor([0, 1]), {"full": full, "without:a": without_a,
+                          "without:b": full.clone()}, ["x", "y"], ["a", "b"], "drop")
+    ld = modality_saliency(cache, "loss-drop")
+    assert ld["a"][0] == pytest.approx(F.cross_entropy(without_a[:1], torch.tensor([0])).item()
+                                       - F.cross_entropy(full[:1], torch.tensor([0])).item())
+    assert ld["a"][1] == 0 and ld["b"].abs().max() == 0
+    assert modality_saliency(cache, "kl-shift")["a"][0] > 0
+    cd = modality_saliency(cache, "confidence-drop")["a"][0]
+    assert cd == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item() - 0.5)
+    assert population_saliency(ld)["a"] == pytest.approx(ld["a"].mean().item())
+    assert dominance_share(ld) == {"a": 1.0, "b": 0.0} or dominance_share(ld)["a"] >= 0.5
+
+
+def test_shapley_values_are_efficient_and_interaction_matches_definition(small3):
+    model = tiny_model(small3)
+    cache = cache_for(model, small3, "drop", subsets=True)
+    phi = shapley_values(cache)
+    loss = subset_losses(cache)
+    everything = frozenset(small3.modality_names)
+    torch.testing.assert_close(sum(phi.values()), loss[frozenset()] - loss[everything], rtol=0, atol=1e-5)
+    inter = interactions(cache)
+    assert set(inter) == {"image×text", "image×tabular", "text×tabular"}
+    a, b = frozenset({"image"}), frozenset({"text"})
+    torch.testing.assert_close(inter["image×text"], loss[frozenset()] - loss[a] - loss[b] + loss[a | b])
+
+
+def test_cache_is_hit_the_second_time_and_invalidated_by_a_new_teacher(small3, tmp_path, monkeypatch):
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    model = tiny_model(small3)
+    ckpt = tmp_path / "teacher.safetensors"
+    save_model(ckpt, model, small3.labels)
+    cfg = DataConfig("synthetic", options={"n": 16, "with_vector": True})
+    first = teacher_logits(ckpt, cfg, small3, device="cpu")
+    second = teacher_logits(ckpt, cfg, small3, device="cpu")
+    assert not first.hit and second.hit
+    for k in first.logits:
+        assert torch.equal(first.logits[k], second.logits[k])
+    assert teacher_logits(ckpt, cfg, small3, removal="mask", device="cpu").hit is False
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    save_model(ckpt, model, small3.labels)
+    third = teacher_logits(ckpt, cfg, small3, device="cpu")
+    assert not third.hit and not torch.equal(third.logits["full"], first.logits["full"])
