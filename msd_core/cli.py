@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from .config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from .errors import MSDError
 
 
@@ -56,6 +56,55 @@ def cmd_train_teacher(a) -> None:
     metrics = train_teacher(cfg, resume=a.resume, epochs=a.epochs)
     print(format_metrics(metrics))
     print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")
+
+
+def cmd_distill(a) -> None:
+    from .distill import distill
+    from .teacher import format_metrics
+
+    if a.config:
+        cfg = DistillRunConfig.load(a.config)
+        if a.out:
+            cfg.out_dir = a.out
+    else:
+        cfg = DistillRunConfig(
+            teacher=a.teacher, data=data_config(a), model=ModelConfig(preset=a.model),
+            train=TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                              modality_dropout=a.modality_dropout, device=a.device, bf16=a.bf16,
+                              max_steps=a.max_steps),
+            distill=DistillConfig(method=a.method, weighting=a.weighting, alpha=a.alpha, temperature=a.temperature,
+                                  lam=a.lam, tau=a.tau, saliency=a.saliency, removal=a.removal),
+            out_dir=a.out or f"runs/{a.method}-{a.data}-{a.model}-seed{a.seed}")
+    metrics = distill(cfg)
+    print(format_metrics(metrics))
+    print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")
+
+
+def cmd_saliency(a) -> None:
+    import pandas as pd
+
+    from .data.registry import load_split
+    from .saliency import dominant_modality, modality_saliency
+    from .teacher_cache import teacher_logits
+
+    cfg = data_config(a)
+    ds = load_split(cfg, a.split)
+    cache = teacher_logits(a.teacher, cfg, ds, removal=a.removal, device=a.device)
+    sal = modality_saliency(cache, a.measure)
+    table = {"id": cache.ids, "label": [ds.labels[t] for t in cache.targets.tolist()]}
+    for view, z in cache.logits.items():
+        table[f"pred {view}"] = [ds.labels[i] for i in z.argmax(-1).tolist()]
+    for m, v in sal.items():
+        table[f"saliency {m}"] = v.numpy()
+    table["dominant"] = dominant_modality(sal)
+    if any("reliance" in e.meta for e in ds.examples):
+        table["reliance"] = [e.meta.get("reliance") for e in ds.examples]
+    frame = pd.DataFrame(table)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
+    print(f"{len(frame)} rows ({'cache hit' if cache.hit else 'computed'}) -> {out}")
+    print(frame[[c for c in frame.columns if c.startswith("saliency")]].describe().round(4).to_string())
 
 
 def cmd_data(a) -> None:
@@ -131,6 +180,41 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--config", help="a TeacherRunConfig JSON file (overrides the flags above)")
     t.set_defaults(func=cmd_train_teacher)
+
+    k = sub.add_parser("distill", help="distil a student: none, kd or msd (any weighting)")
+    add_data_args(k)
+    k.add_argument("--teacher", default="assets/teachers/synthetic", help="teacher folder or model.safetensors")
+    k.add_argument("--model", default="student-small", help="student preset")
+    k.add_argument("--method", default="msd", choices=["none", "kd", "msd"])
+    k.add_argument("--weighting", default="instance-soft",
+                   help="uniform, population, instance-soft, instance-hard, learned, learned-global")
+    k.add_argument("--alpha", type=float, default=0.5)
+    k.add_argument("--temperature", type=float, default=2.0)
+    k.add_argument("--lam", type=float, default=1.0)
+    k.add_argument("--tau", type=float, default=1.0)
+    k.add_argument("--saliency", default="loss-drop", help="loss-drop, kl-shift, confidence-drop")
+    k.add_argument("--removal", default="drop", help="drop, mask, mean, swap")
+    k.add_argument("--epochs", type=int, default=3)
+    k.add_argument("--batch-size", type=int, default=32)
+    k.add_argument("--lr", type=float, default=1e-3)
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--modality-dropout", type=float, default=0.0)
+    k.add_argument("--device", default="auto")
+    k.add_argument("--bf16", action="store_true")
+    k.add_argument("--max-steps", type=int)
+    k.add_argument("--out")
+    k.add_argument("--config", help="a DistillRunConfig JSON file (overrides the flags above)")
+    k.set_defaults(func=cmd_distill)
+
+    y = sub.add_parser("saliency", help="per-example modality saliency of a teacher, as CSV or Parquet")
+    add_data_args(y)
+    y.add_argument("--teacher", required=True)
+    y.add_argument("--split", default="val")
+    y.add_argument("--measure", default="loss-drop", help="loss-drop, kl-shift, confidence-drop")
+    y.add_argument("--removal", default="drop")
+    y.add_argument("--device", default="auto")
+    y.add_argument("--out", default="saliency.csv")
+    y.set_defaults(func=cmd_saliency)
 
     d = sub.add_parser("data", help="summarise a data set and show examples (checks every row)")
     add_data_args(d)

@@ -59,8 +59,36 @@ class TrainConfig:
     grad_clip: float = 1.0
 
 
+class JsonConfig:
+    """JSON round trip for the run configs below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        return _from_dict(cls, d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path):
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found — check the path")
+        try:
+            return cls.from_json(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{p}, line {e.lineno}: not valid JSON ({e.msg})") from None
+
+
 @dataclass
-class TeacherRunConfig:
+class TeacherRunConfig(JsonConfig):
     """Everything ``msd train-teacher`` needs; stored beside the checkpoint."""
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -69,29 +97,36 @@ class TeacherRunConfig:
     out_dir: str = "runs/teacher"
     kind: str = "teacher"
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TeacherRunConfig":
-        return _from_dict(cls, d)
+@dataclass
+class DistillConfig:
+    """What ``msd distill`` optimises (METHOD.md, "Losses" and "Weighting schemes")."""
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+    method: str = "msd"                 # none | kd | msd
+    weighting: str = "instance-soft"    # uniform | population | instance-soft | instance-hard | learned | learned-global
+    alpha: float = 0.5                  # L_KD = (1−α)·CE + α·KD_T
+    temperature: float = 2.0            # T
+    lam: float = 1.0                    # λ, total auxiliary weight
+    tau: float = 1.0                    # τ, weighting temperature
+    saliency: str = "loss-drop"         # loss-drop | kl-shift | confidence-drop
+    removal: str = "drop"               # how the teacher's views remove a modality
+    population_split: str = "val"       # where S (population saliency) is measured
+    meta_fraction: float = 0.1          # learned schemes: share of train held out as the meta split
+    meta_lr: float = 1e-2               # learning rate of φ
+    meta_every: int = 1                 # a meta step every N student steps
 
-    @classmethod
-    def from_json(cls, text: str) -> "TeacherRunConfig":
-        return cls.from_dict(json.loads(text))
 
-    @classmethod
-    def load(cls, path: str | Path) -> "TeacherRunConfig":
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found — check the path")
-        try:
-            return cls.from_json(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{p}, line {e.lineno}: not valid JSON ({e.msg})") from None
+@dataclass
+class DistillRunConfig(JsonConfig):
+    """Everything ``msd distill`` needs; the registry stores it, the compare page diffs it."""
+
+    teacher: str = "assets/teachers/synthetic"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(preset="student-small"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(modality_dropout=0.0, lr=1e-3))
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    out_dir: str = "runs/student"
+    kind: str = "student"
 
 
 def _from_dict(cls, d: dict[str, Any]):
@@ -109,4 +144,5 @@ def _from_dict(cls, d: dict[str, Any]):
     return cls(**kwargs)
 
 
-_NESTED = {"DataConfig": DataConfig, "ModelConfig": ModelConfig, "TrainConfig": TrainConfig}
+_NESTED = {"DataConfig": DataConfig, "ModelConfig": ModelConfig, "TrainConfig": TrainConfig,
+           "DistillConfig": DistillConfig}

@@ -73,7 +73,8 @@ def supervised_loss(model, batch: Batch, trainer: "Trainer") -> dict[str, torch.
 class Trainer:
     def __init__(self, model, train_set: MultimodalDataset, val_set: MultimodalDataset | None,
                  cfg: TrainConfig, out_dir: str | Path, *, collator: Collator, labels: list[str],
-                 loss_fn: LossFn = supervised_loss, run_info: dict | None = None, progress: bool = True):
+                 loss_fn: LossFn = supervised_loss, run_info: dict | None = None, progress: bool = True,
+                 evaluator: Callable[[torch.nn.Module], dict] | None = None):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.device = pick_device(cfg.device)
@@ -83,6 +84,7 @@ class Trainer:
         self.loss_fn = loss_fn
         self.run_info = dict(run_info or {})
         self.show_progress = progress
+        self.evaluator = evaluator
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.rank, self.world = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -226,7 +228,10 @@ class Trainer:
 
     def end_epoch(self) -> None:
         record = {"epoch": self.epoch, "step": self.global_step}
-        if self.val_set is not None and self.is_main:
+        if self.evaluator is not None and self.is_main:
+            record["val"] = self.evaluator(self.module)
+            self._fire("on_eval_end", record)
+        elif self.val_set is not None and self.is_main:
             record["val"] = evaluate(self.module, self.val_set, self.collator, self.device,
                                      batch_size=max(64, self.cfg.batch_size), bf16=self.cfg.bf16)
             self._fire("on_eval_end", record)

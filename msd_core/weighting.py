@@ -1,0 +1,135 @@
+"""Weights ``w_m(x) ≥ 0`` of MSD's auxiliary terms (METHOD.md, "Weighting schemes").
+
+Fixed schemes (a registry, ``SCHEMES``; ``λ`` the total auxiliary weight, ``τ`` a temperature):
+
+- ``uniform``: ``w_m = λ``
+- ``population``: ``w_m = λ·|M|·softmax_m(S/τ)``, ``S_m`` the population saliency
+- ``instance-soft``: ``w_m(x) = λ·|M|·softmax_m(sal(x)/τ)``
+- ``instance-hard``: ``w_m(x) = λ·|M|·1[m = argmax_m' sal_m'(x)]``
+
+Learned schemes (``MetaWeighter``): ``learned`` — a small weight network ``g_φ`` maps each
+example's features (the teacher's per-view losses and saliencies) to
+``w(x) = λ·|M|·softmax(g_φ(features))``; ``learned-global`` — one logit per modality,
+``w = λ·|M|·softmax(φ)``. ``φ`` is meta-learned (Ren et al. 2018; Shu et al. 2019): a one-step
+look-ahead ``θ' = θ − η∇_θ L_train(θ, w_φ)`` of the student on the training batch, then a step
+on ``φ`` that lowers the student's loss ``L_meta(θ')`` on a held-out meta batch.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+SCHEMES: dict[str, Callable] = {}
+LEARNED = ("learned", "learned-global")
+
+
+def register_scheme(name: str):
+    def deco(fn):
+        SCHEMES[name] = fn
+        return fn
+    return deco
+
+
+def _stack(sal: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.stack([sal[m] for m in sal], 1)  # B x |M|
+
+
+@register_scheme("uniform")
+def uniform(sal, population, lam, tau):
+    return {m: torch.full_like(v, lam) for m, v in sal.items()}
+
+
+@register_scheme("population")
+def population(sal, population, lam, tau):
+    mods = list(sal)
+    s = torch.tensor([population[m] for m in mods])
+    w = lam * len(mods) * torch.softmax(s / tau, 0)
+    return {m: torch.full_like(sal[m], w[i].item()) for i, m in enumerate(mods)}
+
+
+@register_scheme("instance-soft")
+def instance_soft(sal, population, lam, tau):
+    w = lam * len(sal) * torch.softmax(_stack(sal) / tau, 1)
+    return {m: w[:, i] for i, m in enumerate(sal)}
+
+
+@register_scheme("instance-hard")
+def instance_hard(sal, population, lam, tau):
+    s = _stack(sal)
+    hard = torch.zeros_like(s).scatter_(1, s.argmax(1, keepdim=True), 1.0)
+    return {m: lam * len(sal) * hard[:, i] for i, m in enumerate(sal)}
+
+
+def fixed_weights(scheme: str, sal: dict[str, torch.Tensor], population: dict[str, float] | None,
+                  lam: float = 1.0, tau: float = 1.0) -> dict[str, torch.Tensor]:
+    """``w_m(x)`` of a fixed scheme for a batch of per-example saliencies."""
+    if scheme not in SCHEMES:
+        raise ConfigError(f"unknown weighting {scheme!r}; choose one of {sorted(SCHEMES) + list(LEARNED)}")
+    if tau <= 0:
+        raise ConfigError(f"the temperature τ must be positive, got {tau}")
+    if scheme == "population" and population is None:
+        raise ConfigError("population weighting needs the population saliency S")
+    return SCHEMES[scheme](sal, population, lam, tau)
+
+
+class MetaWeighter(nn.Module):
+    """Meta-learned MSD weights (``learned`` or ``learned-global``); see the module docstring."""
+
+    def __init__(self, modalities: list[str], scheme: str = "learned", *, lam: float = 1.0,
+                 n_features: int | None = None, hidden: int = 32, lr: float = 1e-2):
+        super().__init__()
+        if scheme not in LEARNED:
+            raise ConfigError(f"MetaWeighter takes {LEARNED}, not {scheme!r}")
+        self.modalities, self.scheme, self.lam = list(modalities), scheme, lam
+        if scheme == "learned":
+            n_features = n_features or 3 * len(modalities)
+            self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.Tanh(), nn.Linear(hidden, len(modalities)))
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)  # starts uniform: w_m = λ
+        else:
+            self.logits = nn.Parameter(torch.zeros(len(modalities)))
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{m: w_m(x)}`` for a ``B x F`` feature batch (features ignored by learned-global)."""
+        n = len(self.modalities)
+        if self.scheme == "learned":
+            w = self.lam * n * torch.softmax(self.net(features), 1)
+        else:
+            w = (self.lam * n * torch.softmax(self.logits, 0)).expand(features.shape[0], n)
+        return {m: w[:, i] for i, m in enumerate(self.modalities)}
+
+    def meta_step(self, model: nn.Module, train_loss: Callable[[dict, dict], torch.Tensor],
+                  meta_loss: Callable[[dict], torch.Tensor], features: torch.Tensor, inner_lr: float) -> float:
+        """One update of ``φ``. ``train_loss(params, weights)`` is the student's MSD loss with
+        parameters ``params`` (used through ``torch.func.functional_call``) and weights
+        ``weights``; ``meta_loss(params)`` its loss on the held-out meta batch. Returns
+        ``L_meta(θ')``."""
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        params = {k: p for k, p in model.named_parameters() if p.requires_grad}
+        # Second derivatives: the fused attention kernels have none, the math one does.
+        with sdpa_kernel(SDPBackend.MATH):
+            loss = train_loss(params, self(features))
+            grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
+            ahead = {k: p if g is None else p - inner_lr * g for (k, p), g in zip(params.items(), grads)}
+            meta = meta_loss(ahead)
+            self.optimizer.zero_grad(set_to_none=True)
+            meta.backward(inputs=list(self.parameters()))
+        self.optimizer.step()
+        return float(meta.detach())
+
+
+def weight_features(teacher_view_losses: dict[str, torch.Tensor], sal: dict[str, torch.Tensor],
+                    full_loss: torch.Tensor) -> torch.Tensor:
+    """Per-example inputs of ``g_φ``: for each modality the teacher's loss on its single view,
+    its saliency, and the teacher's full-input loss (``B x 3|M|``)."""
+    cols = []
+    for m in sal:
+        cols += [teacher_view_losses[m], sal[m], full_loss]
+    return torch.stack(cols, 1).float()
