@@ -121,6 +121,11 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     """The teacher's logits on every view of ``ds`` — from the cache when it holds them."""
     path = Path(teacher_path)
     ckpt = path / MODEL_FILE if path.is_dir() else path
+    if not ckpt.is_file():
+        from .errors import CheckpointError
+
+        raise CheckpointError(f"{ckpt}: teacher checkpoint not found — train one with msd train-teacher, "
+                              f"or pick one of the teachers in assets/teachers")
     t_hash = file_hash(ckpt)
     defs = view_sets(ds.modality_names, subsets)
     key = cache_key(data_cfg, ds, t_hash, removal, list(defs))

@@ -40,6 +40,11 @@ class TrainingError(MSDError):
     """Training stopped (NaN loss, interruption); the last good checkpoint is kept."""
 
 
+class StopRun(MSDError):
+    """Raised by a callback to stop a run on purpose (e.g. cancelled from the dashboard);
+    the trainer checkpoints the last finished step first, so the run can be resumed."""
+
+
 def derive_seed(seed: int, *parts: int) -> int:
     x = seed
     for p in parts:
@@ -195,6 +200,10 @@ class Trainer:
                                 f"holds the last saved step — continue with --resume") from None
         except TrainingError as e:
             self.write_run_json("failed", error=str(e))
+            raise
+        except StopRun as e:
+            self.save(status="cancelled")
+            self.write_run_json("cancelled", error=str(e))
             raise
         finally:
             if bar is not None:

@@ -1,0 +1,54 @@
+"""Entry of a launched run: ``python -m msd_core.run_job --db REGISTRY --run ID``.
+
+Reads the run's config from the registry, trains (teacher) or distils (student) with the
+registry callback attached, and always leaves a final status: finished, cancelled, or failed
+with the error message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from .config import DistillRunConfig, TeacherRunConfig
+from .provenance import git_revision, package_versions
+from .runs import Registry, RegistryCallback, RunCancelled
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--db", required=True)
+    p.add_argument("--run", required=True)
+    a = p.parse_args(argv)
+    reg = Registry(a.db)
+    run = reg.run(a.run)
+    reg.start(a.run, os.getpid(), package_versions(), git_revision())
+    cb = RegistryCallback(reg, a.run)
+    callbacks = {"on_step_end": [cb.on_step_end], "on_eval_end": [cb.on_eval_end]}
+    try:
+        if run["kind"] == "teacher":
+            from .teacher import train_teacher
+
+            cfg = TeacherRunConfig.from_dict(run["config"])
+            train_teacher(cfg, callbacks=callbacks, progress=False)
+        else:
+            from .distill import distill
+
+            cfg = DistillRunConfig.from_dict(run["config"])
+            distill(cfg, callbacks=callbacks, progress=False)
+        reg.add_artifact(a.run, "model", os.path.join(cfg.out_dir, "model.safetensors"))
+        reg.finish(a.run, "finished")
+        return 0
+    except RunCancelled as e:
+        reg.finish(a.run, "cancelled", str(e))
+        return 0
+    except Exception as e:  # noqa: BLE001 - recorded, never lost
+        traceback.print_exc()
+        reg.finish(a.run, "failed", f"{e.__class__.__name__}: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The run registry: an embedded SQLite database (WAL mode) of runs, their metrics and artifacts,
+and a launcher that starts each run as its own process and can cancel it.
+
+Safe with one writer per run and any number of readers at once: WAL lets readers proceed while
+a writer commits, and every connection waits (``busy_timeout``) instead of failing with
+"database is locked". A running job beats a heartbeat; ``reap()`` marks a run whose process
+has died (no heartbeat for ``stale_after`` seconds, or its pid is gone) as failed, so no run
+stays "running" forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import MSDError
+from .paths import runs_dir
+from .train import StopRun
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT, kind TEXT, config TEXT NOT NULL, status TEXT NOT NULL,
+    error TEXT, created REAL, started REAL, ended REAL, heartbeat REAL, seed INTEGER,
+    versions TEXT, git TEXT, pid INTEGER, out_dir TEXT, cancel_requested INTEGER DEFAULT 0,
+    progress REAL DEFAULT 0, eta REAL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL, time REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, name, step);
+CREATE TABLE IF NOT EXISTS artifacts (run_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL);
+"""
+STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+
+
+class RunCancelled(StopRun):
+    """Raised inside a run when its cancel flag is set."""
+
+
+def default_db() -> Path:
+    return runs_dir() / "registry.sqlite"
+
+
+class Registry:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_db()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as con:
+            con.executescript(SCHEMA)
+
+    @contextmanager
+    def connect(self):
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA busy_timeout=30000")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.row_factory = sqlite3.Row
+            yield con
+        finally:
+            con.close()
+
+    # -- writes -------------------------------------------------------------------
+    def create(self, config: dict, *, kind: str, name: str | None = None, out_dir: str | None = None) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        with self.connect() as con:
+            con.execute("INSERT INTO runs (id, name, kind, config, status, created, seed, out_dir) "
+                        "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                        (run_id, name or run_id, kind, json.dumps(config), time.time(),
+                         config.get("train", {}).get("seed"), out_dir))
+        return run_id
+
+    def start(self, run_id: str, pid: int, versions: dict | None = None, git: str | None = None) -> None:
+        now = time.time()
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status='running', started=?, heartbeat=?, pid=?, versions=?, git=? "
+                        "WHERE id=?", (now, now, pid, json.dumps(versions or {}), git, run_id))
+
+    def heartbeat(self, run_id: str, progress: float | None = None, eta: float | None = None) -> bool:
+        """Record liveness (and progress); returns True if a cancel was requested."""
+        with self.connect() as con:
+            con.execute("UPDATE runs SET heartbeat=?, progress=COALESCE(?, progress), eta=? WHERE id=?",
+                        (time.time(), progress, eta, run_id))
+            row = con.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def log_metrics(self, run_id: str, rows: list[tuple[int, str, float]]) -> None:
+        now = time.time()
+        with self.connect() as con:
+            con.executemany("INSERT INTO metrics (run_id, step, name, value, time) VALUES (?, ?, ?, ?, ?)",
+                            [(run_id, s, n, float(v), now) for s, n, v in rows])
+
+    def add_artifact(self, run_id: str, name: str, path: str) -> None:
+        with self.connect() as con:
+            con.execute("INSERT INTO artifacts (run_id, name, path) VALUES (?, ?, ?)", (run_id, name, path))
+
+    def finish(self, run_id: str, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status=?, error=?, ended=? WHERE id=?", (status, error, time.time(), run_id))
+
+    def request_cancel(self, run_id: str) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+            row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row and row["status"] == "queued":
+            self.finish(run_id, "cancelled")
+
+    def reap(self, stale_after: float = 60.0) -> list[str]:
+        """Mark running runs whose process is gone (or silent for ``stale_after`` s) as failed."""
+        dead = []
+        now = time.time()
+        for r in self.runs(status="queued"):
+            if r["pid"] and not pid_alive(r["pid"]) and now - r["created"] > 5:
+                self.finish(r["id"], "failed", f"the run's process exited before starting; see {r['out_dir']}/log.txt")
+                dead.append(r["id"])
+        for r in self.runs(status="running"):
+            alive = pid_alive(r["pid"]) if r["pid"] else False
+            if not alive or (r["heartbeat"] and now - r["heartbeat"] > stale_after):
+                reason = "the run's process died" if not alive else f"no heartbeat for {now - r['heartbeat']:.0f} s"
+                self.finish(r["id"], "failed", f"{reason}; see its log in {r['out_dir']}")
+                dead.append(r["id"])
+        return dead
+
+    # -- reads --------------------------------------------------------------------
+    def runs(self, status: str | None = None, limit: int = 500) -> list[dict]:
+        with self.connect() as con:
+            q = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY created DESC LIMIT ?"
+            rows = con.execute(q, ((status, limit) if status else (limit,))).fetchall()
+        return [decode_run(r) for r in rows]
+
+    def run(self, run_id: str) -> dict:
+        with self.connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise MSDError(f"no run {run_id!r} in {self.path}")
+        return decode_run(row)
+
+    def metrics(self, run_id: str, names: list[str] | None = None, after_step: int = -1) -> list[dict]:
+        with self.connect() as con:
+            q = "SELECT step, name, value, time FROM metrics WHERE run_id=? AND step>?"
+            args: list = [run_id, after_step]
+            if names:
+                q += " AND name IN (%s)" % ",".join("?" * len(names))
+                args += names
+            rows = con.execute(q + " ORDER BY step", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def artifacts(self, run_id: str) -> list[dict]:
+        with self.connect() as con:
+            return [dict(r) for r in con.execute("SELECT name, path FROM artifacts WHERE run_id=?", (run_id,))]
+
+
+def decode_run(row) -> dict:
+    d = dict(row)
+    d["config"] = json.loads(d["config"])
+    d["versions"] = json.loads(d["versions"]) if d.get("versions") else {}
+    return d
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class RegistryCallback:
+    """Trainer callbacks that stream a run into the registry and honour its cancel flag."""
+
+    def __init__(self, registry: Registry, run_id: str, flush_every: float = 0.5):
+        self.registry, self.run_id = registry, run_id
+        self.buffer: list[tuple[int, str, float]] = []
+        self.flush_every = flush_every
+        self.last_flush = 0.0
+        self.t0 = time.time()
+
+    def attach(self, trainer) -> None:
+        trainer.add_callback("on_step_end", self.on_step_end)
+        trainer.add_callback("on_eval_end", self.on_eval_end)
+
+    def on_step_end(self, trainer, logs: dict) -> None:
+        step = logs["step"]
+        self.buffer += [(step, f"train/{k}", v) for k, v in logs.items() if k not in ("step", "epoch")]
+        done = trainer.global_step / max(trainer.total_steps, 1)
+        now = time.time()
+        self.buffer.append((step, "train/elapsed", now - self.t0))
+        if now - self.last_flush >= self.flush_every or trainer.global_step >= trainer.total_steps:
+            self.flush(trainer, done, now)
+
+    def flush(self, trainer, done: float, now: float) -> None:
+        if self.buffer:
+            self.registry.log_metrics(self.run_id, self.buffer)
+            self.buffer = []
+        elapsed = now - self.t0
+        eta = elapsed / done * (1 - done) if done > 0 else None
+        if self.registry.heartbeat(self.run_id, done, eta):
+            raise RunCancelled(f"run {self.run_id} was cancelled at step {trainer.global_step}")
+        self.last_flush = now
+
+    def on_eval_end(self, trainer, record: dict) -> None:
+        rows = [(record["step"], f"val/{view}/{k}", v) for view, m in record["val"].items() for k, v in m.items()
+                if isinstance(v, (int, float))]
+        self.registry.log_metrics(self.run_id, rows)
+
+
+def launch(config, *, kind: str, registry: Registry | None = None, name: str | None = None) -> str:
+    """Start a run (a ``TeacherRunConfig`` or ``DistillRunConfig``) in its own process; returns its id."""
+    registry = registry or Registry()
+    run_id = registry.create(config.to_dict(), kind=kind, name=name, out_dir=None)
+    out = Path(config.out_dir) if config.out_dir not in ("runs/student", "runs/teacher") \
+        else registry.path.parent / run_id
+    config.out_dir = str(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(config.to_json())
+    with registry.connect() as con:
+        con.execute("UPDATE runs SET out_dir=?, config=? WHERE id=?", (str(out), json.dumps(config.to_dict()), run_id))
+    log = open(out / "log.txt", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "msd_core.run_job", "--db", str(registry.path), "--run", run_id],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"})
+    with registry.connect() as con:
+        con.execute("UPDATE runs SET pid=? WHERE id=?", (proc.pid, run_id))
+    return run_id
+
+
+def cancel(run_id: str, registry: Registry | None = None, grace: float = 30.0) -> None:
+    """Ask a run to stop at its next step; a run that does not stop within ``grace`` s is killed."""
+    registry = registry or Registry()
+    registry.request_cancel(run_id)
+    r = registry.run(run_id)
+    if r["status"] != "running" or not r["pid"]:
+        return
+    deadline = time.time() + grace
+    while time.time() < deadline:
+        if registry.run(run_id)["status"] != "running":
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(r["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    registry.finish(run_id, "cancelled", "killed after not stopping within the grace period")
