@@ -30,3 +30,80 @@ def _teachers_under(*roots: str) -> list[dict]:
 def teachers() -> list[dict]:
     """Trained models under assets/ and runs/ (re-read every few seconds)."""
     return _teachers_under(str(assets_dir()), str(runs_dir()))
+
+
+def teacher_data_config(teacher: dict) -> DataConfig:
+    """The data config a teacher was trained with (so the explorer shows the same data)."""
+    import json
+    from pathlib import Path
+
+    run = Path(teacher["path"]) / "run.json"
+    if run.is_file():
+        data = json.loads(run.read_text()).get("config", {}).get("data")
+        if data:
+            return DataConfig(**data)
+    return DataConfig(name=teacher["data"], options=dict(BUILT_IN.get(teacher["data"], {})))
+
+
+@st.cache_resource(show_spinner="Running the teacher on every view (once; then cached on disk)…", max_entries=8)
+def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
+    import json
+
+    from msd_core.explore import explorer_data
+
+    cfg = DataConfig(**json.loads(data_json))
+    ds = load_split(cfg, split)
+    return ds, explorer_data(teacher_path, cfg, ds, removal=removal)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def saliency_table(teacher_path: str, data_json: str, split: str, removal: str, measure: str):
+    from msd_core.explore import saliency_frame
+
+    ds, cache = explorer_cache(teacher_path, data_json, split, removal)
+    return saliency_frame(cache, ds, measure)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def loaded_model(teacher_path: str):
+    from pathlib import Path
+
+    from msd_core.checkpoint import MODEL_FILE, load_model
+
+    p = Path(teacher_path)
+    return load_model(p / MODEL_FILE if p.is_dir() else p, "cpu")[0]
+
+
+@st.cache_data(show_spinner="Computing attributions with captum…", max_entries=64)
+def attributions(teacher_path: str, data_json: str, split: str, index: int, image_method: str):
+    import json
+
+    from msd_core.attributions import explain
+    from msd_core.data import Collator
+
+    cfg = DataConfig(**json.loads(data_json))
+    ds = load_split(cfg, split)
+    batch = Collator(ds.modalities, image_size=cfg.image_size, max_text_len=cfg.max_text_len)([ds.examples[index]])
+    return explain(loaded_model(teacher_path), batch, image_method=image_method)
+
+
+def registry():
+    from msd_core.runs import Registry, default_db
+
+    return Registry(default_db())
+
+
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
+def dataset_for(data_json: str, split: str):
+    """A split of exactly the data config a run used (JSON of its DataConfig)."""
+    import json
+
+    return load_split(DataConfig(**json.loads(data_json)), split)
+
+
+@st.cache_data(show_spinner="Running both students on the split…", max_entries=16)
+def compare_examples(run_a_id: str, run_b_id: str, split: str):
+    from msd_core.compare import per_example
+
+    reg = registry()
+    return per_example(reg.run(run_a_id), reg.run(run_b_id), split)

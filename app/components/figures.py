@@ -37,3 +37,95 @@ def history_figure(history: list[dict], metric: str = "accuracy") -> go.Figure:
     fig.update_layout(xaxis_title="epoch", yaxis_title=f"val {metric}", height=280,
                       margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=1.15))
     return fig
+
+
+def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Figure:
+    """One point per example: saliency of modality ``x`` vs ``y``, coloured by ``colour``."""
+    import plotly.express as px
+
+    fig = px.scatter(frame, x=f"sal {x}", y=f"sal {y}", color=frame[colour].astype(str),
+                     hover_data={"id": True, "label": True, "pred full": True, "text": True, "index": False},
+                     custom_data=["index"], opacity=0.75, render_mode="webgl")
+    fig.add_hline(y=0, line_width=1, line_color="#999")
+    fig.add_vline(x=0, line_width=1, line_color="#999")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text=colour,
+                      xaxis_title=f"{x} saliency", yaxis_title=f"{y} saliency")
+    return fig
+
+
+def saliency_histograms(frame: pd.DataFrame, modalities: list[str]) -> go.Figure:
+    fig = go.Figure()
+    palette = ["#F58518", "#54A24B", "#B279A2", "#4C78A8"]
+    for i, m in enumerate(modalities):
+        fig.add_histogram(x=frame[f"sal {m}"], name=m, opacity=0.6, nbinsx=60, marker_color=palette[i % 4])
+    fig.update_layout(barmode="overlay", height=300, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="saliency", yaxis_title="examples", legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def image_heatmap(image, attribution, title: str = "") -> go.Figure:
+    """The example's image with a semi-transparent attribution heat map over it."""
+    import numpy as np
+
+    fig = go.Figure()
+    fig.add_image(z=image)
+    a = np.asarray(attribution, dtype=float)
+    if a.shape[:2] != image.shape[:2]:
+        from PIL import Image as PILImage
+
+        a = np.asarray(PILImage.fromarray(a.astype(np.float32)).resize(image.shape[1::-1], PILImage.BILINEAR))
+    lim = float(np.abs(a).max()) or 1.0
+    fig.add_heatmap(z=a, colorscale="RdBu_r", zmin=-lim, zmax=lim, opacity=0.55, showscale=True,
+                    colorbar=dict(title="attr", thickness=10))
+    fig.update_layout(height=340, margin=dict(l=0, r=0, t=30 if title else 0, b=0), title=title)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    return fig
+
+
+def bars(values: dict[str, float], title: str, colour: str = "#4C78A8") -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(values), y=list(values.values()), marker_color=colour,
+                           text=[f"{v:+.3f}" for v in values.values()], textposition="outside"))
+    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def weights_figure(table: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for m, part in table.groupby("modality", sort=False):
+        fig.add_bar(name=m, x=part["scheme"], y=part["weight"], text=[f"{v:.2f}" for v in part["weight"]],
+                    textposition="outside", marker_color=VIEW_COLOURS.get(f"only:{m}"))
+    fig.update_layout(barmode="group", height=280, margin=dict(l=10, r=10, t=40, b=10),
+                      title="MSD weight w_m(x) under each fixed scheme (λ = 1, τ = 1)",
+                      legend=dict(orientation="h", y=1.2))
+    return fig
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Exponential moving average (TensorBoard-style, debiased); weight 0 = raw."""
+    out, last, norm = [], 0.0, 0.0
+    for v in values:
+        last = weight * last + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm if norm else v)
+    return out
+
+
+def curves_figure(series: dict[str, pd.DataFrame], title: str = "", smoothing: float = 0.0, log_y: bool = False,
+                  x: str = "step", bands: dict[str, pd.DataFrame] | None = None, height: int = 320) -> go.Figure:
+    """Lines, one per named series (columns ``step``/``time`` and ``value``); optional ``bands``
+    (columns ``x``, ``lo``, ``hi``) drawn as shaded seed ranges."""
+    fig = go.Figure()
+    for name, band in (bands or {}).items():
+        fig.add_scatter(x=list(band["x"]) + list(band["x"])[::-1], y=list(band["hi"]) + list(band["lo"])[::-1],
+                        fill="toself", line_width=0, opacity=0.2, name=f"{name} (seed range)", showlegend=False,
+                        hoverinfo="skip")
+    for name, df in series.items():
+        if df.empty:
+            continue
+        fig.add_scatter(x=df[x], y=smooth(list(df["value"]), smoothing), mode="lines", name=name)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      xaxis_title="step" if x == "step" else "seconds", legend=dict(orientation="h", y=-0.25))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig

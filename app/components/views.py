@@ -63,3 +63,17 @@ def short_name(teacher: dict) -> str:
 def cli_hint(command: str) -> None:
     st.caption("The same from the command line:")
     st.code(command, language="bash")
+
+
+def token_html(tokens: list[tuple[str, float]]) -> str:
+    """Word pieces coloured by attribution (red: for the prediction, blue: against)."""
+    import html
+
+    lim = max((abs(s) for _, s in tokens), default=1.0) or 1.0
+    spans = []
+    for tok, s in tokens:
+        a = min(abs(s) / lim, 1.0)
+        rgb = "220,50,47" if s >= 0 else "38,139,210"
+        spans.append(f'<span title="{s:+.4f}" style="background: rgba({rgb},{a:.2f}); padding: 2px 3px; '
+                     f'margin: 1px; border-radius: 3px; font-family: monospace">{html.escape(tok)}</span>')
+    return '<div style="line-height: 2.2">' + " ".join(spans) + "</div>"

@@ -34,3 +34,34 @@ def home_with_teacher(tmp_path, monkeypatch, tiny_teacher_runs):
     monkeypatch.setenv("MSD_STUDIO_ASSETS", str(tmp_path / "assets"))
     monkeypatch.setenv("MSD_STUDIO_RUNS", str(tiny_teacher_runs))
     return tiny_teacher_runs
+
+
+@pytest.fixture(scope="session")
+def finished_students(tiny_teacher_runs, tmp_path_factory):
+    """A registry holding two finished students (KD and MSD, seed 0) of the tiny teacher."""
+    import os
+
+    from msd_core.config import DistillConfig, DistillRunConfig
+    from msd_core.distill import distill
+    from msd_core.runs import Registry
+
+    home = tmp_path_factory.mktemp("students")
+    os.environ["MSD_STUDIO_CACHE"] = str(home / "cache")
+    reg = Registry(home / "registry.sqlite")
+    ids = []
+    for method in ("kd", "msd"):
+        cfg = DistillRunConfig(teacher=str(tiny_teacher_runs / "teacher-synthetic"),
+                               data=DataConfig("synthetic", options={"n": 2000}, max_train_examples=96,
+                                               max_eval_examples=32),
+                               model=ModelConfig("student-two-tower", dict(TINY)),
+                               train=TrainConfig(epochs=1, batch_size=16, seed=0),
+                               distill=DistillConfig(method=method), out_dir=str(home / method))
+        run_id = reg.create(cfg.to_dict(), kind="student", name=f"{method} seed 0", out_dir=cfg.out_dir)
+        reg.start(run_id, os.getpid())
+        steps = []
+        distill(cfg, progress=False, log=lambda *_: None,
+                callbacks={"on_step_end": [lambda t, logs: steps.append((logs["step"], "train/loss", logs["loss"]))]})
+        reg.log_metrics(run_id, steps)
+        reg.finish(run_id, "finished")
+        ids.append(run_id)
+    return home, ids

@@ -1,0 +1,134 @@
+"""Saliency explorer: how much each modality matters to the teacher, per example and overall."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import streamlit as st
+
+from app.components.figures import (bars, image_heatmap, saliency_histograms, saliency_scatter,
+                                    view_label, weights_figure)
+from app.components.views import cli_hint, display_path, show_error, short_name, token_html
+from app.state import attributions, saliency_table, teacher_data_config, teachers
+from msd_core.data.views import REMOVALS
+from msd_core.explore import scheme_weights
+from msd_core.preview import example_record
+from msd_core.saliency import MEASURES
+
+st.title("Saliency explorer")
+st.caption("Modality saliency of the teacher (METHOD.md): loss-drop is CE(y, t(x without m)) − CE(y, t(x)); "
+           "positive means the modality helps this example. Everything is computed once per teacher, data "
+           "split and removal strategy and cached on disk; changing the measure or a filter only redraws.")
+
+usable = [t for t in teachers() if "error" not in t]
+if not usable:
+    st.info("No trained teacher yet: train one first (Overview shows how), or run `./studio` from the "
+            "repository, which ships two demo teachers in assets/teachers.")
+    st.stop()
+
+c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
+split = c2.selectbox("Split", ["val", "test", "train"], help="Saliency on held-out data (val/test) is what the "
+                     "teacher knows; on train, a memorised example's loss-drop is just the reduced view's loss.")
+measure = c3.selectbox("Measure", list(MEASURES))
+removal = c4.selectbox("Removal", list(REMOVALS), help="drop: tokens left out; mask: blanked; mean: data-set "
+                       "mean / neutral caption; swap: another example's content")
+data_cfg = teacher_data_config(teacher)
+data_json = json.dumps(asdict(data_cfg), sort_keys=True)
+
+try:
+    frame = saliency_table(teacher["path"], data_json, split, removal, measure)
+except Exception as e:  # noqa: BLE001
+    show_error(e)
+    st.stop()
+
+mods = [c.removeprefix("sal ") for c in frame.columns if c.startswith("sal ")]
+cols = st.columns(len(mods) * 2)
+for i, m in enumerate(mods):
+    cols[2 * i].metric(f"S_{m} (mean saliency)", f"{frame[f'sal {m}'].mean():+.3f}")
+    cols[2 * i + 1].metric(f"{m} dominates", f"{(frame['dominant'] == m).mean():.0%} of examples")
+
+f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1, 2])
+label = f1.selectbox("Class", ["(all)"] + sorted(frame["label"].unique()))
+correct = f2.selectbox("Teacher is", ["(all)", "right", "wrong"])
+dominant = f3.selectbox("Dominant modality", ["(all)"] + mods)
+colour_options = ["dominant", "label", "correct"] + (["reliance"] if "reliance" in frame else [])
+colour = f4.selectbox("Colour by", colour_options, index=len(colour_options) - 1 if "reliance" in frame else 0)
+text = f5.text_input("Text contains", placeholder="e.g. shape")
+
+view = frame
+if label != "(all)":
+    view = view[view["label"] == label]
+if correct != "(all)":
+    view = view[view["correct"] == (correct == "right")]
+if dominant != "(all)":
+    view = view[view["dominant"] == dominant]
+if text.strip():
+    view = view[view["text"].str.contains(text.strip(), case=False, regex=False)]
+st.caption(f"{len(view):,} of {len(frame):,} examples match.")
+
+left, right = st.columns([3, 2])
+with left:
+    x_mod, y_mod = (mods + mods)[:2]
+    event = st.plotly_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun",
+                            selection_mode="points")
+with right:
+    st.plotly_chart(saliency_histograms(view, mods), key="histograms")
+
+table_cols = ["id", "label", "pred full", "correct", *[f"sal {m}" for m in mods], "dominant", "text"]
+table_cols += ["reliance"] if "reliance" in view else []
+picked = st.dataframe(view[table_cols], hide_index=True, on_select="rerun", selection_mode="single-row",
+                      key="table", height=260)
+
+index = None
+points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+    getattr(getattr(event, "selection", None), "points", []) or []
+rows = getattr(getattr(picked, "selection", None), "rows", []) or []
+if rows:
+    index = int(view.iloc[rows[0]]["index"])
+elif points:
+    index = int(points[0]["customdata"][0])
+elif len(view):
+    index = int(view.iloc[0]["index"])
+
+if index is not None:
+    st.header("Example")
+    row = frame.iloc[index]
+    from app.state import explorer_cache
+
+    ds, _ = explorer_cache(teacher["path"], data_json, split, removal)
+    rec = example_record(ds, index, image_size=data_cfg.image_size)
+    a, b = st.columns([1, 1])
+    with a:
+        st.markdown(f"**{rec['id']}** · label **{rec['label']}**"
+                    + (f" · ground truth: _{rec['reliance']}_" if rec.get("reliance") else ""))
+        method = st.radio("Image attribution", ["ig", "ablation"], horizontal=True,
+                          format_func={"ig": "Integrated Gradients", "ablation": "Patch occlusion"}.get)
+        try:
+            attr = attributions(teacher["path"], data_json, split, index, method)
+            target = ds.labels[attr["target"]]
+            if rec["image"] is not None and "image" in attr:
+                st.plotly_chart(image_heatmap(rec["image"], attr["image"],
+                                              f"why the teacher says '{target}' (red: for, blue: against)"),
+                                key="heatmap")
+            if "text" in attr:
+                st.markdown(token_html(attr["text"]), unsafe_allow_html=True)
+        except Exception as e:  # noqa: BLE001
+            show_error(e)
+    with b:
+        preds = [{"view": view_label(v.removeprefix("pred ")), "prediction": row[v],
+                  "p(label)": round(float(row[f"p(y) {v.removeprefix('pred ')}"]), 3)}
+                 for v in frame.columns if v.startswith("pred ")]
+        st.markdown("**The teacher on every view**")
+        st.dataframe(preds, hide_index=True)
+        st.plotly_chart(bars({m: float(row[f"sal {m}"]) for m in mods}, f"{measure} saliency"), key="sal-bars")
+        shap = {c.removeprefix("shapley "): float(row[c]) for c in frame.columns if c.startswith("shapley ")}
+        inter = {c.removeprefix("interaction "): float(row[c]) for c in frame.columns if c.startswith("interaction ")}
+        if shap:
+            st.plotly_chart(bars({**shap, **{f"interaction {k}": v for k, v in inter.items()}},
+                                 "Shapley values (loss reduction) and interaction", "#72B7B2"), key="shap")
+    st.plotly_chart(weights_figure(scheme_weights(frame, index, mods)), key="weights")
+
+cli_hint(f"msd saliency --teacher {display_path(teacher['path'])} --data {data_cfg.name} --split {split} "
+         f"--measure {measure} --removal {removal} --out saliency.csv")

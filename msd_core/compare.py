@@ -1,0 +1,126 @@
+"""Comparing finished runs: mean ± std across seeds, config differences, per-example wins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import DataConfig
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, dict)) else v
+    return out
+
+
+def config_diff(configs: dict[str, dict]) -> pd.DataFrame:
+    """Rows: config keys whose values differ between runs; columns: runs."""
+    flat = {name: flatten(c) for name, c in configs.items()}
+    keys = sorted(set().union(*[set(f) for f in flat.values()])) if flat else []
+    rows = []
+    for k in keys:
+        values = [flat[n].get(k) for n in flat]
+        if len({json.dumps(v, default=str) for v in values}) > 1:
+            rows.append({"setting": k, **{n: flat[n].get(k) for n in flat}})
+    return pd.DataFrame(rows)
+
+
+def group_name(config: dict) -> str:
+    """What a run is, seed aside: method (+ weighting, λ) and student preset."""
+    d = config.get("distill", {})
+    method = d.get("method", config.get("kind", "?"))
+    extra = f" {d.get('weighting')} λ={d.get('lam')}" if method == "msd" else ""
+    return f"{method}{extra} · {config.get('model', {}).get('preset')}"
+
+
+def results_table(runs: list[dict], split: str = "test") -> pd.DataFrame:
+    """Mean ± std across seeds of each view's accuracy (and agreement) for each run group."""
+    rows = []
+    for r in runs:
+        path = Path(r["out_dir"] or "") / "metrics.json"
+        if not path.is_file():
+            continue
+        metrics = json.loads(path.read_text()).get(split, {})
+        row = {"group": group_name(r["config"]), "run": r["id"], "seed": r["config"].get("train", {}).get("seed")}
+        for view, m in metrics.items():
+            row[f"{view} accuracy"] = m["accuracy"]
+            if "agreement" in m:
+                row[f"{view} agreement"] = m["agreement"]
+        rows.append(row)
+    per_run = pd.DataFrame(rows)
+    if per_run.empty:
+        return per_run
+    value_cols = [c for c in per_run.columns if c not in ("group", "run", "seed")]
+    out = []
+    for group, part in per_run.groupby("group", sort=False):
+        row = {"group": group, "seeds": len(part)}
+        for c in value_cols:
+            vals = part[c].dropna().to_numpy()
+            row[c] = f"{vals.mean():.4f} ± {vals.std(ddof=1) if len(vals) > 1 else 0.0:.4f}" if len(vals) else ""
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def per_run_metrics(runs: list[dict], split: str = "test") -> pd.DataFrame:
+    """Long table (run, group, seed, view, metric, value) for CSV download."""
+    rows = []
+    for r in runs:
+        path = Path(r["out_dir"] or "") / "metrics.json"
+        if not path.is_file():
+            continue
+        for view, m in json.loads(path.read_text()).get(split, {}).items():
+            for k, v in m.items():
+                rows.append({"run": r["id"], "group": group_name(r["config"]),
+                             "seed": r["config"].get("train", {}).get("seed"), "split": split, "view": view,
+                             "metric": k, "value": v})
+    return pd.DataFrame(rows)
+
+
+def seed_bands(curves: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Per step, the min and max across the given runs' curves (one group's seeds)."""
+    frames = [c.set_index("step")["value"] for c in curves.values() if not c.empty]
+    if len(frames) < 2:
+        return {}
+    joined = pd.concat(frames, axis=1).sort_index().interpolate(limit_area="inside")
+    return {"band": pd.DataFrame({"x": joined.index, "lo": joined.min(axis=1), "hi": joined.max(axis=1)})}
+
+
+def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu") -> pd.DataFrame:
+    """Predictions of two students on every example of ``split``, with the teacher's dominant
+    modality (loss-drop saliency): where A is right and B wrong, and the reverse."""
+    from .checkpoint import MODEL_FILE, load_model
+    from .data.collate import Collator
+    from .data.registry import load_split
+    from .evaluate import predict_views
+    from .saliency import dominant_modality, modality_saliency
+    from .teacher_cache import teacher_logits
+
+    cfg_a = run_a["config"]
+    data = DataConfig(**cfg_a["data"])
+    ds = load_split(data, split)
+    collator = Collator(ds.modalities, image_size=data.image_size, max_text_len=data.max_text_len)
+    preds = {}
+    for key, run in (("a", run_a), ("b", run_b)):
+        model, _ = load_model(Path(run["out_dir"]) / MODEL_FILE, device)
+        logits, targets = predict_views(model, ds, collator, device, view_sets={"full": tuple(ds.modality_names)})
+        preds[key] = logits["full"].argmax(-1).numpy()
+    cache = teacher_logits(cfg_a["teacher"], data, ds, device=device)
+    y = targets.numpy()
+    frame = pd.DataFrame({"index": np.arange(len(ds)), "id": [e.id for e in ds.examples],
+                          "label": [ds.labels[i] for i in y], "text": [e.inputs.get("text", "") for e in ds.examples],
+                          "A": [ds.labels[i] for i in preds["a"]], "B": [ds.labels[i] for i in preds["b"]],
+                          "A right": preds["a"] == y, "B right": preds["b"] == y,
+                          "teacher dominant": dominant_modality(modality_saliency(cache))})
+    frame["outcome"] = np.select([frame["A right"] & ~frame["B right"], ~frame["A right"] & frame["B right"],
+                                  frame["A right"] & frame["B right"]],
+                                 ["A right, B wrong", "B right, A wrong", "both right"], "both wrong")
+    return frame

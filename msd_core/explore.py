@@ -1,0 +1,64 @@
+"""Tables behind the saliency explorer: one row per example with the teacher's predictions on
+every view, each modality's saliency, Shapley values, interactions and the dominant modality.
+Plain pandas out; the page only filters and draws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .config import DataConfig
+from .data.example import MultimodalDataset
+from .saliency import dominant_modality, interactions, modality_saliency, population_saliency, shapley_values
+from .teacher_cache import TeacherLogits, teacher_logits
+from .weighting import SCHEMES, fixed_weights
+
+
+def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "loss-drop") -> pd.DataFrame:
+    """One row per example (see the module docstring)."""
+    sal = modality_saliency(cache, measure)
+    labels = ds.labels
+    y = cache.targets
+    frame = pd.DataFrame({"id": cache.ids, "label": [labels[i] for i in y.tolist()],
+                          "text": [str(e.inputs.get("text", "")) for e in ds.examples]})
+    for view, z in cache.logits.items():
+        if view.startswith("subset:"):
+            continue
+        pred = z.argmax(-1)
+        frame[f"pred {view}"] = [labels[i] for i in pred.tolist()]
+        frame[f"p(y) {view}"] = z.softmax(-1).gather(1, y[:, None])[:, 0].numpy()
+    frame["correct"] = frame["pred full"] == frame["label"]
+    for m, v in sal.items():
+        frame[f"sal {m}"] = v.numpy()
+    frame["dominant"] = dominant_modality(sal)
+    if any(k.startswith("subset:") for k in cache.logits):
+        for m, v in shapley_values(cache).items():
+            frame[f"shapley {m}"] = v.numpy()
+        for pair, v in interactions(cache).items():
+            frame[f"interaction {pair}"] = v.numpy()
+    if any("reliance" in e.meta for e in ds.examples):
+        frame["reliance"] = [e.meta.get("reliance") for e in ds.examples]
+    frame["index"] = range(len(frame))
+    return frame
+
+
+def explorer_data(teacher: str | Path, data_cfg: DataConfig, ds: MultimodalDataset, *, removal: str = "drop",
+                  device: str = "cpu", progress=None) -> TeacherLogits:
+    """The teacher's logits on all ``2^|M|`` views of ``ds`` (cached on disk)."""
+    return teacher_logits(teacher, data_cfg, ds, removal=removal, subsets=True, device=device, progress=progress)
+
+
+def scheme_weights(frame: pd.DataFrame, row: int, modalities: list[str], lam: float = 1.0,
+                   tau: float = 1.0) -> pd.DataFrame:
+    """The MSD weight each fixed scheme would give the example in ``row`` (learned schemes
+    depend on a trained weight network and are shown in a run's curves instead)."""
+    sal_all = {m: torch.tensor(frame[f"sal {m}"].to_numpy()) for m in modalities}
+    population = population_saliency(sal_all)
+    one = {m: sal_all[m][row:row + 1] for m in modalities}
+    rows = []
+    for scheme in SCHEMES:
+        w = fixed_weights(scheme, one, population, lam, tau)
+        rows += [{"scheme": scheme, "modality": m, "weight": float(w[m][0])} for m in modalities]
+    return pd.DataFrame(rows)
