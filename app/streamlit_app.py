@@ -14,10 +14,10 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="MSD Studio", page_icon=":material/science:", layout="wide")
 
 PAGES = [
-    st.Page(str(ROOT / "app" / "pages" / "overview.py"), title="Overview", icon=":material/home:", default=True),
-    st.Page(str(ROOT / "app" / "pages" / "data_teacher.py"), title="Data & teacher", icon=":material/dataset:"),
-    st.Page(str(ROOT / "app" / "pages" / "saliency.py"), title="Saliency explorer", icon=":material/insights:"),
-    st.Page(str(ROOT / "app" / "pages" / "distill.py"), title="Distill", icon=":material/model_training:"),
-    st.Page(str(ROOT / "app" / "pages" / "compare.py"), title="Compare", icon=":material/compare_arrows:"),
+    st.Page(str(ROOT / "app" / "app_pages" / "overview.py"), title="Overview", icon=":material/home:", default=True),
+    st.Page(str(ROOT / "app" / "app_pages" / "data_teacher.py"), title="Data & teacher", icon=":material/dataset:"),
+    st.Page(str(ROOT / "app" / "app_pages" / "saliency.py"), title="Saliency explorer", icon=":material/insights:"),
+    st.Page(str(ROOT / "app" / "app_pages" / "distill.py"), title="Distill", icon=":material/model_training:"),
+    st.Page(str(ROOT / "app" / "app_pages" / "compare.py"), title="Compare", icon=":material/compare_arrows:"),
 ]
 st.navigation(PAGES).run()

@@ -9,7 +9,12 @@ VIEW_COLOURS = {"full": "#4C78A8", "only:image": "#F58518", "only:text": "#54A24
 
 
 def view_label(view: str) -> str:
-    return "full input" if view == "full" else view.replace("only:", "") + " only"
+    """``full`` -> full input, ``only:image`` -> image only, ``without:text`` -> without text."""
+    if view == "full":
+        return "full input"
+    if view.startswith("only:"):
+        return view.removeprefix("only:") + " only"
+    return view.replace(":", " ")
 
 
 def per_view_metrics_figure(rows: pd.DataFrame, metric: str = "accuracy") -> go.Figure:

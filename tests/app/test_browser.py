@@ -41,3 +41,68 @@ def test_overview_and_data_pages_in_a_real_browser(home_with_teacher, tmp_path):
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.get_by_text("Test metrics per view").count() == 1
         page.screenshot(path=str(SHOTS / "data-teacher.png"), full_page=True)
+
+
+def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_path):
+    """Explorer -> an example's heat map; Distill -> a short MSD run whose curve gains points
+    while it runs; Compare -> the run in the table."""
+    SHOTS.mkdir(exist_ok=True)
+    runs = tmp_path / "runs"
+    import shutil
+
+    shutil.copytree(home_with_teacher / "teacher-synthetic", runs / "teacher-synthetic")
+    env = {"MSD_STUDIO_RUNS": str(runs), "MSD_STUDIO_ASSETS": str(tmp_path / "no-assets"),
+           "MSD_STUDIO_CACHE": str(tmp_path / "cache")}
+    timings = {}
+    with dashboard(env) as url, browser_page() as page:
+        t0 = time.time()
+        page.goto(f"{url}/saliency")
+        page.get_by_role("heading", name="Saliency explorer").wait_for()
+        page.get_by_text("examples match").first.wait_for()
+        wait_until_idle(page)
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
+        page.get_by_text("why the teacher says").wait_for()  # the selected example's heat map title
+        timings["saliency page"] = time.time() - t0
+        assert page.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot .imagelayer").count() >= 1
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(SHOTS / "saliency.png"))
+
+        page.get_by_role("link", name="Distill").click()
+        page.get_by_role("heading", name="Distill").wait_for()
+        wait_until_idle(page)
+        for field, value in (("Epochs", "25"), ("Training examples (0 = all)", "96")):
+            box = page.get_by_label(field)
+            box.fill(value)
+            box.press("Tab")
+        page.get_by_text("kd", exact=True).locator("..").get_by_role("button").click()  # keep MSD only
+        page.get_by_role("button", name="Launch").click()
+        t_launch = time.time()
+        page.get_by_text("Launched 1 run(s)", exact=False).wait_for()
+
+        def points() -> int:
+            return page.evaluate("""() => {
+                const plots = [...document.querySelectorAll('.js-plotly-plot')];
+                const p = plots.find(el => (el.layout?.title?.text || '').includes('loss terms'));
+                if (!p || !p._fullData) return 0;
+                return Math.max(0, ...p._fullData.map(t => t._length ?? (t.x ? t.x.length : 0))); }""")
+
+        deadline = time.time() + 180
+        while points() < 2 and time.time() < deadline:
+            page.wait_for_timeout(250)
+        first = points()
+        timings["launch to first point"] = time.time() - t_launch
+        assert first >= 2, "no curve points appeared"
+        page.wait_for_timeout(5000)
+        later = points()
+        assert later > first, f"the curve did not grow while running ({first} -> {later})"
+        page.screenshot(path=str(SHOTS / "distill.png"))
+        page.get_by_text("Nothing is running", exact=False).wait_for(timeout=240_000)
+
+        page.get_by_role("link", name="Compare").click()
+        page.get_by_role("heading", name="Compare").wait_for()
+        page.get_by_text("Metrics (mean ± std across seeds)").wait_for()
+        wait_until_idle(page)
+        assert page.get_by_text("msd instance-soft λ=1.0 · student-small", exact=False).count() >= 1
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(SHOTS / "compare.png"))
+    print("timings (s):", {k: round(v, 1) for k, v in timings.items()})

@@ -6,15 +6,16 @@ from tests.app.test_pages import run_app, texts
 
 
 def test_saliency_page_without_a_teacher_says_what_to_do(empty_home):
-    at = run_app("pages/saliency.py")
+    at = run_app("app_pages/saliency.py")
     assert "No trained teacher yet" in texts(at.info)
 
 
 def test_saliency_page_shows_population_and_example_and_reacts(home_with_teacher, tmp_path, monkeypatch):
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
-    at = run_app("pages/saliency.py")
+    at = run_app("app_pages/saliency.py")
     labels = [m.label for m in at.metric]
-    assert labels == ["S_image (mean saliency)", "image dominates", "S_text (mean saliency)", "text dominates"]
+    assert labels == ["S_image (mean saliency)", "examples image dominates", "S_text (mean saliency)",
+                      "examples text dominates"]
     assert len(at.get("plotly_chart")) >= 5  # scatter, histograms, heat map, bars, weights
     assert "8 of 8 examples match" not in texts(at.caption)
     before = texts(at.caption)
@@ -30,7 +31,7 @@ def test_saliency_page_shows_population_and_example_and_reacts(home_with_teacher
 
 
 def test_distill_page_with_no_teacher_and_no_runs(empty_home):
-    at = run_app("pages/distill.py")
+    at = run_app("app_pages/distill.py")
     assert "No teacher yet" in texts(at.info)
     assert "Nothing is running" in texts(at.caption)
 
@@ -38,7 +39,7 @@ def test_distill_page_with_no_teacher_and_no_runs(empty_home):
 def test_distill_page_launches_runs_that_stream_and_cancel(home_with_teacher, tmp_path, monkeypatch):
     monkeypatch.setenv("MSD_STUDIO_RUNS", str(home_with_teacher))
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
-    at = run_app("pages/distill.py")
+    at = run_app("app_pages/distill.py")
     at.multiselect[0].set_value(["msd"])
     at.number_input[5].set_value(20)  # epochs, so that it is still running when we look
     at.button[0].click().run()
@@ -64,14 +65,14 @@ def test_distill_page_launches_runs_that_stream_and_cancel(home_with_teacher, tm
 
 
 def test_compare_page_with_no_runs(empty_home):
-    at = run_app("pages/compare.py")
+    at = run_app("app_pages/compare.py")
     assert "No finished distillation yet" in texts(at.info)
 
 
 def test_compare_page_tables_curves_diff_and_examples(finished_students, monkeypatch):
     home, ids = finished_students
     monkeypatch.setenv("MSD_STUDIO_RUNS", str(home))
-    at = run_app("pages/compare.py")
+    at = run_app("app_pages/compare.py")
     table = at.dataframe[0].value
     assert len(table) == 2 and "only:text accuracy" in table.columns
     assert "±" in table["full accuracy"].iloc[0]

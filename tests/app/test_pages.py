@@ -40,7 +40,7 @@ def test_overview_lists_a_trained_teacher_with_per_view_metrics(home_with_teache
 
 
 def test_data_page_browses_and_filters_examples(empty_home):
-    at = run_app("pages/data_teacher.py")
+    at = run_app("app_pages/data_teacher.py")
     assert len(at.get("image")) == 12
     at.selectbox[0].set_value("synthetic").run()
     assert "2,000" in texts(at.markdown)
@@ -56,7 +56,7 @@ def test_data_page_browses_and_filters_examples(empty_home):
 
 
 def test_data_page_on_disk_sets_need_a_folder_and_report_bad_ones(empty_home, tmp_path):
-    at = run_app("pages/data_teacher.py")
+    at = run_app("app_pages/data_teacher.py")
     at.selectbox[0].set_value("hateful-memes").run()
     assert "enter the data folder" in texts(at.info)
     at.text_input[0].set_value(str(tmp_path / "missing")).run()
@@ -64,7 +64,7 @@ def test_data_page_on_disk_sets_need_a_folder_and_report_bad_ones(empty_home, tm
 
 
 def test_data_page_shows_the_teacher_of_the_chosen_data_set(home_with_teacher):
-    at = run_app("pages/data_teacher.py")
+    at = run_app("app_pages/data_teacher.py")
     assert "No trained teacher for **easy-vqa**" in texts(at.info)
     at.selectbox[0].set_value("synthetic").run()
     assert len(at.get("plotly_chart")) == 2  # per-view metrics and validation history

@@ -47,7 +47,7 @@ mods = [c.removeprefix("sal ") for c in frame.columns if c.startswith("sal ")]
 cols = st.columns(len(mods) * 2)
 for i, m in enumerate(mods):
     cols[2 * i].metric(f"S_{m} (mean saliency)", f"{frame[f'sal {m}'].mean():+.3f}")
-    cols[2 * i + 1].metric(f"{m} dominates", f"{(frame['dominant'] == m).mean():.0%} of examples")
+    cols[2 * i + 1].metric(f"examples {m} dominates", f"{(frame['dominant'] == m).mean():.0%}")
 
 f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1, 2])
 label = f1.selectbox("Class", ["(all)"] + sorted(frame["label"].unique()))
