@@ -1,10 +1,15 @@
 """Screenshots of every page with the shipped demo teachers (for the README):
-``.venv/bin/python scripts/screenshots.py [OUT_DIR]`` (default assets/screenshots)."""
+``.venv/bin/python scripts/screenshots.py [OUT_DIR]`` (default assets/screenshots).
+
+It launches a KD and an MSD run of the synthetic demo teacher from the Distill page, shoots
+the page while they run, and shoots Compare once they have finished.
+"""
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,18 +18,49 @@ sys.path.insert(0, str(ROOT))
 from tests.app.live_server import browser_page, dashboard, wait_until_idle  # noqa: E402
 
 
+def shoot(page, url: str, slug: str, title: str, out: Path) -> None:
+    page.goto(f"{url}/{slug}")
+    page.get_by_role("heading", name=title).first.wait_for()
+    wait_until_idle(page)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(out / f"{slug or 'overview'}.png"))
+    print("saved", out / f"{slug or 'overview'}.png", flush=True)
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="msd-shots-"))
-    with dashboard({"MSD_STUDIO_RUNS": str(runs)}) as url, browser_page(1500, 1900) as page:
-        for slug, title in [("", "MSD Studio"), ("data_teacher", "Data & teacher"),
-                            ("saliency", "Saliency explorer"), ("distill", "Distill"), ("compare", "Compare")]:
-            page.goto(f"{url}/{slug}")
-            page.get_by_role("heading", name=title).first.wait_for()
-            wait_until_idle(page)
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(out / f"{slug or 'overview'}.png"))
-            print("saved", out / f"{slug or 'overview'}.png")
+    with dashboard({"MSD_STUDIO_RUNS": str(runs)}) as url, browser_page(1500, 1700) as page:
+        shoot(page, url, "", "MSD Studio", out)
+        shoot(page, url, "data_teacher", "Data & teacher", out)
+        page.goto(f"{url}/saliency")
+        page.get_by_text("why the teacher says").wait_for()
+        wait_until_idle(page)
+        page.screenshot(path=str(out / "saliency.png"), full_page=True)
+        print("saved", out / "saliency.png", flush=True)
+
+        page.goto(f"{url}/distill")
+        page.get_by_role("heading", name="Distill").wait_for()
+        wait_until_idle(page)
+        page.get_by_role("combobox", name="Teacher").click()
+        page.get_by_role("option", name="synthetic", exact=False).first.click()
+        for field, value in (("Epochs", "3"), ("Training examples (0 = all)", "1000")):
+            box = page.get_by_label(field)
+            box.fill(value)
+            box.press("Tab")
+        page.get_by_role("button", name="Launch").click()
+        page.get_by_text("Launched 2 run(s)", exact=False).wait_for()
+        page.wait_for_timeout(45_000)
+        page.screenshot(path=str(out / "distill.png"))
+        print("saved", out / "distill.png", flush=True)
+        page.get_by_text("Nothing is running", exact=False).wait_for(timeout=900_000)
+        time.sleep(1)
+        page.goto(f"{url}/compare")
+        page.get_by_text("Metrics (mean ± std across seeds)").wait_for()
+        page.get_by_text("Outcomes by the modality").wait_for(timeout=180_000)
+        wait_until_idle(page)
+        page.screenshot(path=str(out / "compare.png"), full_page=True)
+        print("saved", out / "compare.png", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ import streamlit as st
 from app.components.figures import history_figure, per_view_metrics_figure
 from app.components.views import (cli_hint, display_path, example_cards, show_error, short_name,
                                   teacher_metrics_table)
-from app.state import BUILT_IN, dataset, teachers
+from app.components.live import active_runs, run_card
+from app.state import BUILT_IN, dataset, registry, teachers
+from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from msd_core.models.presets import PRESETS
+from msd_core.paths import runs_dir
+from msd_core.runs import launch
+from msd_core.teacher import register_checkpoint
 from msd_core.data.registry import DATASETS
 from msd_core.preview import example_record, filter_indices
 
@@ -59,6 +65,51 @@ if ds is not None:
     cli_hint(f"msd data --data {name} --split {split}" + (f" --data-root {root}" if root else "") + " --show 12")
 
 st.header("Teacher")
+with st.expander("Train a new teacher on this data set (runs as its own process)"):
+    with st.form("train-teacher"):
+        t1, t2, t3, t4, t5 = st.columns(5)
+        preset = t1.selectbox("Preset", [p for p in PRESETS if "teacher" in p])
+        t_epochs = t2.number_input("Epochs", 1, 100, 3)
+        t_lr = t3.number_input("Learning rate", 1e-5, 1e-1, 5e-4, format="%.4f")
+        t_drop = t4.number_input("Modality dropout p", 0.0, 0.9, 0.15, 0.05)
+        t_max = t5.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500)
+        go = st.form_submit_button("Train teacher", type="primary", disabled=ds is None)
+    if go and ds is not None:
+        try:
+            cfg = TeacherRunConfig(
+                data=DataConfig(name=name, root=root or None, options=dict(BUILT_IN.get(name, {})),
+                                max_train_examples=int(t_max) or None),
+                model=ModelConfig(preset),
+                train=TrainConfig(epochs=int(t_epochs), lr=float(t_lr), modality_dropout=float(t_drop)))
+            run_id = launch(cfg, kind="teacher", registry=registry(), name=f"teacher {preset} on {name}")
+            st.success(f"Started teacher run {run_id}; it appears below and, when finished, in the teacher list.")
+        except Exception as e:  # noqa: BLE001
+            show_error(e)
+    cli_hint(f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "")
+             + " --model teacher-small --epochs 3")
+
+
+@st.fragment(run_every=2)
+def live_teachers() -> None:
+    for r in active_runs(registry(), "teacher"):
+        run_card(registry(), r)
+
+
+live_teachers()
+
+with st.expander("Load a checkpoint from disk"):
+    path = st.text_input("Path to a model.safetensors (or the folder holding it)",
+                         placeholder="/path/to/run/model.safetensors")
+    if st.button("Load", disabled=not path):
+        try:
+            folder = register_checkpoint(path, runs_dir())
+            st.cache_data.clear()
+            st.success(f"Added {folder}; it is now listed with the other teachers.")
+        except Exception as e:  # noqa: BLE001
+            show_error(e)
+    st.caption("MSD Studio checkpoints keep their model spec, modalities and labels in the safetensors header, "
+               "so any model.safetensors written by `msd train-teacher` loads without its config.")
+
 usable = [t for t in teachers() if "error" not in t]
 matching = [t for t in usable if t["data"] == name]
 if not matching:

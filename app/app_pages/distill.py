@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import streamlit as st
 
-from app.components.figures import curves_figure
+from app.components.live import active_runs, run_card
 from app.components.views import cli_hint, display_path, show_error, short_name
 from app.state import registry, teacher_data_config, teachers
 from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
@@ -69,43 +68,15 @@ if submitted:
     except Exception as e:  # noqa: BLE001
         show_error(e)
 
-CURVES = ["train/loss", "train/ce", "train/kd"]
-
-
 @st.fragment(run_every=2)
 def live() -> None:
-    reg.reap()
-    runs = reg.runs(limit=50)
-    active = [r for r in runs if r["status"] in ("queued", "running")]
+    active = active_runs(reg, "student")
     st.subheader(f"Active runs ({len(active)})")
     if not active:
         st.caption("Nothing is running. Launch runs above; finished ones are listed below and on Compare.")
     for r in active:
-        with st.container(border=True):
-            top, button = st.columns([6, 1])
-            eta = f", about {r['eta']:.0f} s left" if r.get("eta") else ""
-            top.markdown(f"**{r['name']}** · `{r['id']}` · {r['status']}{eta}")
-            if button.button("Cancel", key=f"cancel-{r['id']}"):
-                reg.request_cancel(r["id"])
-            st.progress(min(max(r.get("progress") or 0.0, 0.0), 1.0))
-            rows = pd.DataFrame(reg.metrics(r["id"]))
-            if rows.empty:
-                st.caption("Caching the teacher's logits and starting…")
-                continue
-            mods = sorted({n.split(":")[1] for n in rows["name"] if n.startswith("train/kd:")})
-            names = CURVES + [f"train/kd:{m}" for m in mods]
-            a, b, c = st.columns(3)
-            a.plotly_chart(curves_figure({n.removeprefix("train/"): rows[rows["name"] == n] for n in names},
-                                         "loss terms", smoothing=0.6), key=f"loss-{r['id']}")
-            weights = {f"w {m}": rows[rows["name"] == f"train/w:{m}:mean"] for m in mods}
-            if weights:
-                b.plotly_chart(curves_figure(weights, "mean weight per modality"), key=f"w-{r['id']}")
-            val = {n.removeprefix("val/").removesuffix("/accuracy"): rows[rows["name"] == n]
-                   for n in sorted(set(rows["name"])) if n.startswith("val/") and n.endswith("/accuracy")}
-            if val:
-                c.plotly_chart(curves_figure(val, "validation accuracy per view"), key=f"val-{r['id']}")
-            else:
-                c.caption("Validation per view appears after the first epoch.")
+        run_card(reg, r)
+    runs = [r for r in reg.runs(limit=50) if r["kind"] == "student"]
     done = [r for r in runs if r["status"] not in ("queued", "running")][:10]
     if done:
         st.subheader("Recent runs")

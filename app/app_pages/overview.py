@@ -18,6 +18,12 @@ st.markdown(
     "something; MSD then teaches a small **student** the teacher's prediction from each modality alone, "
     "weighted by how much that modality matters for each example.")
 
+demo = [t for t in teachers() if "error" not in t]
+if demo:
+    st.markdown("**New here?** See which modality each example of the demo data relies on:")
+    if st.button("Explore the saliency of the demo teacher", type="primary", icon=":material/insights:"):
+        st.switch_page("app_pages/saliency.py")
+
 st.header("Teachers")
 try:
     found = teachers()
@@ -47,6 +53,23 @@ else:
                      **{f"test {v}": round(x.get("auroc", x["accuracy"]), 4) for v, x in test.items()},
                      "train time (s)": m.get("train_seconds")})
     st.dataframe(rows, hide_index=True)
+
+st.header("Recent runs")
+try:
+    from app.state import registry
+
+    reg = registry()
+    reg.reap()
+    recent = reg.runs(limit=10)
+except Exception as e:  # noqa: BLE001
+    show_error(e)
+    recent = []
+if recent:
+    st.dataframe([{"run": r["id"], "name": r["name"], "kind": r["kind"], "status": r["status"],
+                   "progress": f"{(r.get('progress') or 0):.0%}", "error": r.get("error") or ""} for r in recent],
+                 hide_index=True)
+else:
+    st.caption("No runs yet: launch distillations on the Distill page (or train a teacher on Data & teacher).")
 
 st.header("Data sets")
 st.caption("Built in and offline: " + "; ".join(f"**{k}** — {DATASETS[k]}" for k in BUILT_IN)

@@ -84,3 +84,48 @@ def test_compare_page_tables_curves_diff_and_examples(finished_students, monkeyp
     assert not at.exception
     at.toggle[0].set_value(True).run()
     assert not at.exception
+
+
+def test_overview_lists_recent_runs_and_takes_a_new_user_to_saliency(finished_students, tiny_teacher_runs,
+                                                                     monkeypatch):
+    home, ids = finished_students
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(home))
+    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(tiny_teacher_runs))
+    at = run_app()
+    runs_table = next(d.value for d in at.dataframe if "status" in d.value.columns and "run" in d.value.columns)
+    assert set(ids) <= set(runs_table["run"]) and set(runs_table["status"]) == {"finished"}
+    at.button[0].click().run()
+    assert at.title[0].value == "Saliency explorer" and not at.exception
+
+
+def test_data_page_trains_a_teacher_as_a_run_and_loads_a_checkpoint(home_with_teacher, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(runs))
+    at = run_app("app_pages/data_teacher.py")
+    at.selectbox[0].set_value("synthetic").run()
+    assert "No trained teacher for **synthetic**" in texts(at.info)
+    training_examples = next(n for n in at.number_input if n.label == "Training examples (0 = all)")
+    training_examples.set_value(64)
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1)
+    next(b for b in at.button if b.label == "Train teacher").click().run()
+    assert "Started teacher run" in texts(at.success), texts(at.error)
+    from msd_core.runs import Registry
+
+    reg = Registry(runs / "registry.sqlite")
+    run_id = reg.runs()[0]["id"]
+    deadline = time.time() + 240
+    while time.time() < deadline and reg.run(run_id)["status"] in ("queued", "running"):
+        time.sleep(0.5)
+    assert reg.run(run_id)["status"] == "finished", reg.run(run_id)["error"]
+    at.run()
+    assert "No trained teacher for **synthetic**" not in texts(at.info)
+
+    path_box = next(t for t in at.text_input if t.label.startswith("Path to a model.safetensors"))
+    path_box.set_value(str(tmp_path / "nothing-here")).run()
+    next(b for b in at.button if b.label == "Load").click().run()
+    assert "checkpoint not found" in texts(at.error)
+    path_box.set_value(str(home_with_teacher / "teacher-synthetic" / "model.safetensors")).run()
+    next(b for b in at.button if b.label == "Load").click().run()
+    assert "now listed with the other teachers" in texts(at.success)
+    teacher_box = next(s for s in at.selectbox if s.label == "Teacher")
+    assert len(teacher_box.options) == 2
