@@ -65,7 +65,10 @@ def results_table(runs: list[dict], split: str = "test") -> pd.DataFrame:
         row = {"group": group, "seeds": len(part)}
         for c in value_cols:
             vals = part[c].dropna().to_numpy()
-            row[c] = f"{vals.mean():.4f} ± {vals.std(ddof=1) if len(vals) > 1 else 0.0:.4f}" if len(vals) else ""
+            if len(vals) > 1:
+                row[c] = f"{vals.mean():.4f} ± {vals.std(ddof=1):.4f}"
+            else:
+                row[c] = f"{vals.mean():.4f}" if len(vals) else ""
         out.append(row)
     return pd.DataFrame(out)
 

@@ -157,11 +157,20 @@ def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | N
         n_meta = max(1, int(len(train_set) * cfg.distill.meta_fraction))
         meta_examples = [train_set.examples[i] for i in perm[:n_meta]]
         train_set = train_set.subset(sorted(perm[n_meta:]))
-    log(f"teacher {cfg.teacher}: caching its logits on every view (once per data set and teacher)")
-    caches = {s.split: teacher_logits(cfg.teacher, cfg.data, s, removal=cfg.distill.removal,
-                                      device=cfg.train.device) for s in (train_set, val_set, test_set)}
-    pop_cache = caches[cfg.distill.population_split]
-    population = population_saliency(modality_saliency(pop_cache, cfg.distill.saliency))
+    splits = {"train": train_set, "val": val_set, "test": test_set}
+    caches: dict[str, TeacherLogits] = {}
+
+    def cache(split: str) -> TeacherLogits:
+        """The teacher's logits on every view of a split, computed (or read) when first needed."""
+        if split not in caches:
+            log(f"teacher {cfg.teacher}: logits on every view of {split} (cached on disk after the first time)")
+            caches[split] = teacher_logits(cfg.teacher, cfg.data, splits[split], removal=cfg.distill.removal,
+                                           device=cfg.train.device)
+        return caches[split]
+
+    def population() -> dict[str, float]:
+        return population_saliency(modality_saliency(cache(cfg.distill.population_split), cfg.distill.saliency))
+
     texts = [ex.inputs["text"] for ex in train_set.examples if "text" in ex.inputs]
     torch.manual_seed(cfg.train.seed)
     model = create_model(cfg.model.preset, train_set.modalities, len(train_set.labels),
@@ -170,22 +179,23 @@ def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | N
     log(f"student {cfg.model.preset}: {n_params:,} parameters; method {cfg.distill.method}"
         + (f", weighting {cfg.distill.weighting}" if cfg.distill.method == "msd" else ""))
     collator = Collator(train_set.modalities, image_size=cfg.data.image_size, max_text_len=cfg.data.max_text_len)
-    loss = DistillLoss(cfg, caches["train"], population, collator, meta_examples)
+    needs_population = cfg.distill.method == "msd" and cfg.distill.weighting == "population"
+    loss = DistillLoss(cfg, cache("train"), population() if needs_population else None, collator, meta_examples)
     run_info = {"kind": "student", "config": cfg.to_dict(), "seed": cfg.train.seed, "versions": package_versions(),
                 "git": git_revision(), "parameters": n_params, "labels": train_set.labels,
-                "population_saliency": population,
                 "saliency_split": {"instance": "train", "population": cfg.distill.population_split}}
     trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
                       loss_fn=loss, run_info=run_info, progress=progress,
-                      evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, caches["val"]))
+                      evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, cache("val")))
     for event, fns in (callbacks or {}).items():
         for fn in fns:
             trainer.add_callback(event, fn)
     trainer.fit()
-    metrics = {"val": evaluate_student(trainer.module, val_set, collator, trainer.device, caches["val"]),
-               "test": evaluate_student(trainer.module, test_set, collator, trainer.device, caches["test"]),
+    metrics = {"val": evaluate_student(trainer.module, val_set, collator, trainer.device, cache("val")),
+               "test": evaluate_student(trainer.module, test_set, collator, trainer.device, cache("test")),
                "metric": train_set.metric, "train_seconds": round(time.time() - t0, 1), "history": trainer.history,
-               "population_saliency": population}
+               "population_saliency": population(),
+               "saliency_split": {"instance": "train", "population": cfg.distill.population_split}}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     trainer.write_run_json("finished", ended=time.time())
     return metrics

@@ -50,7 +50,10 @@ def main(out: Path) -> None:
             box.press("Tab")
         page.get_by_role("button", name="Launch").click()
         page.get_by_text("Launched 2 run(s)", exact=False).wait_for()
-        page.wait_for_timeout(45_000)
+        page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].some(
+            p => (p.layout?.title?.text || '').includes('loss terms') && p._fullData
+                 && p._fullData.some(t => (t._length ?? 0) >= 15))""", timeout=600_000)
+        page.wait_for_timeout(2500)
         page.screenshot(path=str(out / "distill.png"))
         print("saved", out / "distill.png", flush=True)
         page.get_by_text("Nothing is running", exact=False).wait_for(timeout=900_000)

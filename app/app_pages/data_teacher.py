@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -55,6 +56,9 @@ if ds is not None:
     text = f3.text_input("Text contains", placeholder="e.g. color")
     idx = filter_indices(ds, None if label == "(all)" else label, text,
                          None if reliance in (None, "(all)") else reliance)
+    if st.toggle("Shuffle (seeded)", value=True, help="Data sets are often ordered (easy-VQA lists every "
+                 "question of an image together): shuffling shows a varied page."):
+        idx = [idx[i] for i in np.random.default_rng(0).permutation(len(idx))]
     pages = max(1, math.ceil(len(idx) / PAGE_SIZE))
     page = st.number_input(f"Page (of {pages}; {len(idx):,} matching examples)", 1, pages, 1)
     shown = idx[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]

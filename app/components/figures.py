@@ -50,7 +50,8 @@ def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Fig
 
     fig = px.scatter(frame, x=f"sal {x}", y=f"sal {y}", color=frame[colour].astype(str),
                      hover_data={"id": True, "label": True, "pred full": True, "text": True, "index": False},
-                     custom_data=["index"], opacity=0.75, render_mode="webgl")
+                     custom_data=["index"], opacity=0.75, render_mode="webgl",
+                     color_discrete_sequence=px.colors.qualitative.D3)
     fig.add_hline(y=0, line_width=1, line_color="#999")
     fig.add_vline(x=0, line_width=1, line_color="#999")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text=colour,

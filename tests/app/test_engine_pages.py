@@ -75,7 +75,7 @@ def test_compare_page_tables_curves_diff_and_examples(finished_students, monkeyp
     at = run_app("app_pages/compare.py")
     table = at.dataframe[0].value
     assert len(table) == 2 and "only:text accuracy" in table.columns
-    assert "±" in table["full accuracy"].iloc[0]
+    assert float(table["full accuracy"].iloc[0]) >= 0  # one seed: a plain mean (± needs two)
     assert len(at.get("plotly_chart")) == 1
     diff = at.dataframe[1].value
     assert "distill.method" in list(diff["setting"])
