@@ -62,7 +62,9 @@ class TeacherLogits:
 
     def rows(self, ids: list[str]) -> torch.Tensor:
         """Row indices of ``ids`` (a batch) in this cache."""
-        index = self.__dict__.setdefault("_index", {k: i for i, k in enumerate(self.ids)})
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = self.__dict__["_index"] = {k: i for i, k in enumerate(self.ids)}
         return torch.tensor([index[i] for i in ids], dtype=torch.long)
 
     def subset_logits(self, keep: tuple[str, ...]) -> torch.Tensor:

@@ -81,16 +81,17 @@ table_cols += ["reliance"] if "reliance" in view else []
 picked = st.dataframe(view[table_cols], hide_index=True, on_select="rerun", selection_mode="single-row",
                       key="table", height=260)
 
-index = None
+# The shown example changes only when the user picks one (table row or scatter point), not when a
+# filter changes: the detail does not jump around, and filtering stays a cheap redraw.
 points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
     getattr(getattr(event, "selection", None), "points", []) or []
 rows = getattr(getattr(picked, "selection", None), "rows", []) or []
+key = ("explorer-example", teacher["path"], split, removal)
 if rows:
-    index = int(view.iloc[rows[0]]["index"])
+    st.session_state[key] = int(view.iloc[rows[0]]["index"])
 elif points:
-    index = int(points[0]["customdata"][0])
-elif len(view):
-    index = int(view.iloc[0]["index"])
+    st.session_state[key] = int(points[0]["customdata"][0])
+index = st.session_state.get(key, int(frame.iloc[0]["index"]) if len(frame) else None)
 
 if index is not None:
     st.header("Example")

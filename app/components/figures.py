@@ -45,13 +45,23 @@ def history_figure(history: list[dict], metric: str = "accuracy") -> go.Figure:
 
 
 def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Figure:
-    """One point per example: saliency of modality ``x`` vs ``y``, coloured by ``colour``."""
-    import plotly.express as px
+    """One point per example: saliency of modality ``x`` vs ``y``, coloured by ``colour``; hover
+    shows the example's id, label, the teacher's prediction and its text. (Plain graph objects:
+    plotly express took ~0.5 s to build this figure for 4k points.)"""
+    import numpy as np
 
-    fig = px.scatter(frame, x=f"sal {x}", y=f"sal {y}", color=frame[colour].astype(str),
-                     hover_data={"id": True, "label": True, "pred full": True, "text": True, "index": False},
-                     custom_data=["index"], opacity=0.75, render_mode="webgl",
-                     color_discrete_sequence=px.colors.qualitative.D3)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf"]
+    fig = go.Figure()
+    groups = frame[colour].astype(str)
+    for i, value in enumerate(sorted(groups.unique())):
+        part = frame[groups.to_numpy() == value]
+        hover = (part["id"] + " · " + part["label"].astype(str) + " → " + part["pred full"].astype(str)
+                 + "<br>" + part["text"].str.slice(0, 80)).tolist()
+        fig.add_trace(go.Scattergl(x=part[f"sal {x}"].to_numpy(), y=part[f"sal {y}"].to_numpy(), mode="markers",
+                                   name=value, marker=dict(color=palette[i % len(palette)], size=6, opacity=0.75),
+                                   customdata=part["index"].to_numpy(np.int64)[:, None], hovertext=hover,
+                                   hoverinfo="text"))
     fig.add_hline(y=0, line_width=1, line_color="#999")
     fig.add_vline(x=0, line_width=1, line_color="#999")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text=colour,

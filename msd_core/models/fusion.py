@@ -67,12 +67,10 @@ class SingleStreamFusion(MultimodalClassifier):
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(spec["dropout"]),
                                   nn.Linear(hidden, num_labels))
 
-    def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token sequence ``B x L x H`` and key mask ``B x L`` for the modalities in ``batch``."""
+    def modality_tokens(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per modality in ``batch``: its tokens ``B x n_m x H`` (type embedding added) and key mask."""
         n = len(batch)
-        cls = self.cls.expand(n, -1, -1) + self.type_embeddings.weight[0]
-        tokens = [cls]
-        masks = [torch.ones(n, 1, dtype=torch.bool, device=cls.device)]
+        out = {}
         for i, m in enumerate(self.modality_names, start=1):
             if m not in batch.values:
                 continue
@@ -80,13 +78,32 @@ class SingleStreamFusion(MultimodalClassifier):
             keep = batch.present[m].unsqueeze(1).expand(n, tok.shape[1])
             if m in batch.token_mask:
                 keep = keep & batch.token_mask[m]
-            tokens.append(tok)
-            masks.append(keep)
+            out[m] = (tok, keep)
+        return out
+
+    def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token sequence ``B x L x H`` and key mask ``B x L`` for the modalities in ``batch``."""
+        return self._sequence(self.modality_tokens(batch), len(batch))
+
+    def _sequence(self, parts: dict, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cls = self.cls.expand(n, -1, -1) + self.type_embeddings.weight[0]
+        tokens = [cls] + [parts[m][0] for m in self.modality_names if m in parts]
+        masks = [torch.ones(n, 1, dtype=torch.bool, device=cls.device)]
+        masks += [parts[m][1] for m in self.modality_names if m in parts]
         return torch.cat(tokens, 1), torch.cat(masks, 1)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        x, mask = self.embed(batch)
+    def _classify(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         additive = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
         additive = additive.masked_fill(~mask, torch.finfo(x.dtype).min)[:, None, None, :]
         h = self.encoder(x, attention_mask=additive).last_hidden_state
         return self.head(h[:, 0])
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self._classify(*self.embed(batch))
+
+    def forward_views(self, batch: Batch, view_sets: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
+        """``drop`` views sharing one pass of each modality's encoder (the CNN and embeddings do
+        not depend on the other modalities); only the fusion encoder runs once per view."""
+        parts = self.modality_tokens(batch)
+        return {name: self._classify(*self._sequence({m: parts[m] for m in keep}, len(batch)))
+                for name, keep in view_sets.items()}

@@ -69,3 +69,23 @@ def test_data_page_shows_the_teacher_of_the_chosen_data_set(home_with_teacher):
     at.selectbox[0].set_value("synthetic").run()
     assert len(at.get("plotly_chart")) == 2  # per-view metrics and validation history
     assert "msd evaluate --checkpoint" in texts(at.code)
+
+
+PAGES = ["app_pages/overview.py", "app_pages/data_teacher.py", "app_pages/saliency.py", "app_pages/distill.py",
+         "app_pages/compare.py"]
+
+
+def test_every_page_renders_with_the_shipped_demo_teachers(tmp_path, monkeypatch):
+    from msd_core.paths import REPO
+
+    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(REPO / "assets"))
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    at = run_app()
+    assert list(at.dataframe[0].value["teacher"]) == ["assets/teachers/easy-vqa", "assets/teachers/synthetic"]
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, texts(at.error))
+    at.switch_page("app_pages/saliency.py").run()
+    assert [m.value for m in at.metric][1].endswith("%")
