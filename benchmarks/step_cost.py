@@ -67,7 +67,7 @@ def naive_msd_time(student_preset: str, device, ds, collator, batch_size: int = 
             t_views = {m: teacher(views(batch, (m,), "mask")) for m in mods}
         s_full = model(batch)
         s_views = {m: model(views(batch, (m,), "mask")) for m in mods}
-        w = {m: torch.ones(len(batch)) for m in mods}
+        w = {m: torch.ones(len(batch), device=batch.targets.device) for m in mods}
         out = msd_loss(s_full, t_full, batch.targets, s_views, t_views, w, alpha=0.5, T=2.0)
         opt.zero_grad()
         out["loss"].backward()

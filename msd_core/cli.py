@@ -51,7 +51,7 @@ def cmd_train_teacher(a) -> None:
             data=data_config(a), model=ModelConfig(preset=a.model),
             train=TrainConfig(epochs=a.epochs or 3, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                               modality_dropout=a.modality_dropout, device=a.device, bf16=a.bf16,
-                              max_steps=a.max_steps, save_every=a.save_every),
+                              compile=a.compile, max_steps=a.max_steps, save_every=a.save_every),
             out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
     metrics = train_teacher(cfg, resume=a.resume, epochs=a.epochs)
     print(format_metrics(metrics))
@@ -71,7 +71,7 @@ def cmd_distill(a) -> None:
             teacher=a.teacher, data=data_config(a), model=ModelConfig(preset=a.model),
             train=TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                               modality_dropout=a.modality_dropout, device=a.device, bf16=a.bf16,
-                              max_steps=a.max_steps),
+                              compile=a.compile, max_steps=a.max_steps),
             distill=DistillConfig(method=a.method, weighting=a.weighting, alpha=a.alpha, temperature=a.temperature,
                                   lam=a.lam, tau=a.tau, saliency=a.saliency, removal=a.removal),
             out_dir=a.out or f"runs/{a.method}-{a.data}-{a.model}-seed{a.seed}")
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--modality-dropout", type=float, default=0.15)
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     t.add_argument("--max-steps", type=int)
     t.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
     t.add_argument("--out", help="output folder (default runs/teacher-DATA-MODEL)")
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--modality-dropout", type=float, default=0.0)
     k.add_argument("--device", default="auto")
     k.add_argument("--bf16", action="store_true")
+    k.add_argument("--compile", action="store_true")
     k.add_argument("--max-steps", type=int)
     k.add_argument("--out")
     k.add_argument("--config", help="a DistillRunConfig JSON file (overrides the flags above)")

@@ -53,6 +53,7 @@ class TrainConfig:
     modality_dropout: float = 0.15    # METHOD.md: each modality dropped w.p. p, never all
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     bf16: bool = False                # bf16 autocast (useful on GPUs)
+    compile: bool = False             # torch.compile the model (useful on GPUs; slow to start on CPUs)
     max_steps: int | None = None      # stop early (smoke runs, tests)
     save_every: int = 0               # also checkpoint every N steps (0: once per epoch)
     log_every: int = 10

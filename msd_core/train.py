@@ -96,6 +96,8 @@ class Trainer:
             self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         self.model = model.to(self.device)
         self.module = self.model  # the unwrapped model (checkpoints, evaluation)
+        if cfg.compile:
+            self.model = torch.compile(self.model)
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)

@@ -1,0 +1,141 @@
+"""No-KD vs KD vs MSD (each weighting, λ ∈ {0.5, 1, 2}), several seeds, per data regime and
+student; results accumulate in ``benchmarks/results/quality.jsonl`` (one line per finished run,
+so an interrupted sweep resumes where it stopped) and are summarised in ``RESULTS.md``.
+
+    python -m benchmarks.quality [--grid full|quick] [--seeds 0 1 2] [--regimes ...] [--students ...]
+
+Each run's student sees the same data order for a given seed whatever the method (the
+trainer's order depends only on the seed), so MSD − KD is paired by seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TrainConfig  # noqa: E402
+from msd_core.weighting import LEARNED, SCHEMES  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "quality.jsonl"
+REGIMES = {
+    "easy-vqa-2k": ("assets/teachers/easy-vqa", DataConfig("easy-vqa", max_train_examples=2000)),
+    "easy-vqa-full": ("assets/teachers/easy-vqa", DataConfig("easy-vqa")),
+    "synthetic": ("assets/teachers/synthetic", DataConfig("synthetic", options={"n": 4000})),
+}
+STUDENTS = ("student-small", "student-two-tower")
+
+
+def grid(kind: str) -> list[tuple[str, str | None, float | None]]:
+    methods: list[tuple[str, str | None, float | None]] = [("none", None, None), ("kd", None, None)]
+    if kind == "quick":
+        return methods + [("msd", "instance-soft", 1.0), ("msd", "uniform", 1.0)]
+    for weighting in list(SCHEMES) + list(LEARNED):
+        for lam in (0.5, 1.0, 2.0):
+            methods.append(("msd", weighting, lam))
+    return methods
+
+
+def key(regime, student, method, weighting, lam, seed) -> str:
+    return f"{regime}|{student}|{method}|{weighting}|{lam}|{seed}"
+
+
+def done_keys() -> set[str]:
+    if not RESULTS.is_file():
+        return set()
+    return {json.loads(line)["key"] for line in RESULTS.read_text().splitlines() if line.strip()}
+
+
+def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Path) -> dict:
+    from msd_core.distill import distill
+
+    teacher, data = REGIMES[regime]
+    cfg = DistillRunConfig(teacher=teacher, data=data, model=ModelConfig(student),
+                           train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, modality_dropout=0.0),
+                           distill=DistillConfig(method=method, weighting=weighting or "uniform", lam=lam or 1.0),
+                           out_dir=str(out_root / key(regime, student, method, weighting, lam, seed).replace("|", "_")))
+    t0 = time.time()
+    metrics = distill(cfg, progress=False, log=lambda *_: None)
+    return {"key": key(regime, student, method, weighting, lam, seed), "regime": regime, "student": student,
+            "method": method, "weighting": weighting, "lam": lam, "seed": seed, "epochs": epochs,
+            "seconds": round(time.time() - t0, 1), "test": metrics["test"],
+            "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"]}
+
+
+def summarise() -> str:
+    import numpy as np
+    import pandas as pd
+
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.is_file() else []
+    if not rows:
+        return "No results yet."
+    flat = []
+    for r in rows:
+        name = r["method"] + (f" {r['weighting']} λ={r['lam']}" if r["method"] == "msd" else "")
+        for view, m in r["test"].items():
+            flat.append({"regime": r["regime"], "student": r["student"], "method": name, "seed": r["seed"],
+                         "view": view, "accuracy": m["accuracy"]})
+    df = pd.DataFrame(flat)
+    out = []
+    for (regime, student), part in df.groupby(["regime", "student"], sort=False):
+        out.append(f"### {regime} · {student}\n")
+        table = part.pivot_table(index="method", columns="view", values="accuracy",
+                                 aggfunc=lambda v: f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}"
+                                 + f" (n={len(v)})")
+        cols = list(table.columns)
+        out.append("| method | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
+        out += [f"| {idx} | " + " | ".join(str(table.loc[idx, c]) for c in cols) + " |" for idx in table.index]
+        kd = part[part["method"] == "kd"].set_index(["seed", "view"])["accuracy"]
+        lines = []
+        for method in sorted(set(part["method"]) - {"kd", "none"}):
+            msd = part[part["method"] == method].set_index(["seed", "view"])["accuracy"]
+            common = msd.index.intersection(kd.index)
+            if len(common):
+                d = (msd[common] - kd[common]).groupby(level="view")
+                lines.append(f"| {method} | " + " | ".join(f"{v}: {g.mean():+.4f} (n={len(g)})" for v, g in d) + " |")
+        if lines:
+            out.append("\nMSD − KD, paired by seed (test accuracy):\n\n| method | difference per view |\n|---|---|\n"
+                       + "\n".join(lines))
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.quality")
+    p.add_argument("--grid", choices=["full", "quick"], default="full")
+    p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    p.add_argument("--regimes", nargs="*", default=list(REGIMES), choices=list(REGIMES))
+    p.add_argument("--students", nargs="*", default=list(STUDENTS), choices=list(STUDENTS))
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--summary-only", action="store_true")
+    a = p.parse_args()
+    if not a.summary_only:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        out_root = Path(os.environ.get("MSD_STUDIO_RUNS", ROOT / "runs")) / "quality"
+        done = done_keys()
+        todo = [(r, s, m, w, lam, seed) for r in a.regimes for s in a.students for seed in a.seeds
+                for (m, w, lam) in grid(a.grid) if key(r, s, m, w, lam, seed) not in done]
+        print(f"{len(todo)} runs to do ({len(done)} already in {RESULTS})", flush=True)
+        for i, job in enumerate(todo, 1):
+            row = run_one(*job, epochs=a.epochs, out_root=out_root)
+            with RESULTS.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"[{i}/{len(todo)}] {row['key']}: full {row['test']['full']['accuracy']:.4f} "
+                  f"({row['seconds']} s)", flush=True)
+    text = summarise()
+    (ROOT / "RESULTS.md").write_text("# Results: no KD vs KD vs MSD\n\nProduced by `python -m benchmarks.quality` "
+                                     "from `benchmarks/results/quality.jsonl`; test-set accuracy, mean ± std over "
+                                     "seeds.\n\n" + text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
