@@ -19,9 +19,11 @@ from tests.app.live_server import browser_page, dashboard, wait_until_idle  # no
 
 
 def shoot(page, url: str, slug: str, title: str, out: Path) -> None:
+    t0 = time.time()
     page.goto(f"{url}/{slug}")
     page.get_by_role("heading", name=title).first.wait_for()
     wait_until_idle(page)
+    print(f"{slug or 'overview'} loaded in {time.time() - t0:.1f} s", flush=True)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(out / f"{slug or 'overview'}.png"))
     print("saved", out / f"{slug or 'overview'}.png", flush=True)
@@ -33,9 +35,11 @@ def main(out: Path) -> None:
     with dashboard({"MSD_STUDIO_RUNS": str(runs)}) as url, browser_page(1500, 1700) as page:
         shoot(page, url, "", "MSD Studio", out)
         shoot(page, url, "data_teacher", "Data & teacher", out)
+        t0 = time.time()
         page.goto(f"{url}/saliency")
         page.get_by_text("why the teacher says").wait_for()
         wait_until_idle(page)
+        print(f"saliency (first visit: teacher on every view + attributions) loaded in {time.time() - t0:.1f} s")
         page.screenshot(path=str(out / "saliency.png"), full_page=True)
         print("saved", out / "saliency.png", flush=True)
 
@@ -49,10 +53,14 @@ def main(out: Path) -> None:
             box.fill(value)
             box.press("Tab")
         page.get_by_role("button", name="Launch").click()
+        t0 = time.time()
         page.get_by_text("Launched 2 run(s)", exact=False).wait_for()
-        page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].some(
+        curve = """n => [...document.querySelectorAll('.js-plotly-plot')].some(
             p => (p.layout?.title?.text || '').includes('loss terms') && p._fullData
-                 && p._fullData.some(t => (t._length ?? 0) >= 15))""", timeout=600_000)
+                 && p._fullData.some(t => (t._length ?? 0) >= n))"""
+        page.wait_for_function(curve, arg=1, timeout=600_000)
+        print(f"launch -> first point on the curve: {time.time() - t0:.1f} s (two runs at once)", flush=True)
+        page.wait_for_function(curve, arg=15, timeout=600_000)
         page.wait_for_timeout(2500)
         page.screenshot(path=str(out / "distill.png"))
         print("saved", out / "distill.png", flush=True)
