@@ -8,9 +8,9 @@ from dataclasses import asdict
 import streamlit as st
 
 from app.components.figures import (bars, image_heatmap, saliency_histograms, saliency_scatter,
-                                    view_label, weights_figure)
+                                    scatter_point_index, view_label, weights_figure)
 from app.components.views import cli_hint, display_path, show_error, short_name, token_html
-from app.state import attributions, saliency_table, teacher_data_config, teachers
+from app.state import attributions, explorer_cache, saliency_table, teacher_data_config, teachers
 from msd_core.data.views import REMOVALS
 from msd_core.explore import scheme_weights
 from msd_core.preview import example_record
@@ -72,9 +72,23 @@ left, right = st.columns([3, 2])
 with left:
     x_mod, y_mod = (mods + mods)[:2]
     event = st.plotly_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun",
-                            selection_mode="points")
+                            selection_mode=("points", "box", "lasso"))
 with right:
     st.plotly_chart(saliency_histograms(view, mods), key="histograms")
+
+points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+    getattr(getattr(event, "selection", None), "points", []) or []
+points = [i for i in (scatter_point_index(view, colour, p) for p in points) if i is not None]
+if points:
+    ds_points, _ = explorer_cache(teacher["path"], data_json, split, removal)
+    picked_points = points[:12]
+    st.caption(f"{len(points)} point(s) selected on the scatter (click, box or lasso); the first "
+               f"{len(picked_points)} as thumbnails (Plotly's hover labels cannot hold images):")
+    thumbs = st.columns(12)
+    for col, i in zip(thumbs, picked_points):
+        rec = example_record(ds_points, i, image_size=64)
+        if rec["image"] is not None:
+            col.image(rec["image"], caption=f"{rec['label']} · {str(rec['text'])[:40]}", width="stretch")
 
 table_cols = ["id", "label", "pred full", "correct", *[f"sal {m}" for m in mods], "dominant", "text"]
 table_cols += ["reliance"] if "reliance" in view else []
@@ -83,21 +97,17 @@ picked = st.dataframe(view[table_cols], hide_index=True, on_select="rerun", sele
 
 # The shown example changes only when the user picks one (table row or scatter point), not when a
 # filter changes: the detail does not jump around, and filtering stays a cheap redraw.
-points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
-    getattr(getattr(event, "selection", None), "points", []) or []
 rows = getattr(getattr(picked, "selection", None), "rows", []) or []
-key = ("explorer-example", teacher["path"], split, removal)
+key = f"explorer-example|{teacher['path']}|{split}|{removal}"
 if rows:
     st.session_state[key] = int(view.iloc[rows[0]]["index"])
 elif points:
-    st.session_state[key] = int(points[0]["customdata"][0])
+    st.session_state[key] = points[0]
 index = st.session_state.get(key, int(frame.iloc[0]["index"]) if len(frame) else None)
 
 if index is not None:
     st.header("Example")
     row = frame.iloc[index]
-    from app.state import explorer_cache
-
     ds, _ = explorer_cache(teacher["path"], data_json, split, removal)
     rec = example_record(ds, index, image_size=data_cfg.image_size)
     a, b = st.columns([1, 1])

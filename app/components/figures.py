@@ -48,8 +48,6 @@ def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Fig
     """One point per example: saliency of modality ``x`` vs ``y``, coloured by ``colour``; hover
     shows the example's id, label, the teacher's prediction and its text. (Plain graph objects:
     plotly express took ~0.5 s to build this figure for 4k points.)"""
-    import numpy as np
-
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf"]
     fig = go.Figure()
@@ -60,13 +58,28 @@ def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Fig
                  + "<br>" + part["text"].str.slice(0, 80)).tolist()
         fig.add_trace(go.Scattergl(x=part[f"sal {x}"].to_numpy(), y=part[f"sal {y}"].to_numpy(), mode="markers",
                                    name=value, marker=dict(color=palette[i % len(palette)], size=6, opacity=0.75),
-                                   customdata=part["index"].to_numpy(np.int64)[:, None], hovertext=hover,
+                                   customdata=[int(i) for i in part["index"]], hovertext=hover,
                                    hoverinfo="text"))
     fig.add_hline(y=0, line_width=1, line_color="#999")
     fig.add_vline(x=0, line_width=1, line_color="#999")
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text=colour,
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text=colour, dragmode="select",
                       xaxis_title=f"{x} saliency", yaxis_title=f"{y} saliency")
     return fig
+
+
+def scatter_point_index(frame: pd.DataFrame, colour: str, point: dict) -> int | None:
+    """The example (``index`` column) behind a point of ``saliency_scatter``'s selection event."""
+    data = point.get("customdata")
+    if isinstance(data, (int, float)):
+        return int(data)
+    if isinstance(data, list) and data:
+        return int(data[0])
+    groups = frame[colour].astype(str)
+    values = sorted(groups.unique())
+    curve, pos = point.get("curve_number"), point.get("point_index", point.get("point_number"))
+    if curve is None or pos is None or curve >= len(values):
+        return None
+    return int(frame[groups.to_numpy() == values[curve]]["index"].iloc[pos])
 
 
 def saliency_histograms(frame: pd.DataFrame, modalities: list[str]) -> go.Figure:

@@ -65,12 +65,20 @@ def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_
         timings["saliency page"] = time.time() - t0
         assert page.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot .imagelayer").count() >= 1
         assert page.locator('[data-testid="stException"]').count() == 0
+        plot = page.locator(".js-plotly-plot").first.bounding_box()  # box-select most of the scatter
+        page.mouse.move(plot["x"] + plot["width"] * 0.2, plot["y"] + plot["height"] * 0.15)
+        page.mouse.down()
+        page.mouse.move(plot["x"] + plot["width"] * 0.8, plot["y"] + plot["height"] * 0.9, steps=8)
+        page.mouse.up()
+        page.get_by_text("selected on the scatter", exact=False).wait_for()
+        wait_until_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(SHOTS / "saliency.png"))
 
         page.get_by_role("link", name="Distill").click()
         page.get_by_role("heading", name="Distill").wait_for()
         wait_until_idle(page)
-        for field, value in (("Epochs", "25"), ("Training examples (0 = all)", "96")):
+        for field, value in (("Epochs", "12"), ("Training examples (0 = all)", "96")):
             box = page.get_by_label(field)
             box.fill(value)
             box.press("Tab")
@@ -96,7 +104,7 @@ def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_
         later = points()
         assert later > first, f"the curve did not grow while running ({first} -> {later})"
         page.screenshot(path=str(SHOTS / "distill.png"))
-        page.get_by_text("Nothing is running", exact=False).wait_for(timeout=240_000)
+        page.get_by_text("Nothing is running", exact=False).wait_for(timeout=400_000)
 
         page.get_by_role("link", name="Compare").click()
         page.get_by_role("heading", name="Compare").wait_for()
