@@ -242,8 +242,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def init_distributed() -> None:
+    """Under ``torchrun`` (WORLD_SIZE > 1), join the process group; the trainer then shards the
+    data by rank, wraps the model in DistributedDataParallel and writes from rank 0 only."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            if torch.cuda.is_available():
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("train-teacher", "distill"):
+        init_distributed()
     try:
         args.func(args)
     except MSDError as e:

@@ -196,6 +196,7 @@ def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | N
                "metric": train_set.metric, "train_seconds": round(time.time() - t0, 1), "history": trainer.history,
                "population_saliency": population(),
                "saliency_split": {"instance": "train", "population": cfg.distill.population_split}}
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    trainer.write_run_json("finished", ended=time.time())
+    if trainer.is_main:  # under torchrun, rank 0 writes
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        trainer.write_run_json("finished", ended=time.time())
     return metrics

@@ -84,8 +84,9 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
                "test": evaluate(trainer.module, test_set, collator, trainer.device),
                "metric": train_set.metric, "train_seconds": round(train_time, 1), "history": trainer.history,
                "examples": {"train": len(train_set), "val": len(val_set), "test": len(test_set)}}
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    trainer.write_run_json("finished", ended=time.time())
+    if trainer.is_main:  # under torchrun, rank 0 writes
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        trainer.write_run_json("finished", ended=time.time())
     return metrics
 
 
