@@ -48,12 +48,9 @@ for r in chosen:
     if rows.empty:
         continue
     rows["time"] = rows["time"] - rows["time"].min()
-    series[f"{r['name']}"] = rows
+    series[f"{r['name']} · {r['id'][-6:]}"] = rows
     by_group.setdefault(group_name(r["config"]), {})[r["id"]] = rows
-bands = {}
-for group, curves in by_group.items():
-    for k, band in seed_bands(curves).items():
-        bands[group] = band
+bands = {group: band for group, curves in by_group.items() for band in seed_bands(curves).values()}
 st.plotly_chart(curves_figure(series, metric, smoothing, log_y, x_axis, bands if x_axis == "step" else None,
                               height=380), key="curves")
 
