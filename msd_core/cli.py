@@ -39,20 +39,29 @@ def data_config(a) -> DataConfig:
                       skip_bad_rows=a.skip_bad_rows)
 
 
+def train_config(a, **extra) -> TrainConfig:
+    """The TrainConfig the common flags of train-teacher and distill describe."""
+    return TrainConfig(batch_size=a.batch_size, lr=a.lr, seed=a.seed, modality_dropout=a.modality_dropout,
+                       device=a.device, bf16=a.bf16, compile=a.compile, max_steps=a.max_steps, **extra)
+
+
+def config_file(cls, a):
+    """A run config from ``--config`` (with ``--out`` overriding its folder), or None."""
+    if not a.config:
+        return None
+    cfg = cls.load(a.config)
+    if a.out:
+        cfg.out_dir = a.out
+    return cfg
+
+
 def cmd_train_teacher(a) -> None:
     from .teacher import format_metrics, train_teacher
 
-    if a.config:
-        cfg = TeacherRunConfig.load(a.config)
-        if a.out:
-            cfg.out_dir = a.out
-    else:
-        cfg = TeacherRunConfig(
-            data=data_config(a), model=ModelConfig(preset=a.model),
-            train=TrainConfig(epochs=a.epochs or 3, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                              modality_dropout=a.modality_dropout, device=a.device, bf16=a.bf16,
-                              compile=a.compile, max_steps=a.max_steps, save_every=a.save_every),
-            out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
+    cfg = config_file(TeacherRunConfig, a) or TeacherRunConfig(
+        data=data_config(a), model=ModelConfig(preset=a.model),
+        train=train_config(a, epochs=a.epochs or 3, save_every=a.save_every),
+        out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
     metrics = train_teacher(cfg, resume=a.resume, epochs=a.epochs)
     print(format_metrics(metrics))
     print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")
@@ -62,19 +71,12 @@ def cmd_distill(a) -> None:
     from .distill import distill
     from .teacher import format_metrics
 
-    if a.config:
-        cfg = DistillRunConfig.load(a.config)
-        if a.out:
-            cfg.out_dir = a.out
-    else:
-        cfg = DistillRunConfig(
-            teacher=a.teacher, data=data_config(a), model=ModelConfig(preset=a.model),
-            train=TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                              modality_dropout=a.modality_dropout, device=a.device, bf16=a.bf16,
-                              compile=a.compile, max_steps=a.max_steps),
-            distill=DistillConfig(method=a.method, weighting=a.weighting, alpha=a.alpha, temperature=a.temperature,
-                                  lam=a.lam, tau=a.tau, saliency=a.saliency, removal=a.removal),
-            out_dir=a.out or f"runs/{a.method}-{a.data}-{a.model}-seed{a.seed}")
+    cfg = config_file(DistillRunConfig, a) or DistillRunConfig(
+        teacher=a.teacher, data=data_config(a), model=ModelConfig(preset=a.model),
+        train=train_config(a, epochs=a.epochs),
+        distill=DistillConfig(method=a.method, weighting=a.weighting, alpha=a.alpha, temperature=a.temperature,
+                              lam=a.lam, tau=a.tau, saliency=a.saliency, removal=a.removal),
+        out_dir=a.out or f"runs/{a.method}-{a.data}-{a.model}-seed{a.seed}")
     metrics = distill(cfg)
     print(format_metrics(metrics))
     print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")

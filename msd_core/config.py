@@ -83,7 +83,10 @@ class JsonConfig:
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found — check the path")
         try:
-            return cls.from_json(p.read_text())
+            d = json.loads(p.read_text())
+            if isinstance(d, dict) and isinstance(d.get("config"), dict) and "versions" in d:
+                d = d["config"]  # a run folder's run.json: reproduce the run it records
+            return cls.from_dict(d)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{p}, line {e.lineno}: not valid JSON ({e.msg})") from None
 

@@ -30,6 +30,10 @@ def test_train_teacher_then_evaluate_from_the_command_line(capsys, tmp_path):
     assert "test  only:text" in printed and "parameters" in printed
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "finished" and run["config"]["model"]["preset"] == "student-two-tower"
+    from msd_core.config import TeacherRunConfig
+
+    again = TeacherRunConfig.load(out / "run.json")  # --config accepts a run's run.json to reproduce it
+    assert again.model.preset == "student-two-tower" and again.to_dict() == run["config"]
     assert main(["evaluate", "--checkpoint", str(out), "--data", "synthetic", "--data-option", "n=64",
                  "--max-eval", "16"]) == 0
     metrics = json.loads(capsys.readouterr().out)

@@ -88,4 +88,4 @@ else:
         except Exception as e:  # noqa: BLE001
             show_error(e)
 
-cli_hint("msd distill --config runs/<run id>/config.json --out runs/again   # reproduce any run")
+cli_hint("msd distill --config runs/<run id>/run.json --out runs/again   # reproduce any run (config.json works too)")
