@@ -65,11 +65,25 @@ def read_metadata(path: Path) -> dict:
             meta = f.metadata() or {}
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if meta.get("format") != FORMAT and (path.parent / "config.json").is_file():
+        raise CheckpointError(f"{path.parent}: a Hugging Face model folder, not a trained MSD Studio teacher; "
+                              f"train a teacher from it: msd train-teacher --model hf-bert-teacher "
+                              f"--pretrained {path.parent}")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an MSD Studio model checkpoint (format {meta.get('format')!r})")
     return {"spec": json.loads(meta["spec"]), "labels": json.loads(meta["labels"]),
             "modalities": [ModalitySpec(**m) for m in json.loads(meta["modalities"])],
             "extra": json.loads(meta.get("extra", "{}"))}
+
+
+def is_msd_checkpoint(path: str | Path) -> bool:
+    """True when ``path`` (a file, or a folder's model.safetensors) is an MSD Studio checkpoint."""
+    p = Path(path).expanduser()
+    try:
+        read_metadata(p / MODEL_FILE if p.is_dir() else p)
+    except CheckpointError:
+        return False
+    return True
 
 
 def load_model(path: Path, device: torch.device | str = "cpu"):

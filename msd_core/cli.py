@@ -59,7 +59,8 @@ def cmd_train_teacher(a) -> None:
     from .teacher import format_metrics, train_teacher
 
     cfg = config_file(TeacherRunConfig, a) or TeacherRunConfig(
-        data=data_config(a), model=ModelConfig(preset=a.model),
+        data=data_config(a),
+        model=ModelConfig(preset=a.model, overrides={"pretrained": a.pretrained} if a.pretrained else {}),
         train=train_config(a, epochs=a.epochs or 3, save_every=a.save_every),
         out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
     metrics = train_teacher(cfg, resume=a.resume, epochs=a.epochs)
@@ -132,7 +133,8 @@ def cmd_presets(a) -> None:
     from .models.presets import describe_presets
 
     for row in describe_presets():
-        print(f"{row['preset']:18s} {row['arch']:13s} {row['parameters']:>11,} parameters  {row['doc']}")
+        count = f"{row['parameters']:>11,} parameters" if row["parameters"] else f"{'(the folder’s)':>22s}"
+        print(f"{row['preset']:18s} {row['arch']:13s} {count}  {row['doc']}")
 
 
 def cmd_evaluate(a) -> None:
@@ -169,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-teacher", help="train a teacher with modality dropout; per-view metrics")
     add_data_args(t)
     t.add_argument("--model", default="teacher-small", help="model preset (msd presets lists them)")
+    t.add_argument("--pretrained", metavar="FOLDER",
+                   help="a local Hugging Face BERT-family folder (config.json, model.safetensors, vocab.txt) "
+                        "to start the text encoder from; use with --model hf-bert-teacher")
     t.add_argument("--epochs", type=int, help="epochs (default 3; with --resume: the saved run's)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=5e-4)

@@ -14,7 +14,9 @@ from app.components.views import (cli_hint, display_path, example_cards, show_er
 from app.components.live import active_runs, run_card
 from app.state import BUILT_IN, dataset, registry, teachers
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
-from msd_core.models.presets import PRESETS
+from msd_core.checkpoint import is_msd_checkpoint
+from msd_core.models.hf_folder import inspect_hf_folder, is_hf_folder
+from msd_core.models.presets import PRESETS, resolve_spec
 from msd_core.paths import runs_dir
 from msd_core.runs import launch
 from msd_core.teacher import register_checkpoint
@@ -69,28 +71,44 @@ if ds is not None:
     cli_hint(f"msd data --data {name} --split {split}" + (f" --data-root {root}" if root else "") + " --show 12")
 
 st.header("Teacher")
+
+
+def launch_teacher(preset: str, overrides: dict, epochs: int, lr: float, dropout: float, max_train: int) -> None:
+    """Check the model config here (so a bad folder is a message, not a failed run), then launch."""
+    try:
+        resolve_spec(preset, overrides)
+        cfg = TeacherRunConfig(
+            data=DataConfig(name=name, root=root or None, options=dict(BUILT_IN.get(name, {})),
+                            max_train_examples=max_train or None),
+            model=ModelConfig(preset, overrides),
+            train=TrainConfig(epochs=epochs, lr=lr, modality_dropout=dropout))
+        run_id = launch(cfg, kind="teacher", registry=registry(), name=f"teacher {preset} on {name}")
+        st.success(f"Started teacher run {run_id}; it appears below and, when finished, in the teacher list.")
+    except Exception as e:  # noqa: BLE001
+        show_error(e)
+
+
+def teacher_cli(preset: str, folder: str | None = None) -> str:
+    return (f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "") + f" --model {preset}"
+            + (f" --pretrained {folder}" if folder else "") + " --epochs 3")
+
+
 with st.expander("Train a new teacher on this data set (runs as its own process)"):
     with st.form("train-teacher"):
         t1, t2, t3, t4, t5 = st.columns(5)
-        preset = t1.selectbox("Preset", [p for p in PRESETS if "teacher" in p])
+        preset = t1.selectbox("Preset", [p for p in PRESETS if "teacher" in p],
+                              help="hf-bert-teacher starts its text encoder from a local Hugging Face folder")
         t_epochs = t2.number_input("Epochs", 1, 100, 3)
         t_lr = t3.number_input("Learning rate", 1e-5, 1e-1, 5e-4, format="%.4f")
         t_drop = t4.number_input("Modality dropout p", 0.0, 0.9, 0.15, 0.05)
         t_max = t5.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500)
+        t_folder = st.text_input("Hugging Face folder (for hf-bert-teacher)", key="hf-folder-train",
+                                 placeholder="/path/to/bert-base-uncased (config.json, model.safetensors, vocab.txt)")
         go = st.form_submit_button("Train teacher", type="primary", disabled=ds is None)
     if go and ds is not None:
-        try:
-            cfg = TeacherRunConfig(
-                data=DataConfig(name=name, root=root or None, options=dict(BUILT_IN.get(name, {})),
-                                max_train_examples=int(t_max) or None),
-                model=ModelConfig(preset),
-                train=TrainConfig(epochs=int(t_epochs), lr=float(t_lr), modality_dropout=float(t_drop)))
-            run_id = launch(cfg, kind="teacher", registry=registry(), name=f"teacher {preset} on {name}")
-            st.success(f"Started teacher run {run_id}; it appears below and, when finished, in the teacher list.")
-        except Exception as e:  # noqa: BLE001
-            show_error(e)
-    cli_hint(f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "")
-             + " --model teacher-small --epochs 3")
+        overrides = {"pretrained": t_folder.strip()} if preset == "hf-bert-teacher" and t_folder.strip() else {}
+        launch_teacher(preset, overrides, int(t_epochs), float(t_lr), float(t_drop), int(t_max))
+    cli_hint(teacher_cli(preset, t_folder.strip() if preset == "hf-bert-teacher" else None))
 
 
 @st.fragment(run_every=2)
@@ -101,18 +119,38 @@ def live_teachers() -> None:
 
 live_teachers()
 
-with st.expander("Load a checkpoint from disk"):
-    path = st.text_input("Path to a model.safetensors (or the folder holding it)",
-                         placeholder="/path/to/run/model.safetensors")
+with st.expander("Load a checkpoint or a local Hugging Face folder"):
+    path = st.text_input("Path to a model.safetensors, the folder holding it, or a Hugging Face model folder",
+                         placeholder="/path/to/run/model.safetensors or /path/to/bert-base-uncased")
     if st.button("Load", disabled=not path):
+        st.session_state.pop("hf-folder", None)
         try:
-            folder = register_checkpoint(path, runs_dir())
-            st.cache_data.clear()
-            st.success(f"Added {folder}; it is now listed with the other teachers.")
+            if is_hf_folder(path) and not is_msd_checkpoint(path):
+                st.session_state["hf-folder"] = inspect_hf_folder(path)
+            else:
+                folder = register_checkpoint(path, runs_dir())
+                st.cache_data.clear()
+                st.success(f"Added {folder}; it is now listed with the other teachers.")
         except Exception as e:  # noqa: BLE001
             show_error(e)
+    hf = st.session_state.get("hf-folder")
+    if hf is not None:
+        st.success(f"Hugging Face folder **{display_path(hf.path)}**: {hf.summary()}.")
+        st.markdown(f"It has a text encoder but no image encoder and no head for **{name}**'s labels, so it "
+                    f"becomes a teacher by training: its encoder and word-piece embeddings start from these "
+                    f"weights, the image patch encoder and the head from random.")
+        h1, h2, h3 = st.columns(3)
+        hf_epochs = h1.number_input("Epochs", 1, 100, 3, key="hf-epochs")
+        hf_lr = h2.number_input("Learning rate", 1e-6, 1e-2, 1e-4, format="%.5f", key="hf-lr")
+        hf_max = h3.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500, key="hf-max")
+        if st.button(f"Train a teacher on {name} from this folder", type="primary", disabled=ds is None):
+            launch_teacher("hf-bert-teacher", {"pretrained": hf.path}, int(hf_epochs), float(hf_lr), 0.15,
+                           int(hf_max))
+        cli_hint(teacher_cli("hf-bert-teacher", hf.path).replace("--epochs 3", f"--epochs {hf_epochs} --lr {hf_lr:g}"))
     st.caption("MSD Studio checkpoints keep their model spec, modalities and labels in the safetensors header, "
-               "so any model.safetensors written by `msd train-teacher` loads without its config.")
+               "so any model.safetensors written by `msd train-teacher` loads without its config. A Hugging Face "
+               "folder must hold a BERT-family model with the BERT uncased vocabulary (the one every preset "
+               "tokenizes with).")
 
 usable = [t for t in teachers() if "error" not in t]
 matching = [t for t in usable if t["data"] == name]

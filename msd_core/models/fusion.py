@@ -24,21 +24,26 @@ from .encoders import ImagePatchEncoder, TextEmbedder, VectorEncoder
 
 
 def bert_backbone(spec: dict, load_pretrained: bool):
-    """A BertModel from the spec: MiniLM-L6 weights from its local folder, or random init."""
+    """A BertModel from the spec: pretrained weights from a local folder (MiniLM-L6's, or a
+    Hugging Face folder's, see ``hf_folder``) or random init of the same shape."""
     from transformers import BertConfig, BertModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    if spec.get("pretrained") == "minilm" and load_pretrained:
-        from ..data.text import minilm_path
+    source = spec.get("pretrained")
+    if source and load_pretrained:
+        if source == "minilm":
+            from ..data.text import minilm_path
 
-        return BertModel.from_pretrained(minilm_path(), local_files_only=True, add_pooling_layer=False,
+            source = minilm_path()
+        return BertModel.from_pretrained(source, local_files_only=True, add_pooling_layer=False,
                                          attn_implementation=spec.get("attn", "sdpa"))
     config = BertConfig(vocab_size=spec["vocab_size"], hidden_size=spec["hidden"],
                         num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
                         intermediate_size=spec["intermediate"], max_position_embeddings=spec["max_positions"],
-                        hidden_dropout_prob=spec["dropout"], attention_probs_dropout_prob=spec["dropout"])
+                        hidden_dropout_prob=spec["dropout"], attention_probs_dropout_prob=spec["dropout"],
+                        **spec.get("bert_config", {}))
     config._attn_implementation = spec.get("attn", "sdpa")
     return BertModel(config, add_pooling_layer=False)
 

@@ -9,6 +9,7 @@ from ..data.example import ModalitySpec
 from ..errors import ConfigError
 from .base import MultimodalClassifier, count_parameters
 from .fusion import SingleStreamFusion
+from .hf_folder import inspect_hf_folder
 from .two_tower import TwoTowerFusion
 
 COMMON = {"dropout": 0.1, "max_positions": 128, "full_vocab_size": 30522, "image_grid": 4,
@@ -17,6 +18,10 @@ PRESETS: dict[str, dict] = {
     "minilm-teacher": {"arch": "single-stream", "pretrained": "minilm", "hidden": 384, "layers": 6,
                        "heads": 12, "intermediate": 1536, "vocab": "full", "max_positions": 512,
                        "doc": "MiniLM-L6 text encoder (pretrained, local) + CNN patches; ~23M parameters"},
+    "hf-bert-teacher": {"arch": "single-stream", "hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536,
+                        "vocab": "full", "max_positions": 512,
+                        "doc": "text encoder from a local Hugging Face BERT folder (pretrained=PATH) + CNN "
+                               "patches; its size is the folder's"},
     "teacher-small": {"arch": "single-stream", "hidden": 192, "layers": 3, "heads": 4, "intermediate": 384,
                       "vocab": "trimmed", "doc": "random-init 3-layer, 192-wide fusion teacher (the demo teacher)"},
     "student-small": {"arch": "single-stream", "hidden": 96, "layers": 2, "heads": 2, "intermediate": 192,
@@ -38,6 +43,15 @@ def resolve_spec(preset: str, overrides: dict | None = None) -> dict:
         spec[k] = v
     if spec["pretrained"] == "minilm" and spec["vocab"] != "full":
         raise ConfigError("the pretrained MiniLM preset keeps its full vocabulary")
+    if spec["pretrained"] not in (None, "minilm"):
+        if spec["arch"] != "single-stream":
+            raise ConfigError(f"preset {preset!r} is {spec['arch']}: only single-stream presets start from a "
+                              f"Hugging Face folder (use hf-bert-teacher)")
+        folder = inspect_hf_folder(spec["pretrained"])
+        spec.update(folder.shape, vocab="full", pretrained=folder.path, bert_config=folder.bert_config)
+    elif preset == "hf-bert-teacher":
+        raise ConfigError("preset 'hf-bert-teacher' starts from a local Hugging Face folder: give it with "
+                          "--pretrained PATH (in a config: model.overrides.pretrained)")
     if spec["hidden"] % spec["heads"]:
         raise ConfigError(f"hidden ({spec['hidden']}) must be a multiple of heads ({spec['heads']})")
     return spec
@@ -92,6 +106,9 @@ def describe_presets() -> list[dict]:
     mods = [ModalitySpec("image", "image"), ModalitySpec("text", "text")]
     rows = []
     for name, p in PRESETS.items():
+        if name == "hf-bert-teacher":
+            rows.append({"preset": name, "arch": p["arch"], "parameters": None, "doc": p["doc"]})
+            continue
         model = create_model(name, mods, 13, train_texts=["what color is the shape?"],
                              tokenizer=default_tokenizer()) if p["vocab"] == "trimmed" else \
             build_model(resolve_spec(name), mods, 13, load_pretrained=False)

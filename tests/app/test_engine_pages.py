@@ -129,3 +129,40 @@ def test_data_page_trains_a_teacher_as_a_run_and_loads_a_checkpoint(home_with_te
     assert "now listed with the other teachers" in texts(at.success)
     teacher_box = next(s for s in at.selectbox if s.label == "Teacher")
     assert len(teacher_box.options) == 2
+
+
+def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empty_home, tmp_path, monkeypatch):
+    from msd_core.checkpoint import read_metadata
+    from msd_core.runs import Registry
+    from tests.models.test_hf_folder import save_tiny_bert
+
+    folder = tmp_path / "my-bert"
+    folder.mkdir()
+    save_tiny_bert(folder)
+    at = run_app("app_pages/data_teacher.py")
+    at.selectbox[0].set_value("synthetic").run()
+    path_box = next(t for t in at.text_input if t.label.startswith("Path to a model.safetensors"))
+    (tmp_path / "not-bert").mkdir()
+    (tmp_path / "not-bert" / "config.json").write_text('{"model_type": "vit"}')
+    path_box.set_value(str(tmp_path / "not-bert")).run()
+    next(b for b in at.button if b.label == "Load").click().run()
+    assert "model_type 'vit' is not supported" in texts(at.error) and not at.exception
+
+    path_box.set_value(str(folder)).run()
+    next(b for b in at.button if b.label == "Load").click().run()
+    assert "2 layers, 32 wide" in texts(at.success), texts(at.error)
+    next(n for n in at.number_input if n.key == "hf-max").set_value(64)
+    next(n for n in at.number_input if n.key == "hf-epochs").set_value(1).run()
+    assert any(f"--pretrained {folder}" in c.value for c in at.code)
+    next(b for b in at.button if b.label.startswith("Train a teacher on synthetic from this folder")).click().run()
+    assert "Started teacher run" in texts(at.success), texts(at.error)
+    reg = Registry(empty_home / "runs" / "registry.sqlite")
+    run = reg.runs()[0]
+    deadline = time.time() + 240
+    while time.time() < deadline and reg.run(run["id"])["status"] in ("queued", "running"):
+        time.sleep(0.5)
+    assert reg.run(run["id"])["status"] == "finished", reg.run(run["id"])["error"]
+    spec = read_metadata(next((empty_home / "runs").rglob("model.safetensors")))["spec"]
+    assert spec["preset"] == "hf-bert-teacher" and spec["hidden"] == 32
+    at.run()
+    assert "No trained teacher for **synthetic**" not in texts(at.info)
