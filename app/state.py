@@ -56,6 +56,15 @@ def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
     return ds, explorer_data(teacher_path, cfg, ds, removal=removal)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def thumbnails(teacher_path: str, data_json: str, split: str, removal: str) -> tuple[list[str], list[int]]:
+    """Hover thumbnails of a split's examples (``msd_core.preview.thumbnail_uris``)."""
+    from msd_core.preview import thumbnail_uris
+
+    ds, _ = explorer_cache(teacher_path, data_json, split, removal)
+    return thumbnail_uris(ds)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def saliency_table(teacher_path: str, data_json: str, split: str, removal: str, measure: str):
     from msd_core.explore import saliency_frame

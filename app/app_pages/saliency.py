@@ -7,10 +7,11 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from app.components.figures import (bars, image_heatmap, saliency_histograms, saliency_scatter,
+from app.components.figures import (SCATTER_META, bars, image_heatmap, saliency_histograms, saliency_scatter,
                                     scatter_point_index, view_label, weights_figure)
+from app.components.hover_images import hover_images
 from app.components.views import cli_hint, display_path, show_error, short_name, token_html
-from app.state import attributions, explorer_cache, saliency_table, teacher_data_config, teachers
+from app.state import attributions, explorer_cache, saliency_table, teacher_data_config, teachers, thumbnails
 from msd_core.data.views import REMOVALS
 from msd_core.explore import scheme_weights
 from msd_core.preview import example_record
@@ -73,6 +74,9 @@ with left:
     x_mod, y_mod = (mods + mods)[:2]
     event = st.plotly_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun",
                             selection_mode=("points", "box", "lasso"))
+    images, image_of = thumbnails(teacher["path"], data_json, split, removal)
+    if images:
+        hover_images(SCATTER_META, images, {int(i): image_of[int(i)] for i in view["index"]}, key="scatter-hover")
 with right:
     st.plotly_chart(saliency_histograms(view, mods), key="histograms")
 
@@ -83,7 +87,7 @@ if points:
     ds_points, _ = explorer_cache(teacher["path"], data_json, split, removal)
     picked_points = points[:12]
     st.caption(f"{len(points)} point(s) selected on the scatter (click, box or lasso); the first "
-               f"{len(picked_points)} as thumbnails (Plotly's hover labels cannot hold images):")
+               f"{len(picked_points)} as thumbnails:")
     thumbs = st.columns(12)
     for col, i in zip(thumbs, picked_points):
         rec = example_record(ds_points, i, image_size=64)

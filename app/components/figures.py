@@ -44,10 +44,14 @@ def history_figure(history: list[dict], metric: str = "accuracy") -> go.Figure:
     return fig
 
 
+SCATTER_META = "msd-saliency-scatter"
+
+
 def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Figure:
     """One point per example: saliency of modality ``x`` vs ``y``, coloured by ``colour``; hover
-    shows the example's id, label, the teacher's prediction and its text. (Plain graph objects:
-    plotly express took ~0.5 s to build this figure for 4k points.)"""
+    shows the example's id, label, the teacher's prediction and its text (and, through
+    ``hover_images``, which finds the chart by ``layout.meta``, its thumbnail). (Plain graph
+    objects: plotly express took ~0.5 s to build this figure for 4k points.)"""
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf"]
     fig = go.Figure()
@@ -63,6 +67,7 @@ def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Fig
     fig.add_hline(y=0, line_width=1, line_color="#999")
     fig.add_vline(x=0, line_width=1, line_color="#999")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text=colour, dragmode="select",
+                      meta=SCATTER_META,
                       xaxis_title=f"{x} saliency", yaxis_title=f"{y} saliency")
     return fig
 

@@ -5,6 +5,14 @@ import time
 from tests.app.test_pages import run_app, texts
 
 
+def hover_data(at) -> dict:
+    """What the saliency page sends to its hover-thumbnail component."""
+    import json
+
+    return json.loads(next(e.proto.json for e in at.get("bidi_component")
+                           if e.proto.component_name == "msd_hover_images"))
+
+
 def test_saliency_page_without_a_teacher_says_what_to_do(empty_home):
     at = run_app("app_pages/saliency.py")
     assert "No trained teacher yet" in texts(at.info)
@@ -13,6 +21,9 @@ def test_saliency_page_without_a_teacher_says_what_to_do(empty_home):
 def test_saliency_page_shows_population_and_example_and_reacts(home_with_teacher, tmp_path, monkeypatch):
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
     at = run_app("app_pages/saliency.py")
+    hover = hover_data(at)  # every plotted point has a thumbnail for the hover
+    assert hover["target"] == "msd-saliency-scatter" and len(hover["image_of"]) == 32
+    assert all(u.startswith("data:image/webp;base64,") for u in hover["images"])
     labels = [m.label for m in at.metric]
     assert labels == ["S_image (mean saliency)", "examples image dominates", "S_text (mean saliency)",
                       "examples text dominates"]
@@ -23,6 +34,7 @@ def test_saliency_page_shows_population_and_example_and_reacts(home_with_teacher
     at.text_input[0].set_value("zzz no such text").run()
     assert "0 of" in texts(at.caption) and before != texts(at.caption)
     assert not at.exception
+    assert hover_data(at)["image_of"] == {}  # no point shown, no thumbnail sent
     at.text_input[0].set_value("").run()
     t0 = time.time()
     at.selectbox[2].set_value("kl-shift").run()  # a new measure redraws from the cache
