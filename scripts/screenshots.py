@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.app.live_server import browser_page, dashboard, wait_until_idle  # noqa: E402
+from tests.app.live_server import browser_page, dashboard, hover_first_scatter_point, wait_until_idle  # noqa: E402
 
 
 def shoot(page, url: str, slug: str, title: str, out: Path) -> None:
@@ -42,6 +42,14 @@ def main(out: Path) -> None:
         print(f"saliency (first visit: teacher on every view + attributions) loaded in {time.time() - t0:.1f} s")
         page.screenshot(path=str(out / "saliency.png"), full_page=True)
         print("saved", out / "saliency.png", flush=True)
+        page.goto(f"{url}/saliency")
+        page.get_by_text("why the teacher says").wait_for()
+        wait_until_idle(page)
+        tip = hover_first_scatter_point(page)
+        box = page.locator(".js-plotly-plot").first.bounding_box()
+        page.screenshot(path=str(out / "saliency_hover.png"),
+                        clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]})
+        print("saved", out / "saliency_hover.png", "(thumbnail shown)" if tip.is_visible() else "(NO thumbnail)")
 
         page.goto(f"{url}/distill")
         page.get_by_role("heading", name="Distill").wait_for()

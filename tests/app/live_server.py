@@ -81,3 +81,19 @@ def wait_until_idle(page) -> None:
     page.wait_for_timeout(300)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
     page.wait_for_timeout(300)
+
+
+def hover_first_scatter_point(page):
+    """Move the pointer onto the saliency scatter's first point; returns the hover-thumbnail locator."""
+    at = page.evaluate("""() => {
+        const gd = [...document.querySelectorAll('.js-plotly-plot')]
+            .find(g => g.layout && g.layout.meta === 'msd-saliency-scatter');
+        const t = gd._fullData.find(d => d.x && d.x.length), L = gd._fullLayout, r = gd.getBoundingClientRect();
+        return {x: r.left + L._size.l + L.xaxis.d2p(t.x[0]), y: r.top + L._size.t + L.yaxis.d2p(t.y[0])}; }""")
+    tip = page.locator(".msd-hover-image")
+    for dx in (0, 1, -1, 2):  # plotly picks the point under the pointer after a move
+        page.mouse.move(at["x"] + dx, at["y"])
+        page.wait_for_timeout(300)
+        if tip.is_visible():
+            break
+    return tip

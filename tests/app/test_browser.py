@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.app.live_server import ROOT, browser_page, dashboard, wait_until_idle
+from tests.app.live_server import ROOT, browser_page, dashboard, hover_first_scatter_point, wait_until_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = ROOT / "test-artifacts"
@@ -65,18 +65,7 @@ def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_
         timings["saliency page"] = time.time() - t0
         assert page.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot .imagelayer").count() >= 1
         assert page.locator('[data-testid="stException"]').count() == 0
-        hover_at = page.evaluate("""() => {  // screen position of the scatter's first point
-            const gd = [...document.querySelectorAll('.js-plotly-plot')]
-                .find(g => g.layout && g.layout.meta === 'msd-saliency-scatter');
-            const t = gd._fullData.find(d => d.x && d.x.length), L = gd._fullLayout, r = gd.getBoundingClientRect();
-            return {x: r.left + L._size.l + L.xaxis.d2p(t.x[0]), y: r.top + L._size.t + L.yaxis.d2p(t.y[0]),
-                    example: t.customdata[0]}; }""")
-        tip = page.locator(".msd-hover-image")
-        for dx in (0, 1, -1, 2):  # plotly picks the point under the pointer after a move
-            page.mouse.move(hover_at["x"] + dx, hover_at["y"])
-            page.wait_for_timeout(300)
-            if tip.is_visible():
-                break
+        tip = hover_first_scatter_point(page)
         assert tip.is_visible(), "no thumbnail on hover"
         assert tip.locator("img").get_attribute("src").startswith("data:image/webp;base64,")
         assert tip.get_attribute("data-example") is not None
