@@ -47,10 +47,30 @@ def key(regime, student, method, weighting, lam, seed) -> str:
     return f"{regime}|{student}|{method}|{weighting}|{lam}|{seed}"
 
 
-def done_keys() -> set[str]:
+NOTES = ROOT / "benchmarks" / "results" / "notes.md"
+
+
+def teacher_sha(regime: str) -> str:
+    """Which teacher checkpoint a row was distilled from: rows of a replaced teacher are kept in
+    the JSONL but neither summarised nor counted as done."""
+    from msd_core.checkpoint import file_hash
+
+    return file_hash(ROOT / REGIMES[regime][0] / "model.safetensors")[:16]
+
+
+def all_rows() -> list[dict]:
     if not RESULTS.is_file():
-        return set()
-    return {json.loads(line)["key"] for line in RESULTS.read_text().splitlines() if line.strip()}
+        return []
+    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+
+
+def current_rows() -> list[dict]:
+    shas = {r: teacher_sha(r) for r in REGIMES}
+    return [r for r in all_rows() if r.get("teacher_sha") == shas.get(r["regime"])]
+
+
+def done_keys() -> set[str]:
+    return {r["key"] for r in current_rows()}
 
 
 def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Path) -> dict:
@@ -64,6 +84,7 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
     t0 = time.time()
     metrics = distill(cfg, progress=False, log=lambda *_: None)
     return {"key": key(regime, student, method, weighting, lam, seed), "regime": regime, "student": student,
+            "teacher_sha": teacher_sha(regime),
             "method": method, "weighting": weighting, "lam": lam, "seed": seed, "epochs": epochs,
             "seconds": round(time.time() - t0, 1), "test": metrics["test"],
             "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"]}
@@ -73,7 +94,7 @@ def summarise() -> str:
     import numpy as np
     import pandas as pd
 
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()] if RESULTS.is_file() else []
+    rows = current_rows()
     if not rows:
         return "No results yet."
     flat = []
@@ -168,13 +189,17 @@ def main() -> int:
         "\n\nloss-drop saliency, `drop` removal; at most 4,000 examples per split. On data the teacher has "
         "fitted, loss-drop is close to the loss of the reduced view alone; compare the rows per split.\n")
     n = len(done_keys())
+    stale = len(all_rows()) - len(current_rows())
     full = len(REGIMES) * len(STUDENTS) * 3 * len(grid("full"))
+    notes = "\n\n" + NOTES.read_text() if NOTES.is_file() else ""
     (ROOT / "RESULTS.md").write_text(
         "# Results: no KD vs KD vs MSD\n\nProduced by `python -m benchmarks.quality` from "
         "`benchmarks/results/quality.jsonl` (test-set accuracy, mean ± std over seeds; 3 epochs, batch 32, "
         f"lr 1e-3). **{n} of the {full} runs of the full grid are recorded so far**: the sweep resumes where "
         "it stopped, so rerun the command to extend this table. Instance-level weights use the teacher's "
-        "saliency on the training split; population weights its validation split.\n\n" + text + "\n")
+        "saliency on the training split; population weights its validation split."
+        + (f" ({stale} older runs, distilled from a teacher checkpoint since replaced, stay in the JSONL "
+           "but are left out.)" if stale else "") + "\n\n" + text + notes + "\n")
     print(text)
     return 0
 

@@ -88,9 +88,9 @@ def launch_teacher(preset: str, overrides: dict, epochs: int, lr: float, dropout
         show_error(e)
 
 
-def teacher_cli(preset: str, folder: str | None = None) -> str:
+def teacher_cli(preset: str, folder: str | None = None, epochs: int = 3, lr: float | None = None) -> str:
     return (f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "") + f" --model {preset}"
-            + (f" --pretrained {folder}" if folder else "") + " --epochs 3")
+            + (f" --pretrained {folder}" if folder else "") + f" --epochs {epochs}" + (f" --lr {lr:g}" if lr else ""))
 
 
 with st.expander("Train a new teacher on this data set (runs as its own process)"):
@@ -108,7 +108,7 @@ with st.expander("Train a new teacher on this data set (runs as its own process)
     if go and ds is not None:
         overrides = {"pretrained": t_folder.strip()} if preset == "hf-bert-teacher" and t_folder.strip() else {}
         launch_teacher(preset, overrides, int(t_epochs), float(t_lr), float(t_drop), int(t_max))
-    cli_hint(teacher_cli(preset, t_folder.strip() if preset == "hf-bert-teacher" else None))
+    cli_hint(teacher_cli(preset, t_folder.strip() if preset == "hf-bert-teacher" else None, int(t_epochs), t_lr))
 
 
 @st.fragment(run_every=2)
@@ -146,7 +146,7 @@ with st.expander("Load a checkpoint or a local Hugging Face folder"):
         if st.button(f"Train a teacher on {name} from this folder", type="primary", disabled=ds is None):
             launch_teacher("hf-bert-teacher", {"pretrained": hf.path}, int(hf_epochs), float(hf_lr), 0.15,
                            int(hf_max))
-        cli_hint(teacher_cli("hf-bert-teacher", hf.path).replace("--epochs 3", f"--epochs {hf_epochs} --lr {hf_lr:g}"))
+        cli_hint(teacher_cli("hf-bert-teacher", hf.path, int(hf_epochs), hf_lr))
     st.caption("MSD Studio checkpoints keep their model spec, modalities and labels in the safetensors header, "
                "so any model.safetensors written by `msd train-teacher` loads without its config. A Hugging Face "
                "folder must hold a BERT-family model with the BERT uncased vocabulary (the one every preset "
