@@ -1,0 +1,83 @@
+"""What a teacher's single-modality predictions could teach a student beyond plain KD.
+
+    python -m benchmarks.teacher_diagnostics --teacher assets/teachers/easy-vqa --data easy-vqa
+
+From the teacher cache (test split), it prints the teacher's accuracy on the full view, on each
+modality alone, and for the product of the unimodal experts,
+``log p(y|x) ≈ Σ_m log p_T(y | x_m) − (|M| − 1) log p(y)`` (the prior is the training label
+frequency). That product shows how much of the full-view answer the unimodal targets that MSD adds
+carry between them. It also prints how often the full view agrees with each single-modality view,
+and how soft the full-view KD target is at T = 1 and T = 2: the mean top probability and the
+entropy. With yes/no labels (easy-VQA), the rows are split into yes/no and the other answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
+    import torch
+
+    from msd_core.data.registry import load_split
+    from msd_core.teacher_cache import teacher_logits
+
+    ds = load_split(data, split)
+    cache = teacher_logits(teacher, data, ds, device="cpu")
+    y = cache.targets
+    logp = {k: torch.log_softmax(v.float(), -1) for k, v in cache.logits.items()}
+    counts = torch.bincount(torch.tensor([e.target for e in load_split(data, "train").examples]),
+                            minlength=len(ds.labels)).float()
+    prior = torch.log(counts.clamp_min(1) / counts.sum())
+    singles = [f"only:{m}" for m in ds.modality_names]
+    product = sum(logp[v] for v in singles) - (len(singles) - 1) * prior
+
+    def acc(z, rows):
+        return (z.argmax(-1)[rows] == y[rows]).float().mean().item()
+
+    groups = {"all": torch.ones_like(y, dtype=torch.bool)}
+    if {"yes", "no"} <= set(ds.labels):
+        yesno = torch.tensor([ds.labels[t] in ("yes", "no") for t in y.tolist()])
+        groups |= {f"yes/no ({yesno.float().mean():.1%})": yesno, "other answers": ~yesno}
+    lines = [f"teacher {teacher} on {data.name} / {split} ({len(y)} examples)",
+             "| rows | full | " + " | ".join(singles) + " | product of unimodal experts |",
+             "|---|---|" + "---|" * len(singles) + "---|"]
+    for name, rows in groups.items():
+        lines.append(f"| {name} | {acc(logp['full'], rows):.3f} | "
+                     + " | ".join(f"{acc(logp[v], rows):.3f}" for v in singles) + f" | {acc(product, rows):.3f} |")
+    full = cache.logits["full"].argmax(-1)
+    lines.append("agreement of the full view with " + ", ".join(
+        f"{v}: {(full == cache.logits[v].argmax(-1)).float().mean():.3f}" for v in singles))
+    for t in (1.0, 2.0):
+        p = torch.softmax(cache.logits["full"].float() / t, -1)
+        entropy = -(p * p.clamp_min(1e-12).log()).sum(-1).mean()
+        lines.append(f"full-view target at T={t:g}: mean top probability {p.max(-1).values.mean():.3f}, "
+                     f"entropy {entropy:.3f} nats (uniform: {torch.log(torch.tensor(float(len(ds.labels)))):.3f})")
+    return lines
+
+
+def main() -> int:
+    from msd_core.config import DataConfig
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.teacher_diagnostics")
+    p.add_argument("--teacher", default="assets/teachers/easy-vqa")
+    p.add_argument("--data", default="easy-vqa")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--split", default="test")
+    a = p.parse_args()
+    from msd_core.cli import parse_option
+
+    data = DataConfig(a.data, options=dict(parse_option(o) for o in a.data_option))
+    print("\n".join(diagnostics(a.teacher, data, a.split)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
