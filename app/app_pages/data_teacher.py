@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -125,8 +126,10 @@ with st.expander("Load a checkpoint or a local Hugging Face folder"):
     if st.button("Load", disabled=not path):
         st.session_state.pop("hf-folder", None)
         try:
-            if is_hf_folder(path) and not is_msd_checkpoint(path):
-                st.session_state["hf-folder"] = inspect_hf_folder(path)
+            folder = Path(path).expanduser()
+            folder = folder.parent if folder.is_file() else folder
+            if is_hf_folder(folder) and not is_msd_checkpoint(path):
+                st.session_state["hf-folder"] = inspect_hf_folder(folder)
             else:
                 folder = register_checkpoint(path, runs_dir())
                 st.cache_data.clear()

@@ -160,9 +160,10 @@ def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empt
     next(b for b in at.button if b.label == "Load").click().run()
     assert "model_type 'vit' is not supported" in texts(at.error) and not at.exception
 
-    path_box.set_value(str(folder)).run()
-    next(b for b in at.button if b.label == "Load").click().run()
-    assert "2 layers, 32 wide" in texts(at.success), texts(at.error)
+    for given in (folder / "model.safetensors", folder):  # the weights file leads to its folder too
+        path_box.set_value(str(given)).run()
+        next(b for b in at.button if b.label == "Load").click().run()
+        assert "2 layers, 32 wide" in texts(at.success), texts(at.error)
     next(n for n in at.number_input if n.key == "hf-max").set_value(64)
     next(n for n in at.number_input if n.key == "hf-epochs").set_value(1).run()
     assert any(f"--pretrained {folder}" in c.value for c in at.code)
