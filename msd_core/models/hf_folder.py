@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import ConfigError
 
 BERT_FAMILY = ("bert",)
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors",)
 CONFIG_FIELDS = {"hidden": "hidden_size", "layers": "num_hidden_layers", "heads": "num_attention_heads",
                  "intermediate": "intermediate_size", "max_positions": "max_position_embeddings",
                  "full_vocab_size": "vocab_size"}
@@ -74,7 +74,8 @@ def inspect_hf_folder(path: str | Path) -> HFFolder:
         raise ConfigError(f"{cfg_file}: missing {', '.join(missing)}")
     weights = next((w for w in WEIGHT_FILES if (p / w).is_file()), None)
     if weights is None:
-        raise ConfigError(f"{p}: no weights ({' or '.join(WEIGHT_FILES)}) beside config.json")
+        raise ConfigError(f"{p}: no model.safetensors beside config.json (only safetensors weights are read; "
+                          f"save with model.save_pretrained(folder), which writes them by default)")
     _check_vocabulary(p, cfg)
     shape = {k: cfg[v] for k, v in CONFIG_FIELDS.items()}
     if shape["hidden"] % shape["heads"]:

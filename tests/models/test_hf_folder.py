@@ -83,7 +83,7 @@ def test_bad_folders_say_what_is_wrong(hf_folder, tmp_path):
     with pytest.raises(ConfigError, match="100 tokens"):
         inspect_hf_folder(bad)
     (bad / "model.safetensors").unlink()
-    with pytest.raises(ConfigError, match="no weights"):
+    with pytest.raises(ConfigError, match="no model.safetensors"):
         inspect_hf_folder(bad)
     with pytest.raises(ConfigError, match="only single-stream presets"):
         resolve_spec("student-two-tower", {"pretrained": str(hf_folder)})
