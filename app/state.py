@@ -57,12 +57,14 @@ def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def thumbnails(teacher_path: str, data_json: str, split: str, removal: str) -> tuple[list[str], list[int]]:
-    """Hover thumbnails of a split's examples (``msd_core.preview.thumbnail_uris``)."""
+def thumbnails(data_json: str, split: str) -> tuple[list[str], list[int]]:
+    """Hover thumbnails of a split's examples (``msd_core.preview.thumbnail_uris``); they depend on
+    the data only, so every teacher and removal strategy on that split shares them."""
+    import json
+
     from msd_core.preview import thumbnail_uris
 
-    ds, _ = explorer_cache(teacher_path, data_json, split, removal)
-    return thumbnail_uris(ds)
+    return thumbnail_uris(load_split(DataConfig(**json.loads(data_json)), split))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

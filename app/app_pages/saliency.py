@@ -74,7 +74,7 @@ with left:
     x_mod, y_mod = (mods + mods)[:2]
     event = st.plotly_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun",
                             selection_mode=("points", "box", "lasso"))
-    images, image_of = thumbnails(teacher["path"], data_json, split, removal)
+    images, image_of = thumbnails(data_json, split)
     if images:
         hover_images(SCATTER_META, images, {int(i): image_of[int(i)] for i in view["index"]}, key="scatter-hover")
 with right:
