@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -77,10 +78,13 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
     from msd_core.distill import distill
 
     teacher, data = REGIMES[regime]
+    out_dir = out_root / key(regime, student, method, weighting, lam, seed).replace("|", "_")
+    if out_dir.exists():  # the sweep's own scratch folder, left by an interrupted run or a replaced teacher
+        shutil.rmtree(out_dir)
     cfg = DistillRunConfig(teacher=teacher, data=data, model=ModelConfig(student),
                            train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, modality_dropout=0.0),
                            distill=DistillConfig(method=method, weighting=weighting or "uniform", lam=lam or 1.0),
-                           out_dir=str(out_root / key(regime, student, method, weighting, lam, seed).replace("|", "_")))
+                           out_dir=str(out_dir))
     t0 = time.time()
     metrics = distill(cfg, progress=False, log=lambda *_: None)
     return {"key": key(regime, student, method, weighting, lam, seed), "regime": regime, "student": student,

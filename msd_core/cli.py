@@ -11,10 +11,10 @@ from .config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, Te
 from .errors import MSDError
 
 
-def parse_option(text: str) -> tuple[str, object]:
+def parse_option(text: str, flag: str = "--data-option", example: str = "n=500") -> tuple[str, object]:
     """``key=value`` with value parsed as JSON when it is JSON (numbers, true, lists), else a string."""
     if "=" not in text:
-        raise MSDError(f"--data-option {text!r}: write it as key=value (e.g. n=500)")
+        raise MSDError(f"{flag} {text!r}: write it as key=value (e.g. {example})")
     key, value = text.split("=", 1)
     try:
         return key, json.loads(value)
@@ -39,6 +39,16 @@ def data_config(a) -> DataConfig:
                       skip_bad_rows=a.skip_bad_rows)
 
 
+MODEL_OPTION_HELP = ("preset setting, e.g. image_encoder=maxpool, hidden=128, layers=2 (repeatable; "
+                     "`msd presets` lists the settings)")
+
+
+def model_config(a, **overrides) -> ModelConfig:
+    """The preset of ``--model`` with the ``--model-option`` settings (checked when the model is built)."""
+    options = dict(parse_option(o, "--model-option", "image_encoder=maxpool") for o in a.model_option)
+    return ModelConfig(preset=a.model, overrides={**options, **overrides})
+
+
 def train_config(a, **extra) -> TrainConfig:
     """The TrainConfig the common flags of train-teacher and distill describe."""
     return TrainConfig(batch_size=a.batch_size, lr=a.lr, seed=a.seed, modality_dropout=a.modality_dropout,
@@ -60,7 +70,7 @@ def cmd_train_teacher(a) -> None:
 
     cfg = config_file(TeacherRunConfig, a) or TeacherRunConfig(
         data=data_config(a),
-        model=ModelConfig(preset=a.model, overrides={"pretrained": a.pretrained} if a.pretrained else {}),
+        model=model_config(a, **({"pretrained": a.pretrained} if a.pretrained else {})),
         train=train_config(a, epochs=a.epochs or 3, save_every=a.save_every),
         out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
     metrics = train_teacher(cfg, resume=a.resume, epochs=a.epochs)
@@ -73,7 +83,7 @@ def cmd_distill(a) -> None:
     from .teacher import format_metrics
 
     cfg = config_file(DistillRunConfig, a) or DistillRunConfig(
-        teacher=a.teacher, data=data_config(a), model=ModelConfig(preset=a.model),
+        teacher=a.teacher, data=data_config(a), model=model_config(a),
         train=train_config(a, epochs=a.epochs),
         distill=DistillConfig(method=a.method, weighting=a.weighting, alpha=a.alpha, temperature=a.temperature,
                               lam=a.lam, tau=a.tau, saliency=a.saliency, removal=a.removal),
@@ -130,11 +140,14 @@ def cmd_data(a) -> None:
 
 
 def cmd_presets(a) -> None:
-    from .models.presets import describe_presets
+    from .models.encoders import IMAGE_ENCODERS
+    from .models.presets import describe_presets, preset_settings
 
     for row in describe_presets():
         count = f"{row['parameters']:>11,} parameters" if row["parameters"] else f"{'(the folder’s)':>22s}"
         print(f"{row['preset']:18s} {row['arch']:13s} {count}  {row['doc']}")
+    print(f"\nsettings any preset takes with --model-option KEY=VALUE: {', '.join(preset_settings())}"
+          f"\n(image_encoder: {' or '.join(IMAGE_ENCODERS)})")
 
 
 def cmd_evaluate(a) -> None:
@@ -171,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-teacher", help="train a teacher with modality dropout; per-view metrics")
     add_data_args(t)
     t.add_argument("--model", default="teacher-small", help="model preset (msd presets lists them)")
+    t.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE", help=MODEL_OPTION_HELP)
     t.add_argument("--pretrained", metavar="FOLDER",
                    help="a local Hugging Face BERT-family folder (config.json, model.safetensors, vocab.txt) "
                         "to start the text encoder from; use with --model hf-bert-teacher")
@@ -193,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(k)
     k.add_argument("--teacher", default="assets/teachers/synthetic", help="teacher folder or model.safetensors")
     k.add_argument("--model", default="student-small", help="student preset")
+    k.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE", help=MODEL_OPTION_HELP)
     k.add_argument("--method", default="msd", choices=["none", "kd", "msd"])
     k.add_argument("--weighting", default="instance-soft",
                    help="uniform, population, instance-soft, instance-hard, learned, learned-global")

@@ -19,17 +19,24 @@ def test_bad_input_is_a_message_and_exit_code_2(capsys, tmp_path):
     assert "key=value" in capsys.readouterr().err
     assert main(["train-teacher", "--data", "synthetic", "--model", "huge", "--out", str(tmp_path / "x")]) == 2
     assert "unknown model preset 'huge'" in capsys.readouterr().err
+    assert main(["train-teacher", "--data", "synthetic", "--model-option", "image_encoder", "--out",
+                 str(tmp_path / "y")]) == 2
+    assert "--model-option 'image_encoder': write it as key=value" in capsys.readouterr().err
 
 
 def test_train_teacher_then_evaluate_from_the_command_line(capsys, tmp_path):
     out = tmp_path / "t"
     args = ["train-teacher", "--data", "synthetic", "--data-option", "n=64", "--max-eval", "16",
-            "--model", "student-two-tower", "--epochs", "1", "--batch-size", "16", "--out", str(out)]
+            "--model", "student-two-tower", "--model-option", "image_encoder=maxpool", "--epochs", "1", "--batch-size", "16", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "test  only:text" in printed and "parameters" in printed
     run = json.loads((out / "run.json").read_text())
-    assert run["status"] == "finished" and run["config"]["model"]["preset"] == "student-two-tower"
+    assert run["status"] == "finished" and run["config"]["model"] == {"preset": "student-two-tower",
+                                                                      "overrides": {"image_encoder": "maxpool"}}
+    from msd_core.checkpoint import read_metadata
+
+    assert read_metadata(out / "model.safetensors")["spec"]["image_encoder"] == "maxpool"
     from msd_core.config import TeacherRunConfig
 
     again = TeacherRunConfig.load(out / "run.json")  # --config accepts a run's run.json to reproduce it

@@ -20,7 +20,7 @@ from torch import nn
 from ..data.batch import Batch
 from ..data.example import ModalitySpec
 from .base import MultimodalClassifier
-from .encoders import ImagePatchEncoder, TextEmbedder, VectorEncoder
+from .encoders import TextEmbedder, VectorEncoder, image_encoder
 
 
 def bert_backbone(spec: dict, load_pretrained: bool):
@@ -59,7 +59,7 @@ class SingleStreamFusion(MultimodalClassifier):
         encoders = {}
         for m in modalities:
             if m.kind == "image":
-                encoders[m.name] = ImagePatchEncoder(hidden, grid=spec.get("image_grid", 4))
+                encoders[m.name] = image_encoder(spec, hidden)
             elif m.kind == "text":
                 encoders[m.name] = TextEmbedder(emb.word_embeddings, emb.position_embeddings, emb.LayerNorm,
                                                 spec["dropout"], spec["full_vocab_size"])

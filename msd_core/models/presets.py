@@ -8,22 +8,24 @@ from typing import Iterable
 from ..data.example import ModalitySpec
 from ..errors import ConfigError
 from .base import MultimodalClassifier, count_parameters
+from .encoders import IMAGE_ENCODERS
 from .fusion import SingleStreamFusion
 from .hf_folder import inspect_hf_folder
 from .two_tower import TwoTowerFusion
 
 COMMON = {"dropout": 0.1, "max_positions": 128, "full_vocab_size": 30522, "image_grid": 4,
-          "attn": "sdpa", "pretrained": None}
+          "image_encoder": "strided", "attn": "sdpa", "pretrained": None}
 PRESETS: dict[str, dict] = {
-    "minilm-teacher": {"arch": "single-stream", "pretrained": "minilm", "hidden": 384, "layers": 6,
-                       "heads": 12, "intermediate": 1536, "vocab": "full", "max_positions": 512,
+    "minilm-teacher": {"arch": "single-stream", "image_encoder": "maxpool", "pretrained": "minilm", "hidden": 384,
+                       "layers": 6, "heads": 12, "intermediate": 1536, "vocab": "full", "max_positions": 512,
                        "doc": "MiniLM-L6 text encoder (pretrained, local) + CNN patches; ~23M parameters"},
-    "hf-bert-teacher": {"arch": "single-stream", "hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536,
-                        "vocab": "full", "max_positions": 512,
+    "hf-bert-teacher": {"arch": "single-stream", "image_encoder": "maxpool", "hidden": 384, "layers": 6, "heads": 12,
+                        "intermediate": 1536, "vocab": "full", "max_positions": 512,
                         "doc": "text encoder from a local Hugging Face BERT folder (pretrained=PATH) + CNN "
                                "patches; its size is the folder's"},
-    "teacher-small": {"arch": "single-stream", "hidden": 192, "layers": 3, "heads": 4, "intermediate": 384,
-                      "vocab": "trimmed", "doc": "random-init 3-layer, 192-wide fusion teacher (the demo teacher)"},
+    "teacher-small": {"arch": "single-stream", "image_encoder": "maxpool", "hidden": 192, "layers": 3, "heads": 4,
+                      "intermediate": 384, "vocab": "trimmed",
+                      "doc": "random-init 3-layer, 192-wide fusion teacher, max-pooling CNN (the demo teacher)"},
     "student-small": {"arch": "single-stream", "hidden": 96, "layers": 2, "heads": 2, "intermediate": 192,
                       "vocab": "trimmed", "doc": "random-init 2-layer, 96-wide single-stream student"},
     "student-two-tower": {"arch": "two-tower", "hidden": 96, "layers": 1, "heads": 2, "intermediate": 192,
@@ -52,6 +54,8 @@ def resolve_spec(preset: str, overrides: dict | None = None) -> dict:
     elif preset == "hf-bert-teacher":
         raise ConfigError("preset 'hf-bert-teacher' starts from a local Hugging Face folder: give it with "
                           "--pretrained PATH (in a config: model.overrides.pretrained)")
+    if spec["image_encoder"] not in IMAGE_ENCODERS:
+        raise ConfigError(f"unknown image_encoder {spec['image_encoder']!r}; choose one of {list(IMAGE_ENCODERS)}")
     if spec["hidden"] % spec["heads"]:
         raise ConfigError(f"hidden ({spec['hidden']}) must be a multiple of heads ({spec['heads']})")
     return spec
@@ -97,6 +101,11 @@ def create_model(preset: str, modalities: list[ModalitySpec], num_labels: int, *
             if hasattr(enc, "set_vocab"):
                 enc.set_vocab(kept, tokenizer.unk_token_id)
     return model
+
+
+def preset_settings() -> list[str]:
+    """The settings a ``ModelConfig.overrides`` may change."""
+    return sorted(set(COMMON) | {k for p in PRESETS.values() for k in p} - {"doc"})
 
 
 def describe_presets() -> list[dict]:

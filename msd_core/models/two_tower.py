@@ -16,7 +16,7 @@ from torch import nn
 from ..data.batch import Batch
 from ..data.example import ModalitySpec
 from .base import MultimodalClassifier
-from .encoders import ImagePatchEncoder, TextEmbedder, VectorEncoder
+from .encoders import TextEmbedder, VectorEncoder, image_encoder
 from .fusion import bert_backbone
 
 
@@ -28,7 +28,7 @@ class TwoTowerFusion(MultimodalClassifier):
         encoders, text_layers = {}, {}
         for m in modalities:
             if m.kind == "image":
-                encoders[m.name] = ImagePatchEncoder(hidden, grid=spec.get("image_grid", 4))
+                encoders[m.name] = image_encoder(spec, hidden)
             elif m.kind == "text":
                 bert = bert_backbone(spec, load_pretrained=False)
                 emb = bert.embeddings

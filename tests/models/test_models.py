@@ -87,3 +87,23 @@ def test_build_model_from_spec_is_reproducible(synthetic3):
     b = build_model(spec, synthetic3.modalities, 4)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
+
+
+def test_image_encoder_setting_and_checkpoints_written_before_it(tmp_path, synthetic3, batch3):
+    assert resolve_spec("teacher-small")["image_encoder"] == "maxpool"
+    assert resolve_spec("student-small")["image_encoder"] == "strided"
+    with pytest.raises(ConfigError, match="unknown image_encoder 'round'"):
+        resolve_spec("student-small", {"image_encoder": "round"})
+    for kind, last in (("strided", torch.nn.AdaptiveAvgPool2d), ("maxpool", torch.nn.AdaptiveMaxPool2d)):
+        encoder = tiny_model(synthetic3, image_encoder=kind).encoders["image"]
+        assert isinstance(encoder.cnn[-1], last)
+        for size in (64, 24):
+            assert encoder(torch.zeros(2, 3, size, size)).shape == (2, 16, 32)
+    old = tiny_model(synthetic3)
+    del old.spec["image_encoder"]  # as saved before the setting existed
+    save_model(tmp_path / "old.safetensors", old, synthetic3.labels)
+    loaded, meta = load_model(tmp_path / "old.safetensors")
+    assert "image_encoder" not in meta["spec"] and isinstance(loaded.encoders["image"].cnn[-1],
+                                                              torch.nn.AdaptiveAvgPool2d)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch3), old(batch3), rtol=0, atol=0)
