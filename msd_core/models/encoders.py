@@ -16,9 +16,9 @@ class ImagePatchEncoder(nn.Module):
     ``strided``: three stride-2 convolutions, average-pooled to the grid (cheap; what the
     students use). ``maxpool``: three stride-1 convolutions, each followed by a 2x2 max pool,
     max-pooled to the grid. Max pooling keeps whether a local feature (an edge, a corner) is
-    present anywhere in a cell, so shape is learnt far sooner: on easy-VQA's images, a probe
-    reads shape at 0.99 after 5 epochs with ``maxpool`` and at 0.44 with ``strided``, for
-    about 4x the convolution cost.
+    present anywhere in a cell, so shape is learnt far sooner: on easy-VQA's images
+    (``python -m benchmarks.image_probe``) shape is read at 1.00 after 6 epochs with ``maxpool``
+    and at 0.39 (chance 0.33) with ``strided``, colour at 0.99+ by both, for about 3x the time.
     """
 
     def __init__(self, hidden: int, grid: int = 4, channels: tuple[int, int] = (32, 64), kind: str = "strided"):
