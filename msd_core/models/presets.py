@@ -14,7 +14,8 @@ from .hf_folder import inspect_hf_folder
 from .two_tower import TwoTowerFusion
 
 COMMON = {"dropout": 0.1, "max_positions": 128, "full_vocab_size": 30522, "image_grid": 4,
-          "image_encoder": "strided", "attn": "sdpa", "pretrained": None}
+          "image_encoder": "strided", "fusion": "concat", "attn": "sdpa", "pretrained": None}
+FUSIONS = ("concat", "concat+product")  # two-tower heads (single-stream models fuse by attention)
 PRESETS: dict[str, dict] = {
     "minilm-teacher": {"arch": "single-stream", "image_encoder": "maxpool", "pretrained": "minilm", "hidden": 384,
                        "layers": 6, "heads": 12, "intermediate": 1536, "vocab": "full", "max_positions": 512,
@@ -56,6 +57,8 @@ def resolve_spec(preset: str, overrides: dict | None = None) -> dict:
                           "--pretrained PATH (in a config: model.overrides.pretrained)")
     if spec["image_encoder"] not in IMAGE_ENCODERS:
         raise ConfigError(f"unknown image_encoder {spec['image_encoder']!r}; choose one of {list(IMAGE_ENCODERS)}")
+    if spec["fusion"] not in FUSIONS:
+        raise ConfigError(f"unknown fusion {spec['fusion']!r}; choose one of {list(FUSIONS)}")
     if spec["hidden"] % spec["heads"]:
         raise ConfigError(f"hidden ({spec['hidden']}) must be a multiple of heads ({spec['heads']})")
     return spec

@@ -2,7 +2,11 @@
 
     e_m = pool(Enc_m(x_m))                 (once per example, whatever the view)
     u_m = e_m if m ∈ V else a_m            (a_m a learned "absent" embedding)
-    z   = MLP([u_1; ...; u_|M|])
+    z   = MLP([u_1; ...; u_|M|])                          (fusion "concat")
+    z   = MLP([u_1; ...; u_|M|; u_i ⊙ u_j for i < j])     (fusion "concat+product")
+
+The element-wise products let the head test one modality against another (is the colour the
+question names the colour in the image?), which a concatenation reaches only through the MLP.
 
 Because the unimodal encoders do not see each other, ``forward_views`` encodes each
 modality once and evaluates every view with the cheap fusion head only.
@@ -40,7 +44,10 @@ class TwoTowerFusion(MultimodalClassifier):
         self.encoders = nn.ModuleDict(encoders)
         self.text_layers = nn.ModuleDict(text_layers)
         self.absent = nn.Parameter(torch.zeros(len(modalities), hidden))
-        self.head = nn.Sequential(nn.Linear(hidden * len(modalities), hidden), nn.GELU(),
+        n = len(modalities)
+        self.products = spec.get("fusion", "concat") == "concat+product"
+        width = hidden * (n + (n * (n - 1) // 2 if self.products else 0))
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(),
                                   nn.Dropout(spec["dropout"]), nn.Linear(hidden, num_labels))
 
     def encode(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -69,6 +76,8 @@ class TwoTowerFusion(MultimodalClassifier):
                 parts.append(torch.where(present[m].unsqueeze(1), pooled[m], absent))
             else:
                 parts.append(absent)
+        if self.products:
+            parts += [parts[i] * parts[j] for i in range(len(parts)) for j in range(i + 1, len(parts))]
         return self.head(torch.cat(parts, 1))
 
     def forward(self, batch: Batch) -> torch.Tensor:

@@ -33,8 +33,10 @@ def test_trimmed_vocabulary_maps_unseen_words_to_unk(synthetic3):
     assert emb.vocab_map[unseen] == unk and emb.vocab_map[seen] != unk
 
 
-def test_two_tower_forward_views_equals_one_forward_per_view(synthetic3, batch3):
-    model = tiny_model(synthetic3, "student-two-tower")
+@pytest.mark.parametrize("fusion", ["concat", "concat+product"])
+def test_two_tower_forward_views_equals_one_forward_per_view(synthetic3, batch3, fusion):
+    model = tiny_model(synthetic3, "student-two-tower", fusion=fusion)
+    assert model.head[0].in_features == 32 * (3 if fusion == "concat" else 6)  # 3 modalities, 3 pairs
     sets = {"full": ("image", "text", "tabular"), "only:text": ("text",), "img+tab": ("image", "tabular")}
     with torch.no_grad():
         shared = model.forward_views(batch3, sets)
@@ -94,6 +96,8 @@ def test_image_encoder_setting_and_checkpoints_written_before_it(tmp_path, synth
     assert resolve_spec("student-small")["image_encoder"] == "strided"
     with pytest.raises(ConfigError, match="unknown image_encoder 'round'"):
         resolve_spec("student-small", {"image_encoder": "round"})
+    with pytest.raises(ConfigError, match="unknown fusion 'sum'"):
+        resolve_spec("student-two-tower", {"fusion": "sum"})
     for kind, last in (("strided", torch.nn.AdaptiveAvgPool2d), ("maxpool", torch.nn.AdaptiveMaxPool2d)):
         encoder = tiny_model(synthetic3, image_encoder=kind).encoders["image"]
         assert isinstance(encoder.cnn[-1], last)
