@@ -8,7 +8,8 @@ modality alone, and for the product of the unimodal experts,
 frequency). That product shows how much of the full-view answer the unimodal targets that MSD adds
 carry between them. It also prints how often the full view agrees with each single-modality view,
 and how soft the full-view KD target is at T = 1 and T = 2: the mean top probability and the
-entropy. With yes/no labels (easy-VQA), the rows are split into yes/no and the other answers.
+entropy. With yes/no labels (easy-VQA), the rows are split into yes/no and the other answers, and
+on easy-VQA the other answers into shapes and colours.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+SHAPES = ("circle", "rectangle", "triangle")
 
 
 def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
@@ -46,6 +50,10 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
     if {"yes", "no"} <= set(ds.labels):
         yesno = torch.tensor([ds.labels[t] in ("yes", "no") for t in y.tolist()])
         groups |= {f"yes/no ({yesno.float().mean():.1%})": yesno, "other answers": ~yesno}
+    if data.name == "easy-vqa":
+        shape = torch.tensor([ds.labels[t] in SHAPES for t in y.tolist()])
+        groups |= {f"· shape answers ({shape.float().mean():.1%})": shape,
+                   f"· colour answers ({(~shape & ~yesno).float().mean():.1%})": ~shape & ~yesno}
     lines = [f"teacher {teacher} on {data.name} / {split} ({len(y)} examples)",
              "| rows | full | " + " | ".join(singles) + " | product of unimodal experts |",
              "|---|---|" + "---|" * len(singles) + "---|"]
