@@ -134,11 +134,18 @@ def describe_checkpoint(ckpt: Path) -> dict:
         metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
     except Exception as e:  # noqa: BLE001 - a broken folder is listed with its problem
         return {"path": str(folder), "error": str(e)}
-    return {"path": str(folder), "preset": meta["spec"].get("preset"),
+    overrides = ((run.get("config") or {}).get("model") or {}).get("overrides") or {}
+    return {"path": str(folder), "preset": meta["spec"].get("preset"), "overrides": overrides,
             "data": (run.get("config") or {}).get("data", {}).get("name") or meta["extra"].get("data"),
             "status": run.get("status"), "labels": meta["labels"],
             "modalities": [m.name for m in meta["modalities"]], "parameters": run.get("parameters"),
             "metrics": metrics, "kind": run.get("kind", "model")}
+
+
+def model_label(info: dict) -> str:
+    """A checkpoint's preset with the settings its run changed, e.g. ``student-two-tower (hidden=192)``."""
+    changed = ", ".join(f"{k}={v}" for k, v in (info.get("overrides") or {}).items())
+    return f"{info.get('preset')} ({changed})" if changed else str(info.get("preset"))
 
 
 def find_teachers(*roots: str | Path) -> list[dict]:

@@ -37,6 +37,9 @@ def test_train_teacher_then_evaluate_from_the_command_line(capsys, tmp_path):
     from msd_core.checkpoint import read_metadata
 
     assert read_metadata(out / "model.safetensors")["spec"]["image_encoder"] == "maxpool"
+    from msd_core.teacher import describe_checkpoint, model_label
+
+    assert model_label(describe_checkpoint(out / "model.safetensors")) == "student-two-tower (image_encoder=maxpool)"
     from msd_core.config import TeacherRunConfig
 
     again = TeacherRunConfig.load(out / "run.json")  # --config accepts a run's run.json to reproduce it

@@ -20,7 +20,7 @@ from msd_core.models.hf_folder import inspect_hf_folder, is_hf_folder
 from msd_core.models.presets import PRESETS, resolve_spec
 from msd_core.paths import runs_dir
 from msd_core.runs import launch
-from msd_core.teacher import register_checkpoint
+from msd_core.teacher import model_label, register_checkpoint
 from msd_core.data.registry import DATASETS
 from msd_core.preview import example_record, filter_indices
 
@@ -178,7 +178,7 @@ else:
             st.plotly_chart(history_figure(metrics["history"]), key="teacher-history")
         else:
             st.info("No training history was recorded for this checkpoint.")
-    st.markdown(f"Preset **{choice['preset']}**, {choice['parameters']:,} parameters, "
+    st.markdown(f"Preset **{model_label(choice)}**, {choice['parameters']:,} parameters, "
                 f"trained in {metrics.get('train_seconds', '?')} s on "
                 f"{metrics.get('examples', {}).get('train', '?'):,} examples.")
     cli_hint(f"msd evaluate --checkpoint {display_path(choice['path'])} --data {name} --split test")

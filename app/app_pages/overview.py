@@ -10,6 +10,7 @@ from app.components.views import cli_hint, display_path, example_cards, show_err
 from app.state import BUILT_IN, built_in, teachers
 from msd_core.data.registry import DATASETS
 from msd_core.preview import example_record
+from msd_core.teacher import model_label
 
 st.title("MSD Studio")
 st.markdown(
@@ -48,7 +49,7 @@ else:
     for t in usable:
         m = t.get("metrics", {})
         test = m.get("test", {})
-        rows.append({"teacher": display_path(t["path"]), "data": t["data"], "preset": t["preset"],
+        rows.append({"teacher": display_path(t["path"]), "data": t["data"], "model": model_label(t),
                      "parameters": t["parameters"], "status": t["status"],
                      **{f"test {v}": round(x.get("auroc", x["accuracy"]), 4) for v, x in test.items()},
                      "train time (s)": m.get("train_seconds")})
