@@ -29,6 +29,15 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def earlier_sessions(out: Path) -> list[float]:
+    """Training seconds of the sessions a resumed run already finished (from its metrics.json)."""
+    try:
+        saved = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return list(saved.get("train_seconds_sessions") or [saved.get("train_seconds", 0.0)])
+
+
 def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | None = None,
                   progress: bool = True, callbacks: dict | None = None) -> dict:
     """Train the teacher described by ``cfg``, or with ``resume`` continue the run saved in
@@ -49,6 +58,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     if not resume and (out / MODEL_FILE).exists():
         raise ConfigError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose "
                           f"another --out")
+    earlier = earlier_sessions(out) if resume else []
     t0 = time.time()
     train_set = load_split(cfg.data, "train")
     val_set = load_split(cfg.data, "val")
@@ -78,11 +88,12 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
         log(f"resumed at step {trainer.global_step} of {trainer.total_steps}")
     log(f"device {trainer.device}; {trainer.total_steps} steps of batch {cfg.train.batch_size}")
     trainer.fit()
-    train_time = time.time() - t0
+    sessions = earlier + [round(time.time() - t0, 1)]
     test_set = load_split(cfg.data, "test")
     metrics = {"val": evaluate(trainer.module, val_set, collator, trainer.device),
                "test": evaluate(trainer.module, test_set, collator, trainer.device),
-               "metric": train_set.metric, "train_seconds": round(train_time, 1), "history": trainer.history,
+               "metric": train_set.metric, "train_seconds": round(sum(sessions), 1),
+               "train_seconds_sessions": sessions, "history": trainer.history,
                "examples": {"train": len(train_set), "val": len(val_set), "test": len(test_set)}}
     if trainer.is_main:  # under torchrun, rank 0 writes
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))

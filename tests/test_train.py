@@ -120,3 +120,13 @@ def test_config_json_round_trip_and_unknown_keys(tmp_path):
     (tmp_path / "c.json").write_text("{\n  oops")
     with pytest.raises(ConfigError, match="c.json, line 2: not valid JSON"):
         TeacherRunConfig.load(tmp_path / "c.json")
+
+
+def test_training_longer_adds_a_session_to_the_training_time(tmp_path):
+    cfg = small_run(tmp_path, "longer")
+    first = train_teacher(cfg, progress=False)
+    assert first["train_seconds_sessions"] == [first["train_seconds"]]
+    again = train_teacher(small_run(tmp_path, "longer"), resume=True, epochs=cfg.train.epochs + 1, progress=False)
+    assert again["train_seconds_sessions"][0] == first["train_seconds"] and len(again["train_seconds_sessions"]) == 2
+    assert again["train_seconds"] == pytest.approx(sum(again["train_seconds_sessions"]), abs=0.11)
+    assert json.loads((tmp_path / "longer" / "metrics.json").read_text())["train_seconds"] == again["train_seconds"]
