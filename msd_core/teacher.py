@@ -20,7 +20,7 @@ from .data.registry import load_split
 from .errors import ConfigError
 from .evaluate import evaluate
 from .models.base import count_parameters
-from .models.presets import create_model
+from .models.presets import create_model, spec_changes
 from .provenance import git_revision, package_versions
 from .train import Trainer
 
@@ -145,8 +145,7 @@ def describe_checkpoint(ckpt: Path) -> dict:
         metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
     except Exception as e:  # noqa: BLE001 - a broken folder is listed with its problem
         return {"path": str(folder), "error": str(e)}
-    overrides = ((run.get("config") or {}).get("model") or {}).get("overrides") or {}
-    return {"path": str(folder), "preset": meta["spec"].get("preset"), "overrides": overrides,
+    return {"path": str(folder), "preset": meta["spec"].get("preset"), "changes": spec_changes(meta["spec"]),
             "data": (run.get("config") or {}).get("data", {}).get("name") or meta["extra"].get("data"),
             "status": run.get("status"), "labels": meta["labels"],
             "modalities": [m.name for m in meta["modalities"]], "parameters": run.get("parameters"),
@@ -154,8 +153,9 @@ def describe_checkpoint(ckpt: Path) -> dict:
 
 
 def model_label(info: dict) -> str:
-    """A checkpoint's preset with the settings its run changed, e.g. ``student-two-tower (hidden=192)``."""
-    changed = ", ".join(f"{k}={v}" for k, v in (info.get("overrides") or {}).items())
+    """A checkpoint's preset with the settings in which it differs from that preset, e.g.
+    ``student-two-tower (hidden=192)``."""
+    changed = ", ".join(f"{k}={v}" for k, v in (info.get("changes") or {}).items())
     return f"{info.get('preset')} ({changed})" if changed else str(info.get("preset"))
 
 

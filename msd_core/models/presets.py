@@ -106,6 +106,16 @@ def create_model(preset: str, modalities: list[ModalitySpec], num_labels: int, *
     return model
 
 
+def spec_changes(spec: dict) -> dict:
+    """The settings of a checkpoint's ``spec`` that differ from its preset as defined now. A setting
+    the spec predates counts as its ``COMMON`` value, which is how such a model is built."""
+    if spec.get("preset") not in PRESETS:
+        return {}
+    base = {**COMMON, **PRESETS[spec["preset"]]}
+    return {k: spec.get(k, COMMON.get(k, v)) for k, v in base.items()
+            if k not in ("doc", "pretrained") and spec.get(k, COMMON.get(k, v)) != v}
+
+
 def preset_settings() -> list[str]:
     """The settings a ``ModelConfig.overrides`` may change."""
     return sorted(set(COMMON) | {k for p in PRESETS.values() for k in p} - {"doc"})

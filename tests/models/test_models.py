@@ -7,6 +7,7 @@ from msd_core.data import views
 from msd_core.data.text import minilm_path
 from msd_core.errors import CheckpointError, ConfigError
 from msd_core.models import build_model, count_parameters, create_model, resolve_spec
+from msd_core.models.presets import spec_changes
 from tests.conftest import tiny_model
 
 
@@ -103,6 +104,10 @@ def test_image_encoder_setting_and_checkpoints_written_before_it(tmp_path, synth
         assert isinstance(encoder.cnn[-1], last)
         for size in (64, 24):
             assert encoder(torch.zeros(2, 3, size, size)).shape == (2, 16, 32)
+    legacy = {k: v for k, v in resolve_spec("teacher-small").items() if k not in ("image_encoder", "fusion")}
+    assert spec_changes(legacy) == {"image_encoder": "strided"}  # how such a checkpoint was built
+    assert spec_changes(resolve_spec("student-two-tower", {"hidden": 64, "fusion": "concat+product"})) == {
+        "hidden": 64, "fusion": "concat+product"}
     old = tiny_model(synthetic3)
     del old.spec["image_encoder"]  # as saved before the setting existed
     save_model(tmp_path / "old.safetensors", old, synthetic3.labels)
