@@ -26,7 +26,7 @@ PRESETS: dict[str, dict] = {
                                "patches; its size is the folder's"},
     "teacher-small": {"arch": "single-stream", "image_encoder": "maxpool", "hidden": 192, "layers": 3, "heads": 4,
                       "intermediate": 384, "vocab": "trimmed",
-                      "doc": "random-init 3-layer, 192-wide fusion teacher, max-pooling CNN (the demo teacher)"},
+                      "doc": "random-init 3-layer, 192-wide fusion teacher, max-pooling CNN"},
     "student-small": {"arch": "single-stream", "hidden": 96, "layers": 2, "heads": 2, "intermediate": 192,
                       "vocab": "trimmed", "doc": "random-init 2-layer, 96-wide single-stream student"},
     "student-two-tower": {"arch": "two-tower", "hidden": 96, "layers": 1, "heads": 2, "intermediate": 192,
