@@ -24,9 +24,6 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-SHAPES = ("circle", "rectangle", "triangle")
-
-
 def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
     import torch
 
@@ -51,6 +48,8 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
         yesno = torch.tensor([ds.labels[t] in ("yes", "no") for t in y.tolist()])
         groups |= {f"yes/no ({yesno.float().mean():.1%})": yesno, "other answers": ~yesno}
     if data.name == "easy-vqa":
+        from benchmarks.image_probe import SHAPES
+
         shape = torch.tensor([ds.labels[t] in SHAPES for t in y.tolist()])
         groups |= {f"· shape answers ({shape.float().mean():.1%})": shape,
                    f"· colour answers ({(~shape & ~yesno).float().mean():.1%})": ~shape & ~yesno}
