@@ -94,6 +94,38 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
             "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"]}
 
 
+def coverage(rows: list[dict]) -> str:
+    """How much of the full grid each regime × student has, and which seeds are complete."""
+    configs = {(m, w, lam) for m, w, lam in grid("full")}
+    lines = ["| regime | student | runs recorded | seeds with all configurations |", "|---|---|---|---|"]
+    for regime in REGIMES:
+        for student in STUDENTS:
+            mine = [r for r in rows if r["regime"] == regime and r["student"] == student]
+            complete = [s for s in (0, 1, 2) if configs <= {(r["method"], r["weighting"], r["lam"])
+                                                            for r in mine if r["seed"] == s}]
+            lines.append(f"| {regime} | {student} | {len(mine)} of {len(configs) * 3} | "
+                         f"{', '.join(map(str, complete)) or 'none'} |")
+    return "\n".join(lines)
+
+
+def headline(df) -> str:
+    """MSD (instance-soft, λ = 1, the default) − KD on the full view, per regime × student, paired by seed."""
+    lines = ["MSD (`instance-soft`, λ = 1) − KD on the full view, paired by seed:", "",
+             "| regime | student | KD | MSD | MSD − KD per seed | mean |", "|---|---|---|---|---|---|"]
+    full = df[df["view"] == "full"]
+    for (regime, student), part in full.groupby(["regime", "student"], sort=False):
+        kd = part[part["method"] == "kd"].set_index("seed")["accuracy"]
+        msd = part[part["method"] == "msd instance-soft λ=1.0"].set_index("seed")["accuracy"]
+        seeds = sorted(kd.index.intersection(msd.index))
+        if not seeds:
+            continue
+        diffs = [msd[s] - kd[s] for s in seeds]
+        lines.append(f"| {regime} | {student} | {kd[seeds].mean():.4f} | {msd[seeds].mean():.4f} | "
+                     + ", ".join(f"{d:+.3f} (seed {s})" for s, d in zip(seeds, diffs))
+                     + f" | {sum(diffs) / len(diffs):+.4f} |")
+    return "\n".join(lines)
+
+
 def summarise() -> str:
     import numpy as np
     import pandas as pd
@@ -108,9 +140,11 @@ def summarise() -> str:
             flat.append({"regime": r["regime"], "student": r["student"], "method": name, "seed": r["seed"],
                          "view": view, "accuracy": m["accuracy"]})
     df = pd.DataFrame(flat)
-    out = []
+    out = [coverage(rows), "", headline(df), ""]
+    per_cell = len(grid("full")) * 3
     for (regime, student), part in df.groupby(["regime", "student"], sort=False):
-        out.append(f"### {regime} · {student}\n")
+        out.append(f"### {regime} · {student} ({part[['method', 'seed']].drop_duplicates().shape[0]} of "
+                   f"{per_cell} runs)\n")
         table = part.pivot_table(index="method", columns="view", values="accuracy",
                                  aggfunc=lambda v: f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}"
                                  + f" (n={len(v)})")
