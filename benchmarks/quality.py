@@ -3,6 +3,7 @@ student; results accumulate in ``benchmarks/results/quality.jsonl`` (one line pe
 so an interrupted sweep resumes where it stopped) and are summarised in ``RESULTS.md``.
 
     python -m benchmarks.quality [--grid full|quick] [--seeds 0 1 2] [--regimes ...] [--students ...]
+                                 [--weightings ...] [--lams ...] [--list] [--summary-only]
 
 Each run's student sees the same data order for a given seed whatever the method (the
 trainer's order depends only on the seed), so MSD − KD is paired by seed.
@@ -207,16 +208,24 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--regimes", nargs="*", default=list(REGIMES), choices=list(REGIMES))
     p.add_argument("--students", nargs="*", default=list(STUDENTS), choices=list(STUDENTS))
+    p.add_argument("--weightings", nargs="*", choices=list(SCHEMES) + list(LEARNED),
+                   help="only these MSD weightings (no KD and KD always run)")
+    p.add_argument("--lams", type=float, nargs="*", help="only these MSD λ values")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--summary-only", action="store_true")
+    p.add_argument("--list", action="store_true", help="print the runs still to do and stop")
     a = p.parse_args()
     if not a.summary_only:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         out_root = Path(os.environ.get("MSD_STUDIO_RUNS", ROOT / "runs")) / "quality"
         done = done_keys()
         todo = [(r, s, m, w, lam, seed) for r in a.regimes for s in a.students for seed in a.seeds
-                for (m, w, lam) in grid(a.grid) if key(r, s, m, w, lam, seed) not in done]
+                for (m, w, lam) in grid(a.grid) if key(r, s, m, w, lam, seed) not in done
+                and (m != "msd" or ((a.weightings is None or w in a.weightings) and (a.lams is None or lam in a.lams)))]
         print(f"{len(todo)} runs to do ({len(done)} already in {RESULTS})", flush=True)
+        if a.list:
+            print("\n".join(key(*job) for job in todo))
+            return 0
         for i, job in enumerate(todo, 1):
             row = run_one(*job, epochs=a.epochs, out_root=out_root)
             with RESULTS.open("a") as f:
