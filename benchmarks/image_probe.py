@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +49,8 @@ def image_labels(train: bool):
             torch.tensor([colours.index(colour[i]) for i in keep]), colours)
 
 
-def probe(kind: str, epochs: int, data) -> list[tuple[float, float, float]]:
-    """Per epoch: ``(shape accuracy, colour accuracy, seconds)`` on the test images."""
+def probe(kind: str, epochs: int, data) -> Iterator[tuple[float, float, float]]:
+    """Yields, after each epoch, ``(shape accuracy, colour accuracy, seconds)`` on the test images."""
     import torch
     from torch.nn import functional as F
 
@@ -62,7 +63,6 @@ def probe(kind: str, epochs: int, data) -> list[tuple[float, float, float]]:
     heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(192, len(SHAPES)),
                                  "colour": torch.nn.Linear(192, len(names))})
     opt = torch.optim.AdamW([*encoder.parameters(), *heads.parameters()], lr=1e-3)
-    out = []
     for _ in range(epochs):
         t0 = time.perf_counter()
         encoder.train()
@@ -75,10 +75,9 @@ def probe(kind: str, epochs: int, data) -> list[tuple[float, float, float]]:
         encoder.eval()
         with torch.no_grad():
             z = encoder(normalize(x_test)).mean(1)
-            out.append(((heads["shape"](z).argmax(1) == shape_test).float().mean().item(),
-                        (heads["colour"](z).argmax(1) == colour_test).float().mean().item(),
-                        time.perf_counter() - t0))
-    return out
+            yield ((heads["shape"](z).argmax(1) == shape_test).float().mean().item(),
+                   (heads["colour"](z).argmax(1) == colour_test).float().mean().item(),
+                   time.perf_counter() - t0)
 
 
 def main() -> int:
@@ -87,7 +86,7 @@ def main() -> int:
     p.add_argument("--kinds", nargs="*", default=["strided", "maxpool"])
     a = p.parse_args()
     data = image_labels(True), image_labels(False)
-    print(f"{len(data[0][0])} train / {len(data[1][0])} test images")
+    print(f"{len(data[0][0])} train / {len(data[1][0])} test images", flush=True)
     print("| encoder | epoch | shape | colour | seconds |\n|---|---|---|---|---|")
     for kind in a.kinds:
         for epoch, (s, c, sec) in enumerate(probe(kind, a.epochs, data), 1):
