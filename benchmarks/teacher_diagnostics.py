@@ -9,7 +9,8 @@ frequency). That product shows how much of the full-view answer the unimodal tar
 carry between them. It also prints how often the full view agrees with each single-modality view,
 and how soft the full-view KD target is at T = 1 and T = 2: the mean top probability and the
 entropy. With yes/no labels (easy-VQA), the rows are split into yes/no and the other answers, and
-on easy-VQA the other answers into shapes and colours.
+on easy-VQA the other answers into shapes and colours; there it also prints what the image-only
+target says about each image's shape and colour (``image_only_hints``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
     for name, rows in groups.items():
         lines.append(f"| {name} | {acc(logp['full'], rows):.3f} | "
                      + " | ".join(f"{acc(logp[v], rows):.3f}" for v in singles) + f" | {acc(product, rows):.3f} |")
+    if data.name == "easy-vqa":
+        lines += image_only_hints(cache, ds.labels)
     full = cache.logits["full"].argmax(-1)
     lines.append("agreement of the full view with " + ", ".join(
         f"{v}: {(full == cache.logits[v].argmax(-1)).float().mean():.3f}" for v in singles))
@@ -68,6 +71,28 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
         lines.append(f"full-view target at T={t:g}: mean top probability {p.max(-1).values.mean():.3f}, "
                      f"entropy {entropy:.3f} nats (uniform: {torch.log(torch.tensor(float(len(ds.labels)))):.3f})")
     return lines
+
+
+def image_only_hints(cache, labels: list[str], t: float = 2.0) -> list[str]:
+    """What the image-only target says about the image on easy-VQA: the share of its probability
+    (at temperature ``t``) on shape answers and on colour answers, and, on the questions whose answer
+    is the image's shape (colour), how often its most likely shape (colour) answer is that one. The
+    image-only view never sees the question, so the same hint comes with every question about the image."""
+    import torch
+
+    from benchmarks.image_probe import SHAPES
+
+    kinds = {"shape": [i for i, n in enumerate(labels) if n in SHAPES],
+             "colour": [i for i, n in enumerate(labels) if n not in SHAPES and n not in ("yes", "no")]}
+    p = torch.softmax(cache.logits["only:image"].float() / t, -1)
+    out = []
+    for kind, ids in kinds.items():
+        ids = torch.tensor(ids)
+        rows = torch.isin(cache.targets, ids)
+        named = (ids[p[rows][:, ids].argmax(-1)] == cache.targets[rows]).float().mean()
+        out.append(f"image-only target at T={t:g}: {p[:, ids].sum(-1).mean():.3f} of its mass on {kind} answers; "
+                   f"its top {kind} answer is the image's {kind} on {named:.3f} of the {kind} questions")
+    return out
 
 
 def main() -> int:
