@@ -2,6 +2,9 @@
 
     python -m benchmarks.teacher_diagnostics --teacher assets/teachers/easy-vqa --data easy-vqa
 
+``--teacher`` takes any checkpoint folder, a distilled student's too (to compare what KD and MSD
+students learned, question type by question type).
+
 From the teacher cache (test split), it prints the teacher's accuracy on the full view, on each
 modality alone, and for the product of the unimodal experts,
 ``log p(y|x) ≈ Σ_m log p_T(y | x_m) − (|M| − 1) log p(y)`` (the prior is the training label
@@ -54,7 +57,7 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
         shape = torch.tensor([ds.labels[t] in SHAPES for t in y.tolist()])
         groups |= {f"· shape answers ({shape.float().mean():.1%})": shape,
                    f"· colour answers ({(~shape & ~yesno).float().mean():.1%})": ~shape & ~yesno}
-    lines = [f"teacher {teacher} on {data.name} / {split} ({len(y)} examples)",
+    lines = [f"{teacher} on {data.name} / {split} ({len(y)} examples)",
              "| rows | full | " + " | ".join(singles) + " | product of unimodal experts |",
              "|---|---|" + "---|" * len(singles) + "---|"]
     for name, rows in groups.items():
