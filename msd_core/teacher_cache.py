@@ -141,14 +141,19 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
         except Exception:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
             file.unlink(missing_ok=True)
     dev = pick_device(device)
-    model, meta = load_model(ckpt, dev)
-    if meta["labels"] != ds.labels:
-        from .errors import ConfigError
+    # Building the teacher draws random numbers (its initialisation before the weights load). On a
+    # miss that would shift the caller's seeded stream: distill() seeds, builds the cache, then
+    # initialises the `learned` weight network, so a cold and a warm cache trained one seed differently.
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if dev.type == "cuda" else []):
+        model, meta = load_model(ckpt, dev)
+        if meta["labels"] != ds.labels:
+            from .errors import ConfigError
 
-        raise ConfigError(f"{ckpt} predicts {meta['labels'][:4]}..., the data set has {ds.labels[:4]}...: "
-                          f"pick the teacher trained on this data set")
-    collator = Collator(ds.modalities, image_size=data_cfg.image_size, max_text_len=data_cfg.max_text_len)
-    logits, targets = compute_view_logits(model, ds, collator, dev, defs, removal, batch_size, progress=progress)
+            raise ConfigError(f"{ckpt} predicts {meta['labels'][:4]}..., the data set has {ds.labels[:4]}...: "
+                              f"pick the teacher trained on this data set")
+        collator = Collator(ds.modalities, image_size=data_cfg.image_size, max_text_len=data_cfg.max_text_len)
+        logits, targets = compute_view_logits(model, ds, collator, dev, defs, removal, batch_size,
+                                              progress=progress)
     atomic_write(file, lambda tmp: save_file({**logits, "__targets__": targets}, tmp,
                                              metadata={"teacher": str(ckpt), "removal": removal}))
     return TeacherLogits(targets=targets, logits=logits, hit=False, **common)

@@ -50,6 +50,23 @@ def test_each_method_runs_and_reports_every_term(tmp_path, teacher, monkeypatch,
     assert run_json["status"] == "finished" and run_json["config"]["distill"]["method"] == method
 
 
+def test_the_same_seed_trains_the_same_student_with_a_cold_and_a_warm_cache(tmp_path, teacher, monkeypatch):
+    """Runs pair up by seed only if everything drawn after the teacher cache is built (here the
+    first layer of ``learned``'s weight network) is drawn the same whether the cache was cold or warm."""
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    losses = []
+    for name in ("cold", "warm"):
+        cfg = DistillRunConfig(teacher=str(teacher), data=DATA,
+                               model=ModelConfig("student-two-tower", dict(TINY)),
+                               train=TrainConfig(epochs=1, batch_size=16, lr=3e-3, modality_dropout=0.0, seed=5),
+                               distill=DistillConfig(method="msd", weighting="learned"), out_dir=str(tmp_path / name))
+        steps = []
+        distill(cfg, progress=False, callbacks={"on_step_end": [lambda t, logs: steps.append(float(logs["loss"]))]},
+                log=lambda *_: None)
+        losses.append(steps)
+    assert len(losses[0]) == 6 and losses[0] == losses[1]
+
+
 def test_bad_distill_settings_are_named(tmp_path, teacher):
     with pytest.raises(ConfigError, match="unknown method 'fitnets'"):
         run(tmp_path, teacher, "bad", method="fitnets")

@@ -137,3 +137,20 @@ def test_saliency_finds_the_modality_each_example_truly_needs(tmp_path, monkeypa
     truth = [e.meta["reliance"].removesuffix("-only") for e in ds.examples]
     agreement = sum(d == t for d, t in zip(dom, truth)) / len(ds)
     assert agreement > 0.7, agreement
+
+
+def test_building_the_cache_leaves_the_callers_random_state_alone(small3, tmp_path, monkeypatch):
+    """Distillation seeds the RNG, then builds the teacher cache on a miss: a miss must not shift
+    the student's dropout masks, or the same seed trains differently with a cold and a warm cache."""
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    ckpt = tmp_path / "teacher.safetensors"
+    save_model(ckpt, tiny_model(small3), small3.labels)
+    cfg = DataConfig("synthetic", options={"n": 16, "with_vector": True})
+    draws = []
+    for expect_hit in (False, True):
+        torch.manual_seed(123)
+        assert teacher_logits(ckpt, cfg, small3, removal="mask", device="cpu").hit is expect_hit
+        draws.append(torch.rand(4))
+    torch.manual_seed(123)
+    torch.testing.assert_close(draws[0], torch.rand(4))
+    torch.testing.assert_close(draws[1], draws[0])
