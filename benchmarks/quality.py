@@ -6,7 +6,10 @@ so an interrupted sweep resumes where it stopped) and are summarised in ``RESULT
                                  [--weightings ...] [--lams ...] [--list] [--summary-only]
 
 Each run's student sees the same data order for a given seed whatever the method (the
-trainer's order depends only on the seed), so MSD − KD is paired by seed.
+trainer's order depends only on the seed), so MSD − KD is paired by seed. The exception is the
+learned weightings: they hold ``meta_fraction`` of the training split out as their meta split, so
+they train on fewer examples in another order (``benchmarks.learned_weights`` runs the matching
+control). Each row also records the mean MSD weight per modality over the last epoch.
 """
 
 from __future__ import annotations
@@ -86,13 +89,21 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
                            train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, modality_dropout=0.0),
                            distill=DistillConfig(method=method, weighting=weighting or "uniform", lam=lam or 1.0),
                            out_dir=str(out_dir))
+    weight_means: list[dict] = []
+
+    def on_step(trainer, logs):
+        weight_means.append({k[2:-5]: float(v) for k, v in logs.items() if k.startswith("w:") and k.endswith(":mean")})
+
     t0 = time.time()
-    metrics = distill(cfg, progress=False, log=lambda *_: None)
+    metrics = distill(cfg, progress=False, log=lambda *_: None, callbacks={"on_step_end": [on_step]})
+    last = weight_means[-max(1, len(weight_means) // epochs):]  # the last epoch's steps
+    last_weights = {m: round(sum(w[m] for w in last) / len(last), 4) for m in last[0]} if last and last[0] else None
     return {"key": key(regime, student, method, weighting, lam, seed), "regime": regime, "student": student,
             "teacher_sha": teacher_sha(regime),
             "method": method, "weighting": weighting, "lam": lam, "seed": seed, "epochs": epochs,
             "seconds": round(time.time() - t0, 1), "test": metrics["test"],
-            "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"]}
+            "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"],
+            "last_epoch_weights": last_weights}
 
 
 def coverage(rows: list[dict]) -> str:
