@@ -10,9 +10,15 @@ scheme of ``weighting.MetaWeighter``:
   ``w_m = λ`` for every modality (``uniform``), and everything else is the same: the meta split is
   held out of training the same way, the look-ahead step still runs, the data order is the same.
 
-The difference between the two is what learning the weights adds; a plain ``uniform`` run differs
-from the control by the held-out meta split too. It prints, per seed, the full-view test metric of
-both, and for the learned run the final weights on the training split per group of examples
+A third arm, ``fixed`` (``--arms learned control fixed``), keeps the control's set-up but puts
+each example's whole weight ``λ·|M|`` on one modality chosen by its group (``--fixed
+yes/no=image shape=text colour=text``, or the learned run's larger final weight per group): the
+learned pattern, without learning it.
+
+The difference between learned and control is what learning the weights adds; a plain
+``uniform`` run differs from the control by the held-out meta split too. It prints, per seed, the
+full-view test metric of each arm, and for the learned run the final weights on the training
+split per group of examples
 (answer kind on easy-VQA, ground-truth reliance on ``synthetic``) and the mean weight per modality
 of the batches after 10%, 50% and 100% of the steps (the per-step logs ``w:<m>:mean``).
 """
@@ -25,9 +31,11 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ARMS = ("learned", "control", "fixed")
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -50,10 +58,34 @@ def example_groups(ds) -> dict[str, list[int]]:
     return groups
 
 
+@contextmanager
+def weights_by_group(group_of: dict[str, str], modality_of: dict[str, str], total: float):
+    """While active, MSD puts the whole auxiliary weight ``total`` (``λ·|M|``) of each training
+    example on one modality, ``modality_of[group_of[example id]]``, in place of its weighting."""
+    import torch
+
+    from msd_core import distill as distill_module
+
+    original = distill_module.DistillLoss.weights
+
+    def fixed(self, rows, device):
+        w = {m: torch.zeros(len(rows), device=device) for m in self.mods}
+        for i, r in enumerate(rows.tolist()):
+            w[modality_of[group_of[self.cache.ids[r]]]][i] = total
+        return w
+
+    distill_module.DistillLoss.weights = fixed
+    try:
+        yield
+    finally:
+        distill_module.DistillLoss.weights = original
+
+
 def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, lam: float, epochs: int,
-        out_root: Path) -> dict:
-    """One distillation; returns its test metrics, its per-step weight means and its final weights
-    per example group of the training split."""
+        out_root: Path, fixed: dict[str, str] | None = None) -> dict:
+    """One distillation; returns its test metrics, its per-step weight means and the weight
+    network's final weights per example group of the training split. With ``fixed`` (group ->
+    modality), ``weights_by_group`` replaces the weights (and no final weights are returned)."""
     import torch
 
     from benchmarks.quality import REGIMES
@@ -74,18 +106,24 @@ def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, la
         held["loss"] = trainer.loss_fn
         steps.append({k: float(v) for k, v in logs.items() if k.startswith("w:") and k.endswith(":mean")})
 
-    t0 = time.time()
-    metrics = distill(cfg, progress=False, log=lambda *_: None, callbacks={"on_step_end": [on_step]})
-    loss = held["loss"]
-    with torch.no_grad():
-        w = loss.weighter(loss.features)
-    # DistillLoss' feature rows follow its training cache, which is the training split without the meta split.
-    train_rows = {ex_id: r for r, ex_id in enumerate(loss.cache.ids)}
     from msd_core.data.registry import load_split
 
     ds = load_split(data, "train")
+    groups = example_groups(ds)
+    if fixed and (set(fixed) != set(groups) or not set(fixed.values()) <= set(ds.modality_names)):
+        raise SystemExit(f"--fixed must name one modality of {ds.modality_names} for each group "
+                         f"{sorted(groups)}; got {fixed}")
+    t0 = time.time()
+    with weights_by_group({ds.examples[i].id: g for g, idx in groups.items() for i in idx}, fixed,
+                          lam * len(ds.modality_names)) if fixed else nullcontext():
+        metrics = distill(cfg, progress=False, log=lambda *_: None, callbacks={"on_step_end": [on_step]})
+    loss = held["loss"]
+    with torch.no_grad():
+        w = loss.weighter(loss.features)
+    # DistillLoss' rows follow its training cache, which is the training split without the meta split.
+    train_rows = {ex_id: r for r, ex_id in enumerate(loss.cache.ids)}
     by_group = {}
-    for name, idx in example_groups(ds).items():
+    for name, idx in groups.items() if not fixed else ():
         rows = [train_rows[ds.examples[i].id] for i in idx if ds.examples[i].id in train_rows]
         if rows:
             r = torch.tensor(rows)
@@ -105,38 +143,55 @@ def main() -> int:
     p.add_argument("--lam", type=float, default=1.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=["learned", "control"],
+                   help="fixed: the control's set-up with each example's whole weight on one modality "
+                        "per group (--fixed, or the learned run's larger final weight per group)")
+    p.add_argument("--fixed", nargs="+", default=[], metavar="GROUP=MODALITY")
     a = p.parse_args()
     from msd_core.config import DistillConfig
 
+    fixed = dict(item.split("=", 1) for item in a.fixed)
+    if "fixed" in a.arms and not fixed and "learned" not in a.arms:
+        p.error("the fixed arm needs --fixed GROUP=MODALITY ... or the learned arm to take them from")
     meta_lr = DistillConfig().meta_lr
-    print(f"{a.regime} · {a.student} · {a.weighting} λ={a.lam:g}: learned (meta_lr {meta_lr:g}) "
-          "against the control (meta_lr 0: weights stay uniform, same meta split held out)", flush=True)
+    print(f"{a.regime} · {a.student} · {a.weighting} λ={a.lam:g}; arms: " + "; ".join(
+        {"learned": f"learned (meta_lr {meta_lr:g})",
+         "control": "control (meta_lr 0: weights stay uniform, same meta split held out)",
+         "fixed": "fixed (the control with one modality's term per group of examples)"}[k] for k in a.arms), flush=True)
     table = []
     with tempfile.TemporaryDirectory(prefix="learned_weights_") as tmp:
         for seed in a.seeds:
             res = {}
-            for kind, lr in (("learned", meta_lr), ("control", 0.0)):
-                res[kind] = run(a.regime, a.student, seed, lr, a.weighting, a.lam, a.epochs, Path(tmp))
+            for kind in [k for k in ARMS if k in a.arms]:
+                if kind == "fixed" and not fixed:
+                    fixed = {g: max(w, key=w.get) for g, (_, w) in res["learned"]["by_group"].items()}
+                res[kind] = run(a.regime, a.student, seed, meta_lr if kind == "learned" else 0.0, a.weighting,
+                                a.lam, a.epochs, Path(tmp), fixed=fixed if kind == "fixed" else None)
                 r = res[kind]
                 views = " ".join(f"{v} {m[r['metric']]:.4f}" for v, m in r["test"].items())
-                print(f"seed {seed} {kind}: test {views} ({r['seconds']:.0f} s)", flush=True)
-            learned = res["learned"]
-            n = len(learned["steps"])
-            for frac in (0.1, 0.5, 1.0):
-                s = learned["steps"][max(0, int(frac * n) - 1)]
-                print(f"  mean weights of the batch after {frac:.0%} of the steps: "
-                      + ", ".join(f"{k[2:-5]} {v:.3f}" for k, v in s.items()), flush=True)
-            for name, (count, w) in learned["by_group"].items():
-                print(f"  final weights, training examples with {name} ({count}): "
-                      + ", ".join(f"{m} {v:.3f}" for m, v in w.items()), flush=True)
-            metric = learned["metric"]
-            table.append((seed, res["learned"]["test"]["full"][metric], res["control"]["test"]["full"][metric]))
-    print(f"\n| seed | learned | control (uniform, meta split held out) | learned − control |\n|---|---|---|---|")
-    for seed, lrn, ctl in table:
-        print(f"| {seed} | {lrn:.4f} | {ctl:.4f} | {lrn - ctl:+.4f} |")
-    if len(table) > 1:
-        diffs = [lrn - ctl for _, lrn, ctl in table]
-        print(f"| mean | | | {sum(diffs) / len(diffs):+.4f} |")
+                print(f"seed {seed} {kind}: test {views} ({r['seconds']:.0f} s)"
+                      + (f"; weights by group: {fixed}" if kind == "fixed" else ""), flush=True)
+            if "learned" in res:
+                learned = res["learned"]
+                n = len(learned["steps"])
+                for frac in (0.1, 0.5, 1.0):
+                    s = learned["steps"][max(0, int(frac * n) - 1)]
+                    print(f"  mean weights of the batch after {frac:.0%} of the steps: "
+                          + ", ".join(f"{k[2:-5]} {v:.3f}" for k, v in s.items()), flush=True)
+                for name, (count, w) in learned["by_group"].items():
+                    print(f"  final weights, training examples with {name} ({count}): "
+                          + ", ".join(f"{m} {v:.3f}" for m, v in w.items()), flush=True)
+            table.append((seed, {k: r["test"]["full"][r["metric"]] for k, r in res.items()}))
+    arms = [k for k in ARMS if k in a.arms]
+    against = [k for k in arms if k != "control"] if "control" in arms else []
+    print("\n| seed | " + " | ".join(arms) + "".join(f" | {k} − control" for k in against) + " |")
+    print("|---|" + "---|" * (len(arms) + len(against)))
+    for seed, acc in table:
+        print(f"| {seed} | " + " | ".join(f"{acc[k]:.4f}" for k in arms)
+              + "".join(f" | {acc[k] - acc['control']:+.4f}" for k in against) + " |")
+    if len(table) > 1 and against:
+        print("| mean |" + " |" * len(arms) + "".join(
+            f" {sum(acc[k] - acc['control'] for _, acc in table) / len(table):+.4f} |" for k in against))
     return 0
 
 
