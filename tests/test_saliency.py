@@ -140,8 +140,8 @@ def test_saliency_finds_the_modality_each_example_truly_needs(tmp_path, monkeypa
 
 
 def test_building_the_cache_leaves_the_callers_random_state_alone(small3, tmp_path, monkeypatch):
-    """Distillation seeds the RNG, then builds the teacher cache on a miss: a miss must not shift
-    the student's dropout masks, or the same seed trains differently with a cold and a warm cache."""
+    """A miss builds the teacher, whose initialisation draws random numbers; the caller's next draws
+    (in distill(), the ``learned`` weight network's initialisation) must not depend on that."""
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
     ckpt = tmp_path / "teacher.safetensors"
     save_model(ckpt, tiny_model(small3), small3.labels)
