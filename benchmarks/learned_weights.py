@@ -2,8 +2,8 @@
 
     python -m benchmarks.learned_weights --regime easy-vqa-2k --student student-two-tower --seeds 0 1 2
 
-For each seed it trains the student twice with the ``learned`` (or ``--weighting learned-global``)
-scheme of ``weighting.MetaWeighter``:
+For each seed it trains the student once per arm (``--arms``; by default the first two), each
+with the ``learned`` (or ``--weighting learned-global``) scheme of ``weighting.MetaWeighter``:
 
 - **learned**: ``φ`` meta-learned as usual (``meta_lr`` from ``DistillConfig``);
 - **control**: the same run with ``meta_lr = 0``. ``φ`` stays at its initial value, where
@@ -18,9 +18,9 @@ learned pattern, without learning it.
 The difference between learned and control is what learning the weights adds; a plain
 ``uniform`` run differs from the control by the held-out meta split too. It prints, per seed, the
 full-view test metric of each arm, and for the learned run the final weights on the training
-split per group of examples
-(answer kind on easy-VQA, ground-truth reliance on ``synthetic``) and the mean weight per modality
-of the batches after 10%, 50% and 100% of the steps (the per-step logs ``w:<m>:mean``).
+split per group of examples (answer kind on easy-VQA, ground-truth reliance on ``synthetic``) and
+the mean weight per modality of the batches after 10%, 50% and 100% of the steps (the per-step
+logs ``w:<m>:mean``).
 """
 
 from __future__ import annotations
