@@ -88,17 +88,15 @@ def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, la
     modality), ``weights_by_group`` replaces the weights (and no final weights are returned)."""
     import torch
 
-    from benchmarks.quality import REGIMES
-    from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
+    from benchmarks.quality import REGIMES, run_config
+    from msd_core.config import DistillConfig
     from msd_core.distill import distill
 
-    teacher, data = REGIMES[regime]
+    data = REGIMES[regime][1]
     out = out_root / f"{regime}_{student}_{weighting}_{lam}_{seed}_metalr{meta_lr}"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = DistillRunConfig(teacher=teacher, data=data, model=ModelConfig(student),
-                           train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, modality_dropout=0.0),
-                           distill=DistillConfig(method="msd", weighting=weighting, lam=lam, meta_lr=meta_lr),
-                           out_dir=str(out))
+    cfg = run_config(regime, student, seed, epochs, out,
+                     DistillConfig(method="msd", weighting=weighting, lam=lam, meta_lr=meta_lr))
     steps: list[dict] = []
     held: dict = {}
 

@@ -78,17 +78,23 @@ def done_keys() -> set[str]:
     return {r["key"] for r in current_rows()}
 
 
+def run_config(regime: str, student: str, seed: int, epochs: int, out_dir: Path,
+               distill: DistillConfig) -> DistillRunConfig:
+    """The sweep's training set-up (batch 32, lr 1e-3, no modality dropout) for one run."""
+    teacher, data = REGIMES[regime]
+    return DistillRunConfig(teacher=teacher, data=data, model=ModelConfig(student),
+                            train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, modality_dropout=0.0),
+                            distill=distill, out_dir=str(out_dir))
+
+
 def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Path) -> dict:
     from msd_core.distill import distill
 
-    teacher, data = REGIMES[regime]
     out_dir = out_root / key(regime, student, method, weighting, lam, seed).replace("|", "_")
     if out_dir.exists():  # the sweep's own scratch folder, left by an interrupted run or a replaced teacher
         shutil.rmtree(out_dir)
-    cfg = DistillRunConfig(teacher=teacher, data=data, model=ModelConfig(student),
-                           train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, modality_dropout=0.0),
-                           distill=DistillConfig(method=method, weighting=weighting or "uniform", lam=lam or 1.0),
-                           out_dir=str(out_dir))
+    cfg = run_config(regime, student, seed, epochs, out_dir,
+                     DistillConfig(method=method, weighting=weighting or "uniform", lam=lam or 1.0))
     weight_means: list[dict] = []
 
     def on_step(trainer, logs):
