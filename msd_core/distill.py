@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call
 
 from .checkpoint import MODEL_FILE, atomic_write_text
@@ -53,6 +54,18 @@ def check_config(cfg: DistillRunConfig) -> None:
         raise ConfigError("temperature and tau must be positive and lam non-negative")
 
 
+class _ForwardViews(nn.Module):
+    """``model.forward_views`` as a module's ``forward``, so that ``functional_call`` can run it
+    with look-ahead parameters and each modality's encoder still runs once for all views."""
+
+    def __init__(self, model: nn.Module, sets: dict[str, tuple[str, ...]]):
+        super().__init__()
+        self.model, self.sets = model, sets
+
+    def forward(self, batch):
+        return self.model.forward_views(batch, self.sets)
+
+
 class DistillLoss:
     """The trainer's loss function for a student: ``none``, ``kd`` or ``msd`` with any weighting."""
 
@@ -75,10 +88,15 @@ class DistillLoss:
             self.collator = collator
 
     def student_views(self, model, batch, params=None):
+        """The student's logits on the full view and each single-modality view, with its own
+        parameters or, for the meta step's look-ahead, with ``params``."""
         sets = {"full": tuple(batch.modalities), **{m: (m,) for m in self.mods}}
+        if self.d.removal == "drop":
+            if params is None:
+                return model.forward_views(batch, sets)
+            return functional_call(_ForwardViews(model, sets), {f"model.{k}": p for k, p in params.items()},
+                                   (batch,))
         call = (lambda b: functional_call(model, params, (b,))) if params is not None else model
-        if params is None and self.d.removal == "drop":
-            return model.forward_views(batch, sets)
         return {k: call(views(batch, keep, self.d.removal, generator=torch.Generator().manual_seed(0)))
                 for k, keep in sets.items()}
 

@@ -1,13 +1,18 @@
 """Short KD / MSD distillations end to end on a tiny synthetic teacher."""
 
+import copy
 import json
 
 import pytest
+import torch
 
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
-from msd_core.distill import distill
+from msd_core.data import Collator, load_split
+from msd_core.distill import DistillLoss, distill
 from msd_core.errors import ConfigError
+from msd_core.models import create_model
 from msd_core.teacher import train_teacher
+from msd_core.teacher_cache import teacher_logits
 from tests.conftest import TINY
 
 DATA = DataConfig("synthetic", options={"n": 96}, max_eval_examples=32)
@@ -65,6 +70,39 @@ def test_the_same_seed_trains_the_same_student_with_a_cold_and_a_warm_cache(tmp_
                 log=lambda *_: None)
         losses.append(steps)
     assert len(losses[0]) == 6 and losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("preset", ["student-two-tower", "student-small"])
+def test_the_look_ahead_sees_every_view_through_the_parameters_it_is_given(tmp_path, teacher, monkeypatch, preset):
+    """The meta step evaluates the student's views with look-ahead parameters ``θ'``. Those must
+    be used for every view (a student holding ``θ'`` gives the same logits), and with ``drop``
+    views each modality's encoder runs once for all views, as in the training step itself."""
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    ds = load_split(DATA, "train")
+    cache = teacher_logits(str(teacher), DATA, ds)
+    collator = Collator(ds.modalities)
+    cfg = DistillRunConfig(teacher=str(teacher), data=DATA, model=ModelConfig(preset, dict(TINY)),
+                           distill=DistillConfig(method="msd", weighting="uniform"))
+    loss = DistillLoss(cfg, cache, None, collator)
+    torch.manual_seed(0)
+    student = create_model(preset, ds.modalities, len(ds.labels), overrides=dict(TINY),
+                           train_texts=[e.inputs["text"] for e in ds.examples]).eval()
+    moved = copy.deepcopy(student)
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ahead = {k: p for k, p in moved.named_parameters() if p.requires_grad}
+    batch = collator(ds.examples[:8])
+    calls = {m: 0 for m in ds.modality_names}
+    for m in calls:
+        student.encoders[m].register_forward_hook(lambda *_, m=m: calls.__setitem__(m, calls[m] + 1))
+    got = loss.student_views(student, batch, ahead)
+    assert calls == {m: 1 for m in calls}
+    want, own = loss.student_views(moved, batch), loss.student_views(student, batch)
+    assert set(got) == {"full", *ds.modality_names}
+    for view in got:
+        torch.testing.assert_close(got[view], want[view], rtol=0, atol=1e-5)
+        assert not torch.allclose(got[view], own[view], atol=1e-3)
 
 
 def test_bad_distill_settings_are_named(tmp_path, teacher):
