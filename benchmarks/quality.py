@@ -9,7 +9,8 @@ Each run's student sees the same data order for a given seed whatever the method
 trainer's order depends only on the seed), so MSD − KD is paired by seed. The exception is the
 learned weightings: they hold ``meta_fraction`` of the training split out as their meta split, so
 they train on fewer examples in another order (``benchmarks.learned_weights`` runs the matching
-control). Each row also records the mean MSD weight per modality over the last epoch.
+control). Each row also records the mean MSD weight per modality over the last epoch and the git
+revision of the code that trained it (``-dirty`` for local changes outside ``benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TrainConfig  # noqa: E402
+from msd_core.provenance import git_revision  # noqa: E402
 from msd_core.weighting import LEARNED, SCHEMES  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "quality.jsonl"
@@ -109,7 +111,7 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
             "method": method, "weighting": weighting, "lam": lam, "seed": seed, "epochs": epochs,
             "seconds": round(time.time() - t0, 1), "test": metrics["test"],
             "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"],
-            "last_epoch_weights": last_weights}
+            "last_epoch_weights": last_weights, "git": git_revision(ignore=("benchmarks/results",))}
 
 
 def coverage(rows: list[dict]) -> str:

@@ -23,14 +23,17 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def git_revision(cwd: Path | None = None) -> str | None:
-    """The repository's HEAD (with ``-dirty`` if there are local changes), or None outside git."""
+def git_revision(cwd: Path | None = None, ignore: tuple[str, ...] = ()) -> str | None:
+    """The repository's HEAD (with ``-dirty`` if there are local changes to tracked files outside
+    the repository-relative paths ``ignore``), or None outside git."""
     cwd = cwd or Path(__file__).resolve().parent
+    status = ["git", "status", "--porcelain", "--untracked-files=no"]
+    if ignore:
+        status += ["--", ":(top)", *(f":(top,exclude){p}" for p in ignore)]
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(status, cwd=cwd, capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (rev + ("-dirty" if dirty else "")) if rev else None
