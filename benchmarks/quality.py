@@ -10,7 +10,8 @@ trainer's order depends only on the seed), so MSD − KD is paired by seed. The 
 learned weightings: they hold ``meta_fraction`` of the training split out as their meta split, so
 they train on fewer examples in another order (``benchmarks.learned_weights`` runs the matching
 control). Each row also records the mean MSD weight per modality over the last epoch and the git
-revision of the code that trained it (``-dirty`` for local changes outside ``benchmarks/results``).
+revision of the code that trained it (``-dirty`` for local changes outside the sweep's own outputs,
+``benchmarks/results`` and ``RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
             "method": method, "weighting": weighting, "lam": lam, "seed": seed, "epochs": epochs,
             "seconds": round(time.time() - t0, 1), "test": metrics["test"],
             "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"],
-            "last_epoch_weights": last_weights, "git": git_revision(ignore=("benchmarks/results",))}
+            "last_epoch_weights": last_weights, "git": git_revision(ignore=("benchmarks/results", "RESULTS.md"))}
 
 
 def coverage(rows: list[dict]) -> str:
