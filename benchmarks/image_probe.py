@@ -27,6 +27,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHAPES = ("circle", "rectangle", "triangle")
 
 
+def answer_kind(answer: str) -> str:
+    """What an easy-VQA answer names: ``"yes/no"``, ``"shape"`` (the image's shape) or ``"colour"``."""
+    return "yes/no" if answer in ("yes", "no") else "shape" if answer in SHAPES else "colour"
+
+
 def image_labels(train: bool):
     """``images (uint8 N x 3 x 64 x 64), shape ids, colour ids, colour names`` of one easy-VQA split."""
     import easy_vqa
@@ -38,12 +43,13 @@ def image_labels(train: bool):
     paths = easy_vqa.get_train_image_paths() if train else easy_vqa.get_test_image_paths()
     shape, colour = {}, {}
     for answer, image in zip(answers, image_ids):
-        if answer in SHAPES:
+        kind = answer_kind(answer)
+        if kind == "shape":
             shape[image] = answer
-        elif answer not in ("yes", "no"):
+        elif kind == "colour":
             colour[image] = answer
     keep = sorted(set(shape) & set(colour))
-    colours = sorted(set(a for a in easy_vqa.get_answers() if a not in (*SHAPES, "yes", "no")))
+    colours = sorted(a for a in easy_vqa.get_answers() if answer_kind(a) == "colour")
     images = torch.stack([load_image(paths[i], 64) for i in keep])
     return (images, torch.tensor([SHAPES.index(shape[i]) for i in keep]),
             torch.tensor([colours.index(colour[i]) for i in keep]), colours)

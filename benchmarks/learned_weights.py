@@ -43,13 +43,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def example_groups(ds) -> dict[str, list[int]]:
     """Row groups of a training split to report weights by: answer kind on easy-VQA, the
     ground-truth reliance on ``synthetic``, else every row."""
-    from benchmarks.image_probe import SHAPES
+    from benchmarks.image_probe import answer_kind
 
     if all("reliance" in e.meta for e in ds.examples):
         kinds = [e.meta["reliance"] for e in ds.examples]
     elif {"yes", "no"} <= set(ds.labels):
-        names = [ds.labels[e.target] for e in ds.examples]
-        kinds = ["yes/no" if n in ("yes", "no") else "shape" if n in SHAPES else "colour" for n in names]
+        kinds = [answer_kind(ds.labels[e.target]) for e in ds.examples]
     else:
         kinds = ["all"] * len(ds.examples)
     groups: dict[str, list[int]] = {}

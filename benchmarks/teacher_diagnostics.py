@@ -52,9 +52,9 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
         yesno = torch.tensor([ds.labels[t] in ("yes", "no") for t in y.tolist()])
         groups |= {f"yes/no ({yesno.float().mean():.1%})": yesno, "other answers": ~yesno}
     if data.name == "easy-vqa":
-        from benchmarks.image_probe import SHAPES
+        from benchmarks.image_probe import answer_kind
 
-        shape = torch.tensor([ds.labels[t] in SHAPES for t in y.tolist()])
+        shape = torch.tensor([answer_kind(ds.labels[t]) == "shape" for t in y.tolist()])
         groups |= {f"· shape answers ({shape.float().mean():.1%})": shape,
                    f"· colour answers ({(~shape & ~yesno).float().mean():.1%})": ~shape & ~yesno}
     lines = [f"{teacher} on {data.name} / {split} ({len(y)} examples)",
@@ -83,10 +83,9 @@ def image_only_hints(cache, labels: list[str], t: float = 2.0) -> list[str]:
     image-only view never sees the question, so the same hint comes with every question about the image."""
     import torch
 
-    from benchmarks.image_probe import SHAPES
+    from benchmarks.image_probe import answer_kind
 
-    kinds = {"shape": [i for i, n in enumerate(labels) if n in SHAPES],
-             "colour": [i for i, n in enumerate(labels) if n not in SHAPES and n not in ("yes", "no")]}
+    kinds = {kind: [i for i, n in enumerate(labels) if answer_kind(n) == kind] for kind in ("shape", "colour")}
     p = torch.softmax(cache.logits["only:image"].float() / t, -1)
     out = []
     for kind, ids in kinds.items():
