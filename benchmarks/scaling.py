@@ -16,7 +16,7 @@ from msd_core.saliency import modality_saliency, population_saliency
 from msd_core.teacher_cache import TeacherLogits, compute_view_logits, view_sets
 
 from .common import Row
-from .step_cost import TEACHER, _Trainer
+from .step_cost import TEACHER, stand_in_trainer
 
 
 def run(device, sizes=(1000, 4000, 16000), batch_size: int = 64) -> list[Row]:
@@ -39,7 +39,7 @@ def run(device, sizes=(1000, 4000, 16000), batch_size: int = 64) -> list[Row]:
         loss_fn = DistillLoss(cfg, cache, population_saliency(sal), collator)
         t0 = time.perf_counter()
         for i in range(0, n, batch_size):
-            out = loss_fn(model, collator(ds.examples[i:i + batch_size]).to(device), _Trainer)
+            out = loss_fn(model, collator(ds.examples[i:i + batch_size]).to(device), stand_in_trainer())
             opt.zero_grad()
             out["loss"].backward()
             opt.step()

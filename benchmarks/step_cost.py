@@ -4,6 +4,8 @@ views at full length, teacher run inside the step) for contrast."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
@@ -20,17 +22,10 @@ TEACHER = "assets/teachers/synthetic"
 DATA = DataConfig("synthetic", options={"n": 4000})
 
 
-class _Trainer:
-    """What ``DistillLoss`` reads from the trainer; a meta step runs at step 0."""
-
-    global_step = 0
-    module = None
-    cfg = TrainConfig(batch_size=32)
-
-    class scheduler:
-        @staticmethod
-        def get_last_lr():
-            return [1e-3]
+def stand_in_trainer(model=None) -> SimpleNamespace:
+    """What ``DistillLoss`` reads from the trainer, at step 0 (where a meta step runs)."""
+    return SimpleNamespace(global_step=0, module=model, cfg=TrainConfig(batch_size=32),
+                           scheduler=SimpleNamespace(get_last_lr=lambda: [1e-3]))
 
 
 def setup(n: int = 256):
@@ -51,7 +46,7 @@ def step_time(student_preset: str, method: str, device, ds, cache, collator, bat
     meta = ds.examples[batch_size:2 * batch_size]
     loss_fn = DistillLoss(cfg, cache, population_saliency(modality_saliency(cache)), collator, meta)
     batch = collator(ds.examples[:batch_size]).to(device)
-    trainer = type("Trainer", (_Trainer,), {"module": model})
+    trainer = stand_in_trainer(model)
 
     def step():
         out = loss_fn(model, batch, trainer)

@@ -18,7 +18,7 @@ from msd_core.data.views import all_views
 from msd_core.teacher_cache import teacher_logits
 
 from .common import Row
-from .step_cost import DATA, TEACHER, _Trainer
+from .step_cost import DATA, TEACHER, stand_in_trainer
 
 
 def run(device, n: int = 512, batch_size: int = 32) -> list[Row]:
@@ -62,7 +62,7 @@ def run(device, n: int = 512, batch_size: int = 32) -> list[Row]:
             if live_teacher:  # what the cache saves: the teacher on every view, every step
                 with torch.inference_mode():
                     teacher.forward_views(batch, sets)
-            out = loss_fn(model, batch, _Trainer)
+            out = loss_fn(model, batch, stand_in_trainer())
             opt.zero_grad()
             out["loss"].backward()
             opt.step()
