@@ -90,7 +90,9 @@ def run_config(regime: str, student: str, seed: int, epochs: int, out_dir: Path,
                             distill=distill, out_dir=str(out_dir))
 
 
-def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Path) -> dict:
+def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Path, revision: str | None = None) -> dict:
+    """Trains one run of the grid and returns its row; ``revision`` is the git revision of the code
+    the sweep started with (a running process keeps the code it imported, whatever is committed later)."""
     from msd_core.distill import distill
 
     out_dir = out_root / key(regime, student, method, weighting, lam, seed).replace("|", "_")
@@ -112,7 +114,7 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
             "method": method, "weighting": weighting, "lam": lam, "seed": seed, "epochs": epochs,
             "seconds": round(time.time() - t0, 1), "test": metrics["test"],
             "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"],
-            "last_epoch_weights": last_weights, "git": git_revision(ignore=("benchmarks/results", "RESULTS.md"))}
+            "last_epoch_weights": last_weights, "git": revision}
 
 
 def coverage(rows: list[dict]) -> str:
@@ -246,8 +248,9 @@ def main() -> int:
         if a.list:
             print("\n".join(key(*job) for job in todo))
             return 0
+        revision = git_revision(ignore=("benchmarks/results", "RESULTS.md"))
         for i, job in enumerate(todo, 1):
-            row = run_one(*job, epochs=a.epochs, out_root=out_root)
+            row = run_one(*job, epochs=a.epochs, out_root=out_root, revision=revision)
             with RESULTS.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"[{i}/{len(todo)}] {row['key']}: full {row['test']['full']['accuracy']:.4f} "
