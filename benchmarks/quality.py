@@ -10,8 +10,8 @@ trainer's order depends only on the seed), so MSD − KD is paired by seed. The 
 learned weightings: they hold ``meta_fraction`` of the training split out as their meta split, so
 they train on fewer examples in another order (``benchmarks.learned_weights`` runs the matching
 control). Each row also records the mean MSD weight per modality over the last epoch and the git
-revision of the code that trained it (``-dirty`` for local changes outside the sweep's own outputs,
-``benchmarks/results`` and ``RESULTS.md``).
+revision of the code that trained it, read once when the sweep starts (``-dirty`` for local changes
+outside the sweep's own outputs, ``benchmarks/results`` and ``RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -91,8 +91,7 @@ def run_config(regime: str, student: str, seed: int, epochs: int, out_dir: Path,
 
 
 def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Path, revision: str | None = None) -> dict:
-    """Trains one run of the grid and returns its row; ``revision`` is the git revision of the code
-    the sweep started with (a running process keeps the code it imported, whatever is committed later)."""
+    """Trains one run of the grid and returns its row, which records ``revision``."""
     from msd_core.distill import distill
 
     out_dir = out_root / key(regime, student, method, weighting, lam, seed).replace("|", "_")
