@@ -207,6 +207,9 @@ class Trainer:
             self.save(status="cancelled")
             self.write_run_json("cancelled", error=str(e))
             raise
+        except Exception as e:
+            self.write_run_json("failed", error=f"{type(e).__name__}: {e}")
+            raise
         finally:
             if bar is not None:
                 bar.close()

@@ -96,6 +96,24 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path, monkey
     assert load_model(tmp_path / "nan" / MODEL_FILE)[1]["extra"]["global_step"] == 3
 
 
+def test_an_unexpected_error_marks_the_run_failed_with_its_message(tmp_path):
+    cfg = small_run(tmp_path, "crash")
+    ds = load_split(cfg.data, "train")
+    trainer = Trainer(tiny_model(ds), ds, None, cfg.train, cfg.out_dir, collator=Collator(ds.modalities),
+                      labels=ds.labels, progress=False)
+
+    def crash(trainer, logs):
+        if logs["step"] == 2:
+            raise RuntimeError("disk went away")
+
+    trainer.add_callback("on_step_end", crash)
+    with pytest.raises(RuntimeError, match="disk went away"):
+        trainer.fit()
+    run = json.loads((tmp_path / "crash" / "run.json").read_text())
+    assert run["status"] == "failed" and run["error"] == "RuntimeError: disk went away"
+    assert run["global_step"] == 2
+
+
 def test_modality_dropout_never_drops_every_modality(batch3):
     g = torch.Generator().manual_seed(0)
     big = Batch(batch3.values, {m: torch.ones(4000, dtype=torch.bool) for m in batch3.modalities},
