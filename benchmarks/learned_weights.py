@@ -19,8 +19,8 @@ The difference between learned and control is what learning the weights adds; a 
 ``uniform`` run differs from the control by the held-out meta split too. It prints, per seed, the
 full-view test metric of each arm, and for the learned run the final weights on the training
 split per group of examples (answer kind on easy-VQA, ground-truth reliance on ``synthetic``) and
-the mean weight per modality of the batches after 10%, 50% and 100% of the steps (the per-step
-logs ``w:<m>:mean``).
+the mean weight per modality of the batches after 1%, 3%, 10%, 50% and 100% of the steps (the
+per-step logs ``w:<m>:mean``; the weights can settle within the warm-up, RESULTS.md note 16).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main() -> int:
             if "learned" in res:
                 learned = res["learned"]
                 n = len(learned["steps"])
-                for frac in (0.1, 0.5, 1.0):
+                for frac in (0.01, 0.03, 0.1, 0.5, 1.0):
                     s = learned["steps"][max(0, int(frac * n) - 1)]
                     print(f"  mean weights of the batch after {frac:.0%} of the steps: "
                           + ", ".join(f"{k[2:-5]} {v:.3f}" for k, v in s.items()), flush=True)
