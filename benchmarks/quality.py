@@ -264,8 +264,10 @@ def main() -> int:
     (ROOT / "RESULTS.md").write_text(
         "# Results: no KD vs KD vs MSD\n\nProduced by `python -m benchmarks.quality` from "
         "`benchmarks/results/quality.jsonl` (test-set accuracy, mean ± std over seeds; 3 epochs, batch 32, "
-        f"lr 1e-3). **{n} of the {full} runs of the full grid are recorded so far**: the sweep resumes where "
-        "it stopped, so rerun the command to extend this table. Instance-level weights use the teacher's "
+        f"lr 1e-3). " + (f"**All {full} runs of the full grid are recorded.** " if n >= full else
+                         f"**{n} of the {full} runs of the full grid are recorded so far**: the sweep resumes "
+                         "where it stopped, so rerun the command to extend this table. ")
+        + "Instance-level weights use the teacher's "
         "saliency on the training split; population weights its validation split."
         + (f" ({stale} older runs, distilled from a teacher checkpoint since replaced, stay in the JSONL "
            "but are left out.)" if stale else "") + "\n\n" + text + notes + "\n")
