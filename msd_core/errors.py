@@ -30,3 +30,16 @@ class ConfigError(MSDError):
 
 class CheckpointError(MSDError):
     """A checkpoint that is missing, truncated, or does not match the model."""
+
+
+class TrainingError(MSDError):
+    """Training stopped (a non-finite loss, say); the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(TrainingError):
+    """Training was interrupted (Ctrl-C, a signal); the last checkpoint can be resumed."""
+
+
+class StopRun(MSDError):
+    """Raised by a callback to stop a run on purpose (cancelled from the dashboard, say); the
+    trainer checkpoints the last finished step first, so the run can be resumed."""

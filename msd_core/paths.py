@@ -1,4 +1,10 @@
-"""Where MSD Studio looks for shipped assets and writes runs (overridable by environment)."""
+"""Where MSD Studio finds shipped assets and writes runs, and how a path a user gives resolves.
+
+One rule for the command line and the dashboard alike: a path the user types (``--teacher``,
+``--out``, ``--data-root``, a text box on a page) is relative to the working directory of the
+process that reads it; defaults that name the project's own folders (the demo teachers, the
+run folder) are absolute, built from ``assets_dir()`` and ``runs_dir()``.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +22,23 @@ def assets_dir() -> Path:
 def runs_dir() -> Path:
     """Where new runs are written: ``$MSD_STUDIO_RUNS`` or ``runs/`` in the repository."""
     return Path(os.environ.get("MSD_STUDIO_RUNS", REPO / "runs"))
+
+
+def demo_teacher(name: str = "synthetic") -> Path:
+    """The folder of a shipped demo teacher (``assets/teachers/<name>``)."""
+    return assets_dir() / "teachers" / name
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """``path`` with ``~`` expanded, made absolute against the working directory."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the working directory when inside it, else absolute: how commands
+    that a page or the CLI shows spell paths, so that they run from that directory."""
+    p = resolve_path(path)
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)

@@ -1,11 +1,16 @@
-"""Data sets by name, as used in configs and on the command line."""
+"""Data sets by name, as used in configs and on the command line (a ``NamedRegistry``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..config import DataConfig
 from ..errors import ConfigError
+from ..registries import NamedRegistry
 from .easy_vqa_data import make_easy_vqa
 from .example import MultimodalDataset
 from .folder import make_folder, split_file
@@ -13,38 +18,21 @@ from .hateful_memes import make_hateful_memes
 from .synthetic import make_synthetic
 
 SPLITS = ("train", "val", "test")
-DATASETS = {
-    "easy-vqa": "easy-VQA (package easy-vqa): 64x64 shapes, template questions, 13 answers",
-    "synthetic": "procedural image+text(+tabular) set with known per-example modality reliance",
-    "hateful-memes": "Hateful Memes, official layout (train.jsonl, dev_seen.jsonl, img/); needs --data-root",
-    "folder": "CSV/TSV/JSONL with image, text, label columns beside an image folder; needs --data-root",
-}
 
 
-def load_split(cfg: DataConfig, split: str) -> MultimodalDataset:
-    """The ``split`` (train/val/test) of the data set named in ``cfg``."""
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose one of {SPLITS}")
-    if cfg.name == "synthetic":
-        ds = make_synthetic(split, cfg.options)
-    elif cfg.name == "easy-vqa":
-        ds = make_easy_vqa(split, cfg.val_fraction, cfg.split_seed)
-    elif cfg.name == "hateful-memes":
-        ds = make_hateful_memes(cfg.root, split, cfg.skip_bad_rows, cfg.options)
-    elif cfg.name == "folder":
-        ds = _folder_with_carved_val(cfg, split)
-    else:
-        raise ConfigError(f"unknown data set {cfg.name!r}; choose one of {sorted(DATASETS)}")
-    limit = cfg.max_train_examples if split == "train" else cfg.max_eval_examples
-    if limit is not None and limit < len(ds):
-        keep = np.random.default_rng(cfg.split_seed).permutation(len(ds))[:limit]
-        ds = ds.subset(sorted(keep.tolist()))
-    return ds
+@dataclass(frozen=True)
+class DataSet:
+    """A registered data set: what it is (shown by ``msd data --list`` and the pages) and its loader."""
+
+    doc: str
+    load: Callable[[DataConfig, str], MultimodalDataset]
+    on_disk: bool = False  # needs ``DataConfig.root``
+
+
+DATASETS: NamedRegistry[DataSet] = NamedRegistry("data set")
 
 
 def _folder_with_carved_val(cfg: DataConfig, split: str) -> MultimodalDataset:
-    from pathlib import Path
-
     has_val = cfg.root is not None and split_file(Path(cfg.root), cfg.options, "val") is not None
     if has_val or split == "test":
         return make_folder(cfg.root, split, cfg.skip_bad_rows, cfg.options)
@@ -53,3 +41,29 @@ def _folder_with_carved_val(cfg: DataConfig, split: str) -> MultimodalDataset:
     n_val = max(1, int(round(len(train) * cfg.val_fraction)))
     idx = perm[:n_val] if split == "val" else perm[n_val:]
     return train.subset(sorted(idx.tolist()), split=split)
+
+
+DATASETS.register("easy-vqa")(DataSet(
+    "easy-VQA (package easy-vqa): 64x64 shapes, template questions, 13 answers",
+    lambda cfg, split: make_easy_vqa(split, cfg.val_fraction, cfg.split_seed)))
+DATASETS.register("synthetic")(DataSet(
+    "procedural image+text(+tabular) set with known per-example modality reliance",
+    lambda cfg, split: make_synthetic(split, cfg.options)))
+DATASETS.register("hateful-memes")(DataSet(
+    "Hateful Memes, official layout (train.jsonl, dev_seen.jsonl, img/); needs --data-root",
+    lambda cfg, split: make_hateful_memes(cfg.root, split, cfg.skip_bad_rows, cfg.options), on_disk=True))
+DATASETS.register("folder")(DataSet(
+    "CSV/TSV/JSONL with image, text, label columns beside an image folder; needs --data-root",
+    _folder_with_carved_val, on_disk=True))
+
+
+def load_split(cfg: DataConfig, split: str) -> MultimodalDataset:
+    """The ``split`` (train/val/test) of the data set named in ``cfg``."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {SPLITS}")
+    ds = DATASETS.get(cfg.name).load(cfg, split)
+    limit = cfg.max_train_examples if split == "train" else cfg.max_eval_examples
+    if limit is not None and limit < len(ds):
+        keep = np.random.default_rng(cfg.split_seed).permutation(len(ds))[:limit]
+        ds = ds.subset(sorted(keep.tolist()))
+    return ds

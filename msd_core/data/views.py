@@ -1,7 +1,10 @@
-"""Modality views ``x|V`` (METHOD.md, "Removing a modality").
+"""Modality views ``x|V`` (docs/METHOD.md §1 and §2).
 
-``views(batch, keep=V, removal=...)`` keeps the modalities in ``V`` and removes the
-others with one of four strategies, picked by name from ``REMOVALS``:
+A *view* is named (``full``, ``only:m``, ``without:m``, ``subset:a+b``) and defined by the
+modalities it keeps; ``named_views(modalities, ...)`` lists them, the one function that does.
+``make_view(batch, keep=V, removal=...)`` forms the view ``x|V`` of a batch: the modalities in
+``V`` are kept and the others removed with one of four strategies, picked by name from
+``REMOVALS``:
 
 - ``drop`` (default): the modality's tokens are left out of the sequence.
 - ``mask``: same length, content blanked (zero image/vector, ``[MASK]`` text tokens).
@@ -14,24 +17,20 @@ others with one of four strategies, picked by name from ``REMOVALS``:
 from __future__ import annotations
 
 from dataclasses import replace
+import itertools
 from typing import Callable, Iterable
 
 import torch
 
 from ..errors import ConfigError
+from ..registries import NamedRegistry
 from .batch import Batch
 
-REMOVALS: dict[str, Callable] = {}
+REMOVALS: NamedRegistry[Callable] = NamedRegistry("removal")
+register_removal = REMOVALS.register
 
 
-def register_removal(name: str):
-    def deco(fn):
-        REMOVALS[name] = fn
-        return fn
-    return deco
-
-
-def views(batch: Batch, keep: Iterable[str], removal: str = "drop", *,
+def make_view(batch: Batch, keep: Iterable[str], removal: str = "drop", *,
           fill: dict[str, dict[str, torch.Tensor]] | None = None,
           generator: torch.Generator | None = None) -> Batch:
     """The view ``x|keep`` of ``batch``: modalities outside ``keep`` removed by ``removal``."""
@@ -41,22 +40,28 @@ def views(batch: Batch, keep: Iterable[str], removal: str = "drop", *,
         raise ConfigError(f"view keeps {sorted(unknown)}, but the batch only has {batch.modalities}")
     if not keep:
         raise ConfigError("a view must keep at least one modality")
-    if removal not in REMOVALS:
-        raise ConfigError(f"unknown removal {removal!r}; choose one of {sorted(REMOVALS)}")
+    strategy = REMOVALS.get(removal)
     removed = [m for m in batch.modalities if m not in keep]
     if not removed:
         return batch
-    return REMOVALS[removal](batch, removed, fill=fill, generator=generator)
+    return strategy(batch, removed, fill=fill, generator=generator)
 
 
-def all_views(modalities: list[str]) -> dict[str, tuple[str, ...]]:
-    """Names for the full view, each single-modality view and each modality-removed view."""
+def named_views(modalities: list[str], *, without: bool = False, subsets: bool = False) -> dict[str, tuple[str, ...]]:
+    """``{name: modalities kept}``: ``full`` and ``only:m`` for each modality; with ``without``
+    also ``without:m`` (what saliency removes, §5); with ``subsets`` also ``subset:a+b`` for
+    every non-empty subset (what exact Shapley values need, §6). Two names may keep the same
+    modalities (with two modalities ``without:image`` is ``only:text``); predictors run each
+    distinct view once."""
     out = {"full": tuple(modalities)}
     for m in modalities:
         out[f"only:{m}"] = (m,)
-    if len(modalities) > 2:
-        for m in modalities:
+        if without:
             out[f"without:{m}"] = tuple(x for x in modalities if x != m)
+    if subsets:
+        for k in range(1, len(modalities) + 1):
+            for combo in itertools.combinations(modalities, k):
+                out["subset:" + "+".join(combo)] = combo
     return out
 
 

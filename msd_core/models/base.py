@@ -7,7 +7,7 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..data.example import ModalitySpec
-from ..data.views import views as make_view
+from ..data.views import make_view
 
 
 class MultimodalClassifier(nn.Module):
@@ -26,10 +26,10 @@ class MultimodalClassifier(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward_views(self, batch: Batch, view_sets: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
+    def forward_views(self, batch: Batch, views: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
         """Logits for several ``drop`` views of one batch. Subclasses whose unimodal
         encoders can be shared across views override this to run them once."""
-        return {name: self(make_view(batch, keep, "drop")) for name, keep in view_sets.items()}
+        return {name: self(make_view(batch, keep, "drop")) for name, keep in views.items()}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -106,9 +106,9 @@ class SingleStreamFusion(MultimodalClassifier):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self._classify(*self.embed(batch))
 
-    def forward_views(self, batch: Batch, view_sets: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
+    def forward_views(self, batch: Batch, views: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
         """``drop`` views sharing one pass of each modality's encoder (the CNN and embeddings do
         not depend on the other modalities); only the fusion encoder runs once per view."""
         parts = self.modality_tokens(batch)
         return {name: self._classify(*self._sequence({m: parts[m] for m in keep}, len(batch)))
-                for name, keep in view_sets.items()}
+                for name, keep in views.items()}

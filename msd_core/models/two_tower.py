@@ -83,7 +83,7 @@ class TwoTowerFusion(MultimodalClassifier):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.fuse(self.encode(batch), batch.present, len(batch))
 
-    def forward_views(self, batch: Batch, view_sets: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
+    def forward_views(self, batch: Batch, views: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
         pooled = self.encode(batch)
         return {name: self.fuse({m: pooled[m] for m in keep}, batch.present, len(batch))
-                for name, keep in view_sets.items()}
+                for name, keep in views.items()}
