@@ -1,4 +1,4 @@
-"""Losses of METHOD.md: CE, KD (Hinton et al. 2015) and MSD (Jin et al. 2021).
+"""Losses of docs/METHOD.md §3: CE, KD (Hinton et al. 2015) and MSD (Jin et al. 2021).
 
 Every function returns per-example values (shape ``B``) unless it says otherwise, so that
 MSD's per-example weights ``w_m(x)`` can multiply them before the batch mean.
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 
 def ce_per_example(logits: torch.Tensor, targets: torch.Tensor, task: str = "single-label") -> torch.Tensor:
-    """``CE(y, z)``: cross-entropy (single-label, integer ``targets``); binary cross-entropy
+    """§3.1 ``CE(y, z)``: cross-entropy (single-label, integer ``targets``); binary cross-entropy
     averaged over classes (``multi-label``, 0/1 ``targets``); soft-target BCE (``soft``,
     VQA-style scores in [0, 1])."""
     logits = logits.float()
@@ -24,7 +24,7 @@ def ce_per_example(logits: torch.Tensor, targets: torch.Tensor, task: str = "sin
 
 def kd_per_example(teacher_logits: torch.Tensor, student_logits: torch.Tensor, T: float = 1.0,
                    task: str = "single-label") -> torch.Tensor:
-    """``KD_T(a, b) = T² · KL(softmax(a/T) ‖ softmax(b/T))`` with ``a`` the teacher's logits and
+    """§3.2 ``KD_T(a, b) = T² · KL(softmax(a/T) ‖ softmax(b/T))`` with ``a`` the teacher's logits and
     ``b`` the student's. Multi-label: ``T²`` times the mean over classes of the binary KL between
     ``sigmoid(a/T)`` and ``sigmoid(b/T)``."""
     a, b = teacher_logits.float() / T, student_logits.float() / T
@@ -40,7 +40,7 @@ def kd_per_example(teacher_logits: torch.Tensor, student_logits: torch.Tensor, T
 
 def kd_loss(student_logits, teacher_logits, targets, *, alpha: float, T: float,
             task: str = "single-label") -> dict[str, torch.Tensor]:
-    """``L_KD = (1−α)·CE(y, s(x)) + α·KD_T(t(x), s(x))``, batch means of each term."""
+    """§3.2 ``L_KD = (1−α)·CE(y, s(x)) + α·KD_T(t(x), s(x))``, batch means of each term."""
     ce = ce_per_example(student_logits, targets, task).mean()
     kd = kd_per_example(teacher_logits, student_logits, T, task).mean()
     return {"loss": (1 - alpha) * ce + alpha * kd, "ce": ce, "kd": kd}
@@ -49,7 +49,7 @@ def kd_loss(student_logits, teacher_logits, targets, *, alpha: float, T: float,
 def msd_loss(student_logits, teacher_logits, targets, student_view_logits: dict[str, torch.Tensor],
              teacher_view_logits: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], *,
              alpha: float, T: float, task: str = "single-label") -> dict[str, torch.Tensor]:
-    """``L_MSD = L_KD + Σ_m w_m(x) · KD_T(t(x|{m}), s(x|{m}))`` (batch mean of each term).
+    """§3.3 ``L_MSD = L_KD + Σ_m w_m(x) · KD_T(t(x|{m}), s(x|{m}))`` (batch mean of each term).
 
     ``*_view_logits[m]`` are logits on the single-modality view of ``m``; ``weights[m]`` is
     ``w_m(x)``, a per-example ``B`` tensor (or a scalar). The returned dict holds the total,

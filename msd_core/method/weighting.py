@@ -1,6 +1,9 @@
-"""Weights ``w_m(x) ≥ 0`` of MSD's auxiliary terms (METHOD.md, "Weighting schemes").
+"""Weights ``w_m(x) ≥ 0`` of MSD's auxiliary terms (docs/METHOD.md §7).
 
-Fixed schemes (a registry, ``SCHEMES``; ``λ`` the total auxiliary weight, ``τ`` a temperature):
+Every scheme is registered by name in ``WEIGHTINGS``. Under each, the weights of one example
+sum to ``λ·|M|`` (§7.1), so ``uniform`` gives every modality's term ``λ``; ``τ`` is a temperature.
+
+Fixed schemes (functions of the teacher's saliency):
 
 - ``uniform``: ``w_m = λ``
 - ``population``: ``w_m = λ·|M|·softmax_m(S/τ)``, ``S_m`` the population saliency
@@ -17,22 +20,42 @@ on ``φ`` that lowers the student's loss ``L_meta(θ')`` on a held-out meta batc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..registries import NamedRegistry
 
-SCHEMES: dict[str, Callable] = {}
-LEARNED = ("learned", "learned-global")
+
+@dataclass(frozen=True)
+class Weighting:
+    """A registered scheme: ``fixed(sal, population, lam, tau) -> {m: w_m}`` for the fixed ones;
+    ``fixed`` is None for the meta-learned ones, whose weights come from a ``MetaWeighter``."""
+
+    fixed: Callable | None
+    doc: str
+
+    @property
+    def learned(self) -> bool:
+        return self.fixed is None
+
+
+WEIGHTINGS: NamedRegistry[Weighting] = NamedRegistry("weighting")
 
 
 def register_scheme(name: str):
+    """Register a fixed scheme; its docstring (with the formula) is what the pages show."""
     def deco(fn):
-        SCHEMES[name] = fn
+        WEIGHTINGS.register(name)(Weighting(fn, (fn.__doc__ or "").strip()))
         return fn
     return deco
+
+
+def is_learned(name: str) -> bool:
+    return WEIGHTINGS.get(name).learned
 
 
 def _stack(sal: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -41,11 +64,13 @@ def _stack(sal: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @register_scheme("uniform")
 def uniform(sal, population, lam, tau):
+    """§7.2: ``w_m = λ`` for every modality and example."""
     return {m: torch.full_like(v, lam) for m, v in sal.items()}
 
 
 @register_scheme("population")
 def population(sal, population, lam, tau):
+    """§7.3: ``w_m = λ·|M|·softmax_m(S/τ)``, one weight per modality from population saliency ``S``."""
     mods = list(sal)
     s = torch.tensor([population[m] for m in mods])
     w = lam * len(mods) * torch.softmax(s / tau, 0)
@@ -54,12 +79,14 @@ def population(sal, population, lam, tau):
 
 @register_scheme("instance-soft")
 def instance_soft(sal, population, lam, tau):
+    """§7.4: ``w_m(x) = λ·|M|·softmax_m(sal(x)/τ)``."""
     w = lam * len(sal) * torch.softmax(_stack(sal) / tau, 1)
     return {m: w[:, i] for i, m in enumerate(sal)}
 
 
 @register_scheme("instance-hard")
 def instance_hard(sal, population, lam, tau):
+    """§7.5: ``w_m(x) = λ·|M|·1[m = argmax_m' sal_m'(x)]``."""
     s = _stack(sal)
     hard = torch.zeros_like(s).scatter_(1, s.argmax(1, keepdim=True), 1.0)
     return {m: lam * len(sal) * hard[:, i] for i, m in enumerate(sal)}
@@ -68,23 +95,29 @@ def instance_hard(sal, population, lam, tau):
 def fixed_weights(scheme: str, sal: dict[str, torch.Tensor], population: dict[str, float] | None,
                   lam: float = 1.0, tau: float = 1.0) -> dict[str, torch.Tensor]:
     """``w_m(x)`` of a fixed scheme for a batch of per-example saliencies."""
-    if scheme not in SCHEMES:
-        raise ConfigError(f"unknown weighting {scheme!r}; choose one of {sorted(SCHEMES) + list(LEARNED)}")
+    entry = WEIGHTINGS.get(scheme)
+    if entry.learned:
+        raise ConfigError(f"weighting {scheme!r} is meta-learned: its weights come from a MetaWeighter")
     if tau <= 0:
         raise ConfigError(f"the temperature τ must be positive, got {tau}")
     if scheme == "population" and population is None:
         raise ConfigError("population weighting needs the population saliency S")
-    return SCHEMES[scheme](sal, population, lam, tau)
+    return entry.fixed(sal, population, lam, tau)
+
+
+WEIGHTINGS.register("learned")(Weighting(None, "§7.6: w(x) = λ·|M|·softmax(g_φ(features(x))), φ meta-learned"))
+WEIGHTINGS.register("learned-global")(Weighting(None, "§7.6: w = λ·|M|·softmax(φ), one logit per modality, "
+                                                      "meta-learned"))
 
 
 class MetaWeighter(nn.Module):
-    """Meta-learned MSD weights (``learned`` or ``learned-global``); see the module docstring."""
+    """Meta-learned MSD weights (``learned`` or ``learned-global``, §7.6); see the module docstring."""
 
     def __init__(self, modalities: list[str], scheme: str = "learned", *, lam: float = 1.0,
                  n_features: int | None = None, hidden: int = 32, lr: float = 1e-2):
         super().__init__()
-        if scheme not in LEARNED:
-            raise ConfigError(f"MetaWeighter takes {LEARNED}, not {scheme!r}")
+        if not is_learned(scheme):
+            raise ConfigError(f"MetaWeighter takes a meta-learned weighting, not {scheme!r}")
         self.modalities, self.scheme, self.lam = list(modalities), scheme, lam
         if scheme == "learned":
             n_features = n_features or 3 * len(modalities)

@@ -1,6 +1,7 @@
-"""Modality saliency of the teacher, per example (METHOD.md, "Modality saliency").
+"""Modality saliency of the teacher, per example (docs/METHOD.md §5 and §6).
 
-Measures (a registry, ``MEASURES``), each from cached teacher logits:
+Measures (a registry, ``MEASURES``), each from the teacher's logits on the full view and on the
+view without ``m`` (``without:m``):
 
 - ``loss-drop`` (default): ``sal_m(x) = CE(y, t(x|M∖{m})) − CE(y, t(x))``
 - ``kl-shift``: ``KL(softmax(t(x)) ‖ softmax(t(x|M∖{m})))`` (label-free)
@@ -20,48 +21,43 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .teacher_cache import TeacherLogits
+from ..registries import NamedRegistry
+from .view_logits import TeacherLogits
 
-MEASURES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {}
-
-
-def register_measure(name: str):
-    def deco(fn):
-        MEASURES[name] = fn
-        return fn
-    return deco
+Measure = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+MEASURES: NamedRegistry[Measure] = NamedRegistry("saliency measure")
+register_measure = MEASURES.register
 
 
 @register_measure("loss-drop")
 def loss_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """§5.1: ``sal_m(x) = CE(y, t(x|M∖{m})) − CE(y, t(x))``; positive when ``m`` helps."""
     return F.cross_entropy(removed, y, reduction="none") - F.cross_entropy(full, y, reduction="none")
 
 
 @register_measure("kl-shift")
 def kl_shift(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """§5.2: ``KL(softmax(t(x)) ‖ softmax(t(x|M∖{m})))``; needs no label."""
     p_log = F.log_softmax(full, -1)
     return (p_log.exp() * (p_log - F.log_softmax(removed, -1))).sum(-1)
 
 
 @register_measure("confidence-drop")
 def confidence_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """§5.3: ``p_t(y|x) − p_t(y|x|M∖{m})``."""
     idx = y.unsqueeze(1)
     return full.softmax(-1).gather(1, idx).squeeze(1) - removed.softmax(-1).gather(1, idx).squeeze(1)
 
 
 def modality_saliency(cache: TeacherLogits, measure: str = "loss-drop") -> dict[str, torch.Tensor]:
     """``{m: sal_m(x)}`` for every example of the cache (``N`` values per modality)."""
-    if measure not in MEASURES:
-        from .errors import ConfigError
-
-        raise ConfigError(f"unknown saliency measure {measure!r}; choose one of {sorted(MEASURES)}")
-    fn = MEASURES[measure]
+    fn = MEASURES.get(measure)
     full = cache.logits["full"]
     return {m: fn(full, cache.logits[f"without:{m}"], cache.targets) for m in cache.modalities}
 
 
 def population_saliency(sal: dict[str, torch.Tensor]) -> dict[str, float]:
-    """``S_m = mean_x sal_m(x)``."""
+    """§5.4: ``S_m = mean_x sal_m(x)``."""
     return {m: v.mean().item() for m, v in sal.items()}
 
 
@@ -78,7 +74,7 @@ def dominance_share(sal: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def prior_loss(targets: torch.Tensor, num_classes: int, prior: torch.Tensor | None = None) -> torch.Tensor:
-    """``ℓ(x|∅)``: the loss of predicting the label distribution (the targets' own by default)."""
+    """§6: ``ℓ(x|∅)``, the loss of predicting the label distribution (the targets' own by default)."""
     if prior is None:
         prior = torch.bincount(targets, minlength=num_classes).float() + 1.0
         prior = prior / prior.sum()
