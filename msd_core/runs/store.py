@@ -1,29 +1,24 @@
-"""The run registry: an embedded SQLite database (WAL mode) of runs, their metrics and artifacts,
-and a launcher that starts each run as its own process and can cancel it.
+"""The run registry: an embedded SQLite database (WAL mode) of runs, their metrics and artifacts.
 
 Safe with one writer per run and any number of readers at once: WAL lets readers proceed while
 a writer commits, and every connection waits (``busy_timeout``) instead of failing with
 "database is locked". A running job beats a heartbeat; ``reap()`` marks a run whose process
 has died (no heartbeat for ``stale_after`` seconds, or its pid is gone) as failed, so no run
-stays "running" forever.
+stays "running" forever. Who writes a run's row while it runs: ``recorder.RunRecorder`` only.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import MSDError
-from .paths import runs_dir
-from .train import StopRun
+from ..errors import MSDError
+from ..paths import runs_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,11 +33,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, name, step);
 CREATE TABLE IF NOT EXISTS artifacts (run_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL);
 """
-STATUSES = ("queued", "running", "finished", "failed", "cancelled")
-
-
-class RunCancelled(StopRun):
-    """Raised inside a run when its cancel flag is set."""
+STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")
 
 
 def default_db() -> Path:
@@ -77,6 +69,15 @@ class Registry:
                         (run_id, name or run_id, kind, json.dumps(config), time.time(),
                          config.get("train", {}).get("seed"), out_dir))
         return run_id
+
+    def set_folder(self, run_id: str, out_dir: str, config: dict) -> None:
+        """Where a queued run will write, and its config with that folder filled in."""
+        with self.connect() as con:
+            con.execute("UPDATE runs SET out_dir=?, config=? WHERE id=?", (out_dir, json.dumps(config), run_id))
+
+    def set_pid(self, run_id: str, pid: int) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE runs SET pid=? WHERE id=?", (pid, run_id))
 
     def start(self, run_id: str, pid: int, versions: dict | None = None, git: str | None = None) -> None:
         now = time.time()
@@ -179,81 +180,3 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
-
-
-class RegistryCallback:
-    """Trainer callbacks that stream a run into the registry and honour its cancel flag."""
-
-    def __init__(self, registry: Registry, run_id: str, flush_every: float = 0.5):
-        self.registry, self.run_id = registry, run_id
-        self.buffer: list[tuple[int, str, float]] = []
-        self.flush_every = flush_every
-        self.last_flush = 0.0
-        self.t0 = time.time()
-
-    def attach(self, trainer) -> None:
-        trainer.add_callback("on_step_end", self.on_step_end)
-        trainer.add_callback("on_eval_end", self.on_eval_end)
-
-    def on_step_end(self, trainer, logs: dict) -> None:
-        step = logs["step"]
-        self.buffer += [(step, f"train/{k}", v) for k, v in logs.items() if k not in ("step", "epoch")]
-        done = trainer.global_step / max(trainer.total_steps, 1)
-        now = time.time()
-        self.buffer.append((step, "train/elapsed", now - self.t0))
-        if now - self.last_flush >= self.flush_every or trainer.global_step >= trainer.total_steps:
-            self.flush(trainer, done, now)
-
-    def flush(self, trainer, done: float, now: float) -> None:
-        if self.buffer:
-            self.registry.log_metrics(self.run_id, self.buffer)
-            self.buffer = []
-        elapsed = now - self.t0
-        eta = elapsed / done * (1 - done) if done > 0 else None
-        if self.registry.heartbeat(self.run_id, done, eta):
-            raise RunCancelled(f"run {self.run_id} was cancelled at step {trainer.global_step}")
-        self.last_flush = now
-
-    def on_eval_end(self, trainer, record: dict) -> None:
-        rows = [(record["step"], f"val/{view}/{k}", v) for view, m in record["val"].items() for k, v in m.items()
-                if isinstance(v, (int, float))]
-        self.registry.log_metrics(self.run_id, rows)
-
-
-def launch(config, *, kind: str, registry: Registry | None = None, name: str | None = None) -> str:
-    """Start a run (a ``TeacherRunConfig`` or ``DistillRunConfig``) in its own process; returns its id."""
-    registry = registry or Registry()
-    run_id = registry.create(config.to_dict(), kind=kind, name=name, out_dir=None)
-    out = Path(config.out_dir) if config.out_dir not in ("runs/student", "runs/teacher") \
-        else registry.path.parent / run_id
-    config.out_dir = str(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(config.to_json())
-    with registry.connect() as con:
-        con.execute("UPDATE runs SET out_dir=?, config=? WHERE id=?", (str(out), json.dumps(config.to_dict()), run_id))
-    log = open(out / "log.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "msd_core.run_job", "--db", str(registry.path), "--run", run_id],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"})
-    with registry.connect() as con:
-        con.execute("UPDATE runs SET pid=? WHERE id=?", (proc.pid, run_id))
-    return run_id
-
-
-def cancel(run_id: str, registry: Registry | None = None, grace: float = 30.0) -> None:
-    """Ask a run to stop at its next step; a run that does not stop within ``grace`` s is killed."""
-    registry = registry or Registry()
-    registry.request_cancel(run_id)
-    r = registry.run(run_id)
-    if r["status"] != "running" or not r["pid"]:
-        return
-    deadline = time.time() + grace
-    while time.time() < deadline:
-        if registry.run(run_id)["status"] != "running":
-            return
-        time.sleep(0.2)
-    try:
-        os.killpg(r["pid"], signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    registry.finish(run_id, "cancelled", "killed after not stopping within the grace period")

@@ -1,0 +1,55 @@
+"""Start each run in its own process and cancel it; the dashboard never trains in its own.
+
+``launch`` records the run (queued) in the registry, writes its config beside where it will
+write its checkpoint, and starts ``python -m msd_core.cli job --db REGISTRY --run ID`` in a new
+process session; the job records itself through ``recorder.RunRecorder``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..paths import resolve_path
+from .store import Registry
+
+
+def launch(config, *, kind: str, registry: Registry | None = None, name: str | None = None) -> str:
+    """Start a run (a ``TeacherRunConfig`` or ``DistillRunConfig``) in its own process; returns its
+    id. A config without ``out_dir`` writes to ``<registry folder>/<run id>``."""
+    registry = registry or Registry()
+    run_id = registry.create(config.to_dict(), kind=kind, name=name, out_dir=None)
+    out = resolve_path(config.out_dir) if config.out_dir else registry.path.parent / run_id
+    config.out_dir = str(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(config.to_json())
+    registry.set_folder(run_id, str(out), config.to_dict())
+    log = open(out / "log.txt", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "msd_core.cli", "job", "--db", str(registry.path), "--run", run_id],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"})
+    registry.set_pid(run_id, proc.pid)
+    return run_id
+
+
+def cancel(run_id: str, registry: Registry | None = None, grace: float = 30.0) -> None:
+    """Ask a run to stop at its next step; a run that does not stop within ``grace`` s is killed."""
+    registry = registry or Registry()
+    registry.request_cancel(run_id)
+    r = registry.run(run_id)
+    if r["status"] != "running" or not r["pid"]:
+        return
+    deadline = time.time() + grace
+    while time.time() < deadline:
+        if registry.run(run_id)["status"] != "running":
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(r["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    registry.finish(run_id, "cancelled", "killed after not stopping within the grace period")

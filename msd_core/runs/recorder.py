@@ -1,0 +1,174 @@
+"""The one owner of a run's life: ``run.json``, ``metrics.json`` and, for a launched run, its
+row and metrics in the registry.
+
+    with RunRecorder(out_dir, run_info, registry=reg, run_id=rid) as recorder:
+        ...                                  # load data, build the model
+        recorder.attach(trainer)             # run.json says "running"; steps stream to the registry
+        trainer.fit()
+        recorder.finish(final_metrics)       # metrics.json first, then "finished"
+
+Leaving the block without ``finish`` records the outcome from the exception: ``cancelled``
+(a cancel flag, ``StopRun``), ``interrupted`` (Ctrl-C, a signal; resumable) or ``failed`` with
+the error. So a run is ``finished`` only once its final metrics are on disk, and never stays
+``running`` because its code raised. The trainer knows nothing of this: the recorder listens to
+its callbacks (``on_step_end``, ``on_eval_end``, ``on_checkpoint``). Under ``torchrun`` only
+rank 0 records.
+"""
+
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from ..errors import StopRun, TrainingInterrupted
+from ..fileio import atomic_write_text
+from .store import Registry
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+
+
+class RunCancelled(StopRun):
+    """Raised inside a run when its cancel flag is set in the registry."""
+
+
+class RunRecorder:
+    def __init__(self, out_dir: str | Path, run_info: dict, *, registry: Registry | None = None,
+                 run_id: str | None = None, is_main: bool = True, flush_every: float = 0.5,
+                 heartbeat_every: float = 5.0):
+        self.out_dir = Path(out_dir)
+        self.info = dict(run_info)
+        self.registry, self.run_id = (registry, run_id) if registry is not None and run_id else (None, None)
+        self.is_main = is_main
+        self.flush_every, self.heartbeat_every = flush_every, heartbeat_every
+        self.buffer: list[tuple[int, str, float]] = []
+        self.last_flush = 0.0
+        self.t0 = time.time()
+        self.begun = self.finished = False
+        self.trainer = None
+        self._stop = threading.Event()
+
+    # -- the run's life ------------------------------------------------------------
+    def __enter__(self) -> "RunRecorder":
+        if self.is_main and self.registry is not None:
+            from ..provenance import git_revision, package_versions
+
+            self.registry.start(self.run_id, os.getpid(), package_versions(), git_revision())
+            threading.Thread(target=self._beat, daemon=True).start()
+        return self
+
+    def update(self, **info) -> None:
+        """Add facts to run.json (parameters, labels, ...)."""
+        self.info.update(info)
+
+    def attach(self, trainer) -> None:
+        """Listen to ``trainer`` and record the run as running from now on."""
+        trainer.add_callback("on_step_end", self.on_step_end)
+        trainer.add_callback("on_eval_end", self.on_eval_end)
+        trainer.add_callback("on_checkpoint", self.on_checkpoint)
+        self.trainer = trainer
+        self.begun = True
+        self.info.setdefault("started", time.time())
+        self._write_run("running", global_step=trainer.global_step, total_steps=trainer.total_steps)
+
+    def finish(self, metrics: dict) -> None:
+        """Write the final metrics, then mark the run finished (in that order)."""
+        if self.is_main:
+            atomic_write_text(self.out_dir / METRICS_FILE, json.dumps(metrics, indent=2))
+            self._write_run("finished", ended=time.time())
+            if self.registry is not None:
+                self._flush()
+                self.registry.add_artifact(self.run_id, "model", str(self.out_dir / "model.safetensors"))
+                self.registry.finish(self.run_id, "finished")
+        self.finished = True
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self._stop.set()
+        if self.finished or not self.is_main:
+            return False
+        status, error = outcome(exc, self._cancel_requested())
+        if self.begun or self.registry is not None:
+            where = {"global_step": self.trainer.global_step} if self.trainer is not None else {}
+            self._write_run(status, error=error, ended=time.time(), **where)
+        if self.registry is not None:
+            self._flush_quietly()
+            self.registry.finish(self.run_id, status, error)
+        return False
+
+    # -- trainer callbacks -----------------------------------------------------------
+    def on_step_end(self, trainer, logs: dict) -> None:
+        if self.registry is None:
+            return
+        step = logs["step"]
+        now = time.time()
+        self.buffer += [(step, f"train/{k}", v) for k, v in logs.items() if k not in ("step", "epoch")]
+        self.buffer.append((step, "train/elapsed", now - self.t0))
+        if now - self.last_flush >= self.flush_every or trainer.global_step >= trainer.total_steps:
+            done = trainer.global_step / max(trainer.total_steps, 1)
+            elapsed = now - self.t0
+            self._flush()
+            if self.registry.heartbeat(self.run_id, done, elapsed / done * (1 - done) if done > 0 else None):
+                raise RunCancelled(f"run {self.run_id} was cancelled at step {trainer.global_step}")
+            self.last_flush = now
+
+    def on_eval_end(self, trainer, record: dict) -> None:
+        if self.registry is None:
+            return
+        self.registry.log_metrics(self.run_id, [(record["step"], f"val/{view}/{k}", v)
+                                                for view, m in record["val"].items() for k, v in m.items()
+                                                if isinstance(v, (int, float))])
+
+    def on_checkpoint(self, trainer, info: dict) -> None:
+        self._write_run("running", global_step=info["step"], total_steps=info["total_steps"])
+
+    # -- internals -------------------------------------------------------------------
+    def _write_run(self, status: str, **extra) -> None:
+        if not self.is_main:
+            return
+        self.info.update(status=status, updated=time.time(), **extra)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out_dir / RUN_FILE, json.dumps(self.info, indent=2, default=str))
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.registry.log_metrics(self.run_id, self.buffer)
+            self.buffer = []
+
+    def _flush_quietly(self) -> None:
+        try:
+            self._flush()
+        except Exception:  # noqa: BLE001 - the final status matters more than the last metrics
+            self.buffer = []
+
+    def _cancel_requested(self) -> bool:
+        if self.registry is None:
+            return False
+        try:
+            return bool(self.registry.run(self.run_id)["cancel_requested"])
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _beat(self) -> None:
+        """Heartbeat while data loads and the teacher cache builds (steps beat too); a cancel
+        asked for before the first step interrupts the main thread."""
+        while not self._stop.wait(self.heartbeat_every):
+            if self.registry.heartbeat(self.run_id) and not self.buffer and self.last_flush == 0.0:
+                _thread.interrupt_main()
+                return
+
+
+def outcome(exc: BaseException | None, cancel_requested: bool = False) -> tuple[str, str]:
+    """``(status, error)`` of a run that ended with ``exc`` before writing its final metrics."""
+    if exc is None:
+        return "failed", "the run ended without writing its final metrics"
+    if isinstance(exc, StopRun):
+        return "cancelled", str(exc)
+    if isinstance(exc, (KeyboardInterrupt, TrainingInterrupted)):
+        if cancel_requested:
+            return "cancelled", "cancelled before training finished"
+        return "interrupted", str(exc) or "interrupted"
+    return "failed", f"{type(exc).__name__}: {exc}"
