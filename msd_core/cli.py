@@ -1,14 +1,28 @@
-"""The ``msd`` command. Everything the dashboard does can be done from here with the same config."""
+"""The ``msd`` command. Everything the dashboard does can be done from here with the same config.
+
+The flags of ``train-teacher`` and ``distill`` are generated from the run config dataclasses
+(``msd_core.config``): each field gives a flag, its type, its default and its help, and the
+registries give ``choices=`` (``msd_core.options``). ``to_cli(config)`` renders the command that
+rebuilds a config, which is what every page shows.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from .config import DataConfig, DistillRunConfig, TeacherRunConfig
 from .errors import MSDError
+from .paths import display_path, resolve_path, runs_dir
+
+COMMANDS = {"teacher": "train-teacher", "student": "distill"}
+PATH_FIELDS = ("teacher", "out_dir", "data.root")  # resolved against the working directory
+SECTIONS = ("data", "model", "train", "distill")
 
 
 def parse_option(text: str, flag: str = "--data-option", example: str = "n=500") -> tuple[str, object]:
@@ -22,110 +36,188 @@ def parse_option(text: str, flag: str = "--data-option", example: str = "n=500")
         return key, value
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="synthetic", help="data set: easy-vqa, synthetic, hateful-memes, folder")
-    p.add_argument("--data-root", help="folder of an on-disk data set (hateful-memes, folder)")
-    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="loader option, e.g. n=500, with_vector=true, text_column=caption (repeatable)")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--max-train", type=int, help="use at most N training examples")
-    p.add_argument("--max-eval", type=int, help="use at most N val/test examples")
-    p.add_argument("--skip-bad-rows", action="store_true", help="skip bad rows (listed) instead of stopping")
+def format_option(key: str, value) -> str:
+    """The ``key=value`` that ``parse_option`` reads back as ``value``."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            return f"{key}={value}"
+    return f"{key}={json.dumps(value)}"
 
 
-def data_config(a) -> DataConfig:
-    return DataConfig(name=a.data, root=a.data_root, options=dict(parse_option(o) for o in a.data_option),
-                      image_size=a.image_size, max_train_examples=a.max_train, max_eval_examples=a.max_eval,
-                      skip_bad_rows=a.skip_bad_rows)
+# -- flags generated from the config dataclasses ------------------------------------------
+@dataclass(frozen=True)
+class Flag:
+    name: str          # --lam
+    path: str          # distill.lam
+    kind: str          # int, float, str, bool, dict
+    optional: bool     # None is a valid value
+    help: str
 
 
-MODEL_OPTION_HELP = ("preset setting, e.g. image_encoder=maxpool, hidden=128, layers=2 (repeatable; "
-                     "`msd presets` lists the settings)")
+def _kind(annotation: str) -> tuple[str, bool]:
+    parts = [p.strip() for p in str(annotation).split("|")]
+    optional = "None" in parts
+    base = next(p for p in parts if p != "None")
+    return ("dict" if base.startswith("dict") else base), optional
 
 
-def model_config(a, **overrides) -> ModelConfig:
-    """The preset of ``--model`` with the ``--model-option`` settings (checked when the model is built)."""
-    options = dict(parse_option(o, "--model-option", "image_encoder=maxpool") for o in a.model_option)
-    return ModelConfig(preset=a.model, overrides={**options, **overrides})
+def config_flags(config_cls) -> list[Flag]:
+    """One flag per field of a run config (``kind`` excepted), nested sections included."""
+    flags = []
+
+    def walk(cls, prefix: str) -> None:
+        for f in dataclasses.fields(cls):
+            if f.name == "kind":
+                continue
+            if prefix == "" and f.name in SECTIONS:
+                walk(type(getattr(config_cls(), f.name)), f.name + ".")
+                continue
+            kind, optional = _kind(f.type)
+            name = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            flags.append(Flag(name, prefix + f.name, kind, optional, f.metadata.get("help", "")))
+
+    walk(config_cls, "")
+    return flags
 
 
-def train_config(a, **extra) -> TrainConfig:
-    """The TrainConfig the common flags of train-teacher and distill describe."""
-    return TrainConfig(batch_size=a.batch_size, lr=a.lr, seed=a.seed, modality_dropout=a.modality_dropout,
-                       device=a.device, bf16=a.bf16, compile=a.compile, max_steps=a.max_steps, **extra)
-
-
-def config_file(cls, a):
-    """A run config from ``--config`` (with ``--out`` overriding its folder), or None."""
-    if not a.config:
-        return None
-    cfg = cls.load(a.config)
-    if a.out:
-        cfg.out_dir = a.out
+def _get(cfg, path: str):
+    for part in path.split("."):
+        cfg = getattr(cfg, part)
     return cfg
 
 
-def cmd_train_teacher(a) -> None:
-    from .teacher import format_metrics, train_teacher
+def _set(cfg, path: str, value) -> None:
+    *parents, name = path.split(".")
+    for part in parents:
+        cfg = getattr(cfg, part)
+    setattr(cfg, name, value)
 
-    cfg = config_file(TeacherRunConfig, a) or TeacherRunConfig(
-        data=data_config(a),
-        model=model_config(a, **({"pretrained": a.pretrained} if a.pretrained else {})),
-        train=train_config(a, epochs=a.epochs or 3, save_every=a.save_every),
-        out_dir=a.out or f"runs/teacher-{a.data}-{a.model}")
-    metrics = train_teacher(cfg, resume=a.resume, epochs=a.epochs)
+
+def add_config_flags(p: argparse.ArgumentParser, config_cls, only: tuple[str, ...] | None = None) -> None:
+    """Add the flags of ``config_cls`` (or those whose path starts with one of ``only``)."""
+    from .options import choices
+
+    fresh = config_cls()
+    for flag in config_flags(config_cls):
+        if only is not None and not flag.path.startswith(only):
+            continue
+        dest = flag.path.replace(".", "__")
+        metavar = flag.name[2:].upper().replace("-", "_")
+        value = _get(fresh, flag.path)
+        shown = f" (default: {display_path(value) if flag.path in PATH_FIELDS and value else value})" \
+            if value not in (None, "", {}) and flag.kind != "bool" else ""
+        help_ = flag.help.replace("%", "%%") + shown
+        if flag.kind == "bool":
+            p.add_argument(flag.name, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif flag.kind == "dict":
+            p.add_argument(flag.name, dest=dest, action="append", default=None, metavar="KEY=VALUE", help=help_)
+        else:
+            options = choices(flag.path)
+            p.add_argument(flag.name, dest=dest, type={"int": int, "float": float, "str": str}[flag.kind],
+                           default=None, choices=options, metavar=None if options else metavar, help=help_)
+
+
+def apply_flags(cfg, a: argparse.Namespace):
+    """``cfg`` with every flag the user gave set (flags not given keep the config's value)."""
+    for flag in config_flags(type(cfg)):
+        value = getattr(a, flag.path.replace(".", "__"), None)
+        if value is None:
+            continue
+        if flag.kind == "dict":
+            example = "n=500" if flag.path.startswith("data") else "image_encoder=maxpool"
+            value = {**_get(cfg, flag.path), **dict(parse_option(o, flag.name, example) for o in value)}
+        elif flag.path in PATH_FIELDS:
+            value = str(resolve_path(value))
+        _set(cfg, flag.path, value)
+    return cfg
+
+
+def to_cli(cfg, *, relative_paths: bool = True) -> str:
+    """The ``msd`` command that rebuilds ``cfg`` (a ``TeacherRunConfig`` or ``DistillRunConfig``):
+    every value that differs from the default, as a flag. ``relative_paths`` spells paths
+    relative to the working directory where they lie inside it."""
+    fresh = type(cfg)()
+    words = ["msd", COMMANDS[cfg.kind]]
+    for flag in config_flags(type(cfg)):
+        value, base = _get(cfg, flag.path), _get(fresh, flag.path)
+        if value == base:
+            continue
+        if flag.kind == "bool":
+            words.append(flag.name if value else "--no-" + flag.name[2:])
+        elif flag.kind == "dict":
+            for k, v in value.items():
+                if flag.path == "model.overrides" and k == "pretrained" and cfg.kind == "teacher" and v:
+                    words += ["--pretrained", display_path(v) if relative_paths else v]
+                elif base.get(k) != v:
+                    words += [flag.name, format_option(k, v)]
+        elif value is not None:
+            text = display_path(value) if relative_paths and flag.path in PATH_FIELDS and value else str(value)
+            words += [flag.name, text]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def run_config(config_cls, a: argparse.Namespace):
+    """The run config a ``train-teacher`` / ``distill`` command line describes: ``--config`` (a
+    config JSON or a run's run.json) or the defaults, with every given flag applied on top."""
+    cfg = apply_flags(config_cls.load(a.config) if getattr(a, "config", None) else config_cls(), a)
+    if getattr(a, "pretrained", None):
+        cfg.model.overrides["pretrained"] = str(resolve_path(a.pretrained))
+    return cfg
+
+
+def data_config(a: argparse.Namespace) -> DataConfig:
+    """The DataConfig of the data flags of ``saliency``, ``data`` and ``evaluate``."""
+    return apply_flags(TeacherRunConfig(data=DataConfig()), a).data
+
+
+# -- commands -------------------------------------------------------------------------
+def cmd_train_teacher(a) -> None:
+    from .engine.teacher import format_metrics, train_teacher
+
+    cfg = run_config(TeacherRunConfig, a)
+    if not cfg.out_dir:
+        cfg.out_dir = str(runs_dir() / f"teacher-{cfg.data.name}-{cfg.model.preset}")
+    metrics = train_teacher(cfg, resume=a.resume, epochs=a.train__epochs)
     print(format_metrics(metrics))
-    print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")
+    print(f"saved to {display_path(Path(cfg.out_dir) / 'model.safetensors')} ({metrics['train_seconds']} s)")
 
 
 def cmd_distill(a) -> None:
-    from .distill import distill
-    from .teacher import format_metrics
+    from .engine.distill import distill
+    from .engine.teacher import format_metrics
 
-    cfg = config_file(DistillRunConfig, a) or DistillRunConfig(
-        teacher=a.teacher, data=data_config(a), model=model_config(a),
-        train=train_config(a, epochs=a.epochs),
-        distill=DistillConfig(method=a.method, weighting=a.weighting, alpha=a.alpha, temperature=a.temperature,
-                              lam=a.lam, tau=a.tau, saliency=a.saliency, removal=a.removal),
-        out_dir=a.out or f"runs/{a.method}-{a.data}-{a.model}-seed{a.seed}")
+    cfg = run_config(DistillRunConfig, a)
+    if not cfg.out_dir:
+        cfg.out_dir = str(runs_dir() / f"{cfg.distill.method}-{cfg.data.name}-{cfg.model.preset}-seed{cfg.train.seed}")
     metrics = distill(cfg)
     print(format_metrics(metrics))
-    print(f"saved to {cfg.out_dir}/model.safetensors ({metrics['train_seconds']} s)")
+    print(f"saved to {display_path(Path(cfg.out_dir) / 'model.safetensors')} ({metrics['train_seconds']} s)")
 
 
 def cmd_saliency(a) -> None:
-    import pandas as pd
-
+    from .analysis.explore import saliency_frame
     from .data.registry import load_split
-    from .saliency import dominant_modality, modality_saliency
-    from .teacher_cache import teacher_logits
+    from .engine.teacher_cache import teacher_logits
 
     cfg = data_config(a)
     ds = load_split(cfg, a.split)
-    cache = teacher_logits(a.teacher, cfg, ds, removal=a.removal, device=a.device)
-    sal = modality_saliency(cache, a.measure)
-    table = {"id": cache.ids, "label": [ds.labels[t] for t in cache.targets.tolist()]}
-    for view, z in cache.logits.items():
-        table[f"pred {view}"] = [ds.labels[i] for i in z.argmax(-1).tolist()]
-    for m, v in sal.items():
-        table[f"saliency {m}"] = v.numpy()
-    table["dominant"] = dominant_modality(sal)
-    if any("reliance" in e.meta for e in ds.examples):
-        table["reliance"] = [e.meta.get("reliance") for e in ds.examples]
-    frame = pd.DataFrame(table)
-    out = Path(a.out)
+    cache = teacher_logits(resolve_path(a.teacher), cfg, ds, removal=a.removal, device=a.device)
+    frame = saliency_frame(cache, ds, a.measure).drop(columns=["index"])
+    out = resolve_path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out) if out.suffix == ".parquet" else frame.to_csv(out, index=False)
-    print(f"{len(frame)} rows ({'cache hit' if cache.hit else 'computed'}) -> {out}")
-    print(frame[[c for c in frame.columns if c.startswith("saliency")]].describe().round(4).to_string())
+    print(f"{len(frame)} rows ({'cache hit' if cache.hit else 'computed'}) -> {display_path(out)}")
+    print(frame[[c for c in frame.columns if c.startswith("sal ")]].describe().round(4).to_string())
 
 
 def cmd_data(a) -> None:
     from .data.registry import DATASETS, load_split
 
     if a.list:
-        for name, doc in DATASETS.items():
-            print(f"{name:14s} {doc}")
+        for name, entry in DATASETS.items():
+            print(f"{name:14s} {entry.doc}")
         return
     ds = load_split(data_config(a), a.split)
     print(f"{ds.name} / {ds.split}: {len(ds)} examples, modalities {ds.modality_names}, metric {ds.metric}")
@@ -151,21 +243,56 @@ def cmd_presets(a) -> None:
 
 
 def cmd_evaluate(a) -> None:
-    from .checkpoint import load_model
     from .data.collate import Collator
     from .data.registry import load_split
     from .device import pick_device
-    from .evaluate import evaluate
+    from .engine.checkpoint import MODEL_FILE, load_model
+    from .engine.evaluate import evaluate
 
     device = pick_device(a.device)
-    ckpt = Path(a.checkpoint)
-    model, meta = load_model(ckpt / "model.safetensors" if ckpt.is_dir() else ckpt, device)
-    ds = load_split(data_config(a), a.split)
+    ckpt = resolve_path(a.checkpoint)
+    model, meta = load_model(ckpt / MODEL_FILE if ckpt.is_dir() else ckpt, device)
+    cfg = data_config(a)
+    ds = load_split(cfg, a.split)
     if ds.labels != meta["labels"]:
         raise MSDError(f"{a.checkpoint} was trained on labels {meta['labels'][:5]}..., "
                        f"the data has {ds.labels[:5]}...: evaluate on the data set it was trained on")
-    metrics = evaluate(model, ds, Collator(ds.modalities, image_size=a.image_size), device)
+    metrics = evaluate(model, ds, Collator(ds.modalities, image_size=cfg.image_size, max_text_len=cfg.max_text_len),
+                       device)
     print(json.dumps(metrics, indent=2))
+
+
+def cmd_job(a) -> int:
+    """A launched run (``msd_core.runs.launch``): train or distil under the run's recorder."""
+    from .config import RUN_CONFIGS
+    from .runs.recorder import RunRecorder
+    from .runs.store import ACTIVE, Registry
+
+    reg = Registry(a.db)
+    run = reg.run(a.run)
+    error = None
+    try:
+        cfg = RUN_CONFIGS[run["kind"]].from_dict(run["config"])
+        recorder = RunRecorder(cfg.out_dir, {}, registry=reg, run_id=a.run)
+        if run["kind"] == "teacher":
+            from .engine.teacher import train_teacher
+
+            train_teacher(cfg, progress=False, recorder=recorder)
+        else:
+            from .engine.distill import distill
+
+            distill(cfg, progress=False, recorder=recorder)
+    except (KeyboardInterrupt, MSDError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        error = f"{type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - recorded; the traceback goes to the run's log
+        import traceback
+
+        traceback.print_exc()
+        error = f"{type(e).__name__}: {e}"
+    if reg.run(a.run)["status"] in ACTIVE:  # it stopped before its recorder took over
+        reg.finish(a.run, "failed", error or "the run ended without a status")
+    return 0 if reg.run(a.run)["status"] in ("finished", "cancelled") else 1
 
 
 def cmd_dashboard(a) -> None:
@@ -178,71 +305,40 @@ def cmd_dashboard(a) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .options import choices, default
+
     parser = argparse.ArgumentParser(prog="msd", description="MSD Studio: modality-specific distillation")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train-teacher", help="train a teacher with modality dropout; per-view metrics")
-    add_data_args(t)
-    t.add_argument("--model", default="teacher-small", help="model preset (msd presets lists them)")
-    t.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE", help=MODEL_OPTION_HELP)
+    add_config_flags(t, TeacherRunConfig)
     t.add_argument("--pretrained", metavar="FOLDER",
                    help="a local Hugging Face BERT-family folder (config.json, model.safetensors, vocab.txt) "
                         "to start the text encoder from; use with --model hf-bert-teacher")
-    t.add_argument("--epochs", type=int, help="epochs (default 3; with --resume: the saved run's)")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--modality-dropout", type=float, default=0.15)
-    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    t.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
-    t.add_argument("--max-steps", type=int)
-    t.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
-    t.add_argument("--out", help="output folder (default runs/teacher-DATA-MODEL)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--config", help="a TeacherRunConfig JSON file (overrides the flags above)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may extend it)")
+    t.add_argument("--config", help="a TeacherRunConfig JSON file or a run's run.json; flags given override it")
     t.set_defaults(func=cmd_train_teacher)
 
     k = sub.add_parser("distill", help="distil a student: none, kd or msd (any weighting)")
-    add_data_args(k)
-    k.add_argument("--teacher", default="assets/teachers/synthetic", help="teacher folder or model.safetensors")
-    k.add_argument("--model", default="student-small", help="student preset")
-    k.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE", help=MODEL_OPTION_HELP)
-    k.add_argument("--method", default="msd", choices=["none", "kd", "msd"])
-    k.add_argument("--weighting", default="instance-soft",
-                   help="uniform, population, instance-soft, instance-hard, learned, learned-global")
-    k.add_argument("--alpha", type=float, default=0.5)
-    k.add_argument("--temperature", type=float, default=2.0)
-    k.add_argument("--lam", type=float, default=1.0)
-    k.add_argument("--tau", type=float, default=1.0)
-    k.add_argument("--saliency", default="loss-drop", help="loss-drop, kl-shift, confidence-drop")
-    k.add_argument("--removal", default="drop", help="drop, mask, mean, swap")
-    k.add_argument("--epochs", type=int, default=3)
-    k.add_argument("--batch-size", type=int, default=32)
-    k.add_argument("--lr", type=float, default=1e-3)
-    k.add_argument("--seed", type=int, default=0)
-    k.add_argument("--modality-dropout", type=float, default=0.0)
-    k.add_argument("--device", default="auto")
-    k.add_argument("--bf16", action="store_true")
-    k.add_argument("--compile", action="store_true")
-    k.add_argument("--max-steps", type=int)
-    k.add_argument("--out")
-    k.add_argument("--config", help="a DistillRunConfig JSON file (overrides the flags above)")
+    add_config_flags(k, DistillRunConfig)
+    k.add_argument("--config", help="a DistillRunConfig JSON file or a run's run.json; flags given override it")
     k.set_defaults(func=cmd_distill)
 
     y = sub.add_parser("saliency", help="per-example modality saliency of a teacher, as CSV or Parquet")
-    add_data_args(y)
-    y.add_argument("--teacher", required=True)
-    y.add_argument("--split", default="val")
-    y.add_argument("--measure", default="loss-drop", help="loss-drop, kl-shift, confidence-drop")
-    y.add_argument("--removal", default="drop")
-    y.add_argument("--device", default="auto")
-    y.add_argument("--out", default="saliency.csv")
+    add_config_flags(y, TeacherRunConfig, only=("data.",))
+    y.add_argument("--teacher", required=True, help="teacher folder or its model.safetensors")
+    y.add_argument("--split", default="val", choices=choices("distill.population_split"))
+    y.add_argument("--measure", default=default(DistillRunConfig, "distill.saliency"),
+                   choices=choices("distill.saliency"))
+    y.add_argument("--removal", default=default(DistillRunConfig, "distill.removal"),
+                   choices=choices("distill.removal"))
+    y.add_argument("--device", default=default(DistillRunConfig, "train.device"))
+    y.add_argument("--out", default="saliency.csv", help="a .csv or .parquet file")
     y.set_defaults(func=cmd_saliency)
 
     d = sub.add_parser("data", help="summarise a data set and show examples (checks every row)")
-    add_data_args(d)
-    d.add_argument("--split", default="train")
+    add_config_flags(d, TeacherRunConfig, only=("data.",))
+    d.add_argument("--split", default="train", choices=choices("distill.population_split"))
     d.add_argument("--show", type=int, default=5)
     d.add_argument("--list", action="store_true", help="list the data sets")
     d.set_defaults(func=cmd_data)
@@ -251,16 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_presets)
 
     e = sub.add_parser("evaluate", help="per-view metrics of a checkpoint on a data split")
-    add_data_args(e)
+    add_config_flags(e, TeacherRunConfig, only=("data.",))
     e.add_argument("--checkpoint", required=True, help="a model.safetensors or its folder")
-    e.add_argument("--split", default="test")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--split", default="test", choices=choices("distill.population_split"))
+    e.add_argument("--device", default=default(DistillRunConfig, "train.device"))
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("dashboard", help="start the dashboard (127.0.0.1 unless told otherwise)")
     s.add_argument("--port", type=int, default=8501)
     s.add_argument("--address", default="127.0.0.1")
     s.set_defaults(func=cmd_dashboard)
+
+    j = sub.add_parser("job", help=argparse.SUPPRESS)  # what runs.launch starts
+    j.add_argument("--db", required=True)
+    j.add_argument("--run", required=True)
+    j.set_defaults(func=cmd_job)
     return parser
 
 
@@ -284,11 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("train-teacher", "distill"):
         init_distributed()
     try:
-        args.func(args)
+        code = args.func(args)
     except MSDError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

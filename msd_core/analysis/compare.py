@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import DataConfig
+from ..config import DataConfig
+from ..method.objectives import OBJECTIVES
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -38,7 +39,8 @@ def group_name(config: dict) -> str:
     """What a run is, seed aside: method (+ weighting, λ) and student preset."""
     d = config.get("distill", {})
     method = d.get("method", config.get("kind", "?"))
-    extra = f" {d.get('weighting')} λ={d.get('lam')}" if method == "msd" else ""
+    weighted = method in OBJECTIVES and OBJECTIVES.get(method).weighted
+    extra = f" {d.get('weighting')} λ={d.get('lam')}" if weighted else ""
     return f"{method}{extra} · {config.get('model', {}).get('preset')}"
 
 
@@ -100,21 +102,21 @@ def seed_bands(curves: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu") -> pd.DataFrame:
     """Predictions of two students on every example of ``split``, with the teacher's dominant
     modality (loss-drop saliency): where A is right and B wrong, and the reverse."""
-    from .checkpoint import MODEL_FILE, load_model
-    from .data.collate import Collator
-    from .data.registry import load_split
-    from .evaluate import predict_views
-    from .saliency import dominant_modality, modality_saliency
-    from .teacher_cache import teacher_logits
+    from ..data.collate import Collator
+    from ..data.registry import load_split
+    from ..engine.checkpoint import MODEL_FILE, load_model
+    from ..engine.predict import predict_views
+    from ..engine.teacher_cache import teacher_logits
+    from ..method.saliency import dominant_modality, modality_saliency
 
     cfg_a = run_a["config"]
-    data = DataConfig(**cfg_a["data"])
+    data = DataConfig.from_dict(cfg_a["data"])
     ds = load_split(data, split)
     collator = Collator(ds.modalities, image_size=data.image_size, max_text_len=data.max_text_len)
     preds = {}
     for key, run in (("a", run_a), ("b", run_b)):
         model, _ = load_model(Path(run["out_dir"]) / MODEL_FILE, device)
-        logits, targets = predict_views(model, ds, collator, device, view_sets={"full": tuple(ds.modality_names)})
+        logits, targets = predict_views(model, ds, collator, device, {"full": tuple(ds.modality_names)})
         preds[key] = logits["full"].argmax(-1).numpy()
     cache = teacher_logits(cfg_a["teacher"], data, ds, device=device)
     y = targets.numpy()

@@ -4,10 +4,14 @@
   ``(seed, global step)``. A run resumed from any checkpoint therefore ends with the same
   weights as an uninterrupted one, and runs of one seed see the same batches whatever
   their loss (so KD and MSD runs pair up).
-- Modality dropout (METHOD.md, "Training a teacher whose views mean something"): each
-  modality of each example is dropped with probability ``p``, never all at once.
-- Callbacks (``on_step_end``, ``on_eval_end``, ``on_epoch_end``) are the seam for progress
-  bars, run registries and live dashboards; the trainer knows none of them.
+- Modality dropout (docs/METHOD.md §8): each modality of each example is dropped with
+  probability ``p``, never all at once.
+- The loss is an objective (``msd_core.method.objectives``) called as
+  ``objective(model, batch, step=..., lr=...)``; it never sees the trainer.
+- The trainer runs the loop, saves checkpoints and fires callbacks (``on_step_end``,
+  ``on_eval_end``, ``on_epoch_end``, ``on_checkpoint``): the seam for progress bars, the run
+  recorder (``msd_core.runs.recorder``, the one owner of run.json and the registry row) and
+  live dashboards. It knows none of them and writes no status.
 - Rank-aware: under ``torchrun`` each rank takes every ``world``-th example of the epoch's
   permutation, the model is wrapped in DistributedDataParallel, and only rank 0 writes.
 """
@@ -22,27 +26,18 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from .checkpoint import MODEL_FILE, STATE_FILE, atomic_write_text, load_state, save_model, save_state
-from .config import TrainConfig
-from .data.batch import Batch
-from .data.collate import Collator
-from .data.example import MultimodalDataset
-from .device import autocast, pick_device
-from .errors import MSDError
+from ..config import TrainConfig
+from ..data.batch import Batch
+from ..data.collate import Collator
+from ..data.example import MultimodalDataset
+from ..device import autocast, pick_device
+from ..errors import StopRun, TrainingError, TrainingInterrupted
+from ..method.objectives import Objective, Supervised
+from .checkpoint import MODEL_FILE, STATE_FILE, load_model, load_state, save_model, save_state
 from .evaluate import evaluate
 
-LossFn = Callable[[torch.nn.Module, Batch, "Trainer"], dict[str, torch.Tensor]]
-
-
-class TrainingError(MSDError):
-    """Training stopped (NaN loss, interruption); the last good checkpoint is kept."""
-
-
-class StopRun(MSDError):
-    """Raised by a callback to stop a run on purpose (e.g. cancelled from the dashboard);
-    the trainer checkpoints the last finished step first, so the run can be resumed."""
+__all__ = ["Trainer", "StopRun", "TrainingError", "TrainingInterrupted", "derive_seed", "modality_dropout"]
 
 
 def derive_seed(seed: int, *parts: int) -> int:
@@ -69,16 +64,10 @@ def modality_dropout(batch: Batch, p: float, generator: torch.Generator) -> Batc
                  batch.mask_token_id)
 
 
-def supervised_loss(model, batch: Batch, trainer: "Trainer") -> dict[str, torch.Tensor]:
-    """``CE(y, f(x))`` — the teacher's objective (and the no-KD student's)."""
-    ce = F.cross_entropy(model(batch).float(), batch.targets)
-    return {"loss": ce, "ce": ce}
-
-
 class Trainer:
     def __init__(self, model, train_set: MultimodalDataset, val_set: MultimodalDataset | None,
                  cfg: TrainConfig, out_dir: str | Path, *, collator: Collator, labels: list[str],
-                 loss_fn: LossFn = supervised_loss, run_info: dict | None = None, progress: bool = True,
+                 objective: Objective | None = None, data_name: str | None = None, progress: bool = True,
                  evaluator: Callable[[torch.nn.Module], dict] | None = None):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
@@ -86,8 +75,8 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.collator = collator
         self.labels = labels
-        self.loss_fn = loss_fn
-        self.run_info = dict(run_info or {})
+        self.objective = objective or Supervised()
+        self.data_name = data_name  # recorded in the checkpoint header
         self.show_progress = progress
         self.evaluator = evaluator
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
@@ -123,6 +112,11 @@ class Trainer:
     def add_callback(self, event: str, fn: Callable) -> None:
         self.callbacks[event].append(fn)
 
+    def add_callbacks(self, callbacks: dict[str, list[Callable]] | None) -> None:
+        for event, fns in (callbacks or {}).items():
+            for fn in fns:
+                self.add_callback(event, fn)
+
     def _fire(self, event: str, payload: dict) -> None:
         for fn in self.callbacks[event]:
             fn(self, payload)
@@ -133,29 +127,19 @@ class Trainer:
         return perm[self.rank::self.world]
 
     # -- checkpoints -----------------------------------------------------------------
-    def save(self, status: str = "running") -> None:
+    def save(self) -> None:
         if not self.is_main:
             return
         save_model(self.out_dir / MODEL_FILE, self.module, self.labels,
-                   extra={"data": self.run_info.get("config", {}).get("data", {}).get("name"),
-                          "global_step": self.global_step})
+                   extra={"data": self.data_name, "global_step": self.global_step})
         save_state(self.out_dir / STATE_FILE, {
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "history": json.dumps(self.history)})
-        self.write_run_json(status)
-
-    def write_run_json(self, status: str, **extra) -> None:
-        if not self.is_main:
-            return
-        self.run_info.update(status=status, global_step=self.global_step, total_steps=self.total_steps,
-                             updated=time.time(), **extra)
-        atomic_write_text(self.out_dir / "run.json", json.dumps(self.run_info, indent=2, default=str))
+        self._fire("on_checkpoint", {"step": self.global_step, "total_steps": self.total_steps})
 
     def resume(self) -> None:
         """Continue from the checkpoint in ``out_dir`` (weights, optimizer, schedule, position)."""
-        from .checkpoint import load_model
-
         loaded, _ = load_model(self.out_dir / MODEL_FILE, self.device)
         self.module.load_state_dict(loaded.state_dict())
         state = load_state(self.out_dir / STATE_FILE)
@@ -169,8 +153,6 @@ class Trainer:
     def fit(self) -> list[dict]:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.run_info.setdefault("started", time.time())
-        self.write_run_json("running")
         bar = None
         if self.show_progress and self.is_main:
             from tqdm.auto import tqdm
@@ -197,23 +179,14 @@ class Trainer:
                         self.save()
                 self.end_epoch()
         except KeyboardInterrupt:
-            self.write_run_json("interrupted")
-            raise TrainingError(f"interrupted at step {self.global_step}; the checkpoint in {self.out_dir} "
-                                f"holds the last saved step — continue with --resume") from None
-        except TrainingError as e:
-            self.write_run_json("failed", error=str(e))
-            raise
-        except StopRun as e:
-            self.save(status="cancelled")
-            self.write_run_json("cancelled", error=str(e))
-            raise
-        except Exception as e:
-            self.write_run_json("failed", error=f"{type(e).__name__}: {e}")
+            raise TrainingInterrupted(f"interrupted at step {self.global_step}; the checkpoint in {self.out_dir} "
+                                      f"holds the last saved step — continue with --resume") from None
+        except StopRun:
+            self.save()  # the last finished step, so a cancelled run can be resumed
             raise
         finally:
             if bar is not None:
                 bar.close()
-        self.write_run_json("finished", ended=time.time())
         return self.history
 
     def train_step(self, examples) -> dict[str, float]:
@@ -223,8 +196,9 @@ class Trainer:
         batch = self.collator(examples)
         batch = modality_dropout(batch, cfg.modality_dropout, torch.Generator().manual_seed(seed))
         batch = batch.to(self.device)
+        lr = self.scheduler.get_last_lr()[0]
         with autocast(self.device, cfg.bf16):
-            terms = self.loss_fn(self.model, batch, self)
+            terms = self.objective(self.model, batch, step=self.global_step, lr=lr)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise TrainingError(f"loss is {loss.item()} at step {self.global_step} (epoch {self.epoch}); "

@@ -1,5 +1,6 @@
 """Tables behind the saliency explorer: one row per example with the teacher's predictions on
-every view, each modality's saliency, Shapley values, interactions and the dominant modality.
+every view, each modality's saliency (docs/METHOD.md §5), Shapley values and interactions (§6)
+and the dominant modality; the weight each fixed scheme would give an example (§7).
 Plain pandas out; the page only filters and draws."""
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .config import DataConfig
-from .data.example import MultimodalDataset
-from .saliency import dominant_modality, interactions, modality_saliency, population_saliency, shapley_values
-from .teacher_cache import TeacherLogits, teacher_logits
-from .weighting import SCHEMES, fixed_weights
+from ..config import DataConfig
+from ..data.example import MultimodalDataset
+from ..engine.teacher_cache import teacher_logits
+from ..method.saliency import dominant_modality, interactions, modality_saliency, population_saliency, shapley_values
+from ..method.view_logits import TeacherLogits
+from ..method.weighting import WEIGHTINGS, fixed_weights
 
 
 def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "loss-drop") -> pd.DataFrame:
@@ -58,7 +60,9 @@ def scheme_weights(frame: pd.DataFrame, row: int, modalities: list[str], lam: fl
     population = population_saliency(sal_all)
     one = {m: sal_all[m][row:row + 1] for m in modalities}
     rows = []
-    for scheme in SCHEMES:
+    for scheme, entry in WEIGHTINGS.items():
+        if entry.learned:
+            continue
         w = fixed_weights(scheme, one, population, lam, tau)
         rows += [{"scheme": scheme, "modality": m, "weight": float(w[m][0])} for m in modalities]
     return pd.DataFrame(rows)

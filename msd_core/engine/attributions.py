@@ -1,4 +1,5 @@
-"""Within-modality attributions of one example through captum, as arrays a page can draw.
+"""Within-modality attributions of one example through captum (docs/METHOD.md §11), as arrays a
+page can draw.
 
 - image: Integrated Gradients on the normalised pixels (baseline: the zero image, i.e. the
   normalisation mean), summed over colour channels -> ``H x W``; or occlusion of square
@@ -15,12 +16,12 @@ import numpy as np
 import torch
 from captum.attr import FeatureAblation, IntegratedGradients, LayerIntegratedGradients
 
-from .data.batch import Batch
-from .data.views import views
+from ..data.batch import Batch
+from ..data.views import make_view
 
 
 def _with(batch: Batch, **values) -> Batch:
-    b = views(batch, batch.modalities)  # a shallow copy
+    b = make_view(batch, batch.modalities)  # a shallow copy
     b.values = {**batch.values, **values}
     return b
 
@@ -80,7 +81,7 @@ def explain(model, batch: Batch, tokenizer=None, target: int | None = None, imag
         out["image"] = image_attribution(model, batch, target, image_method, n_steps)
     if "text" in batch.values:
         if tokenizer is None:
-            from .data.text import default_tokenizer
+            from ..data.text import default_tokenizer
 
             tokenizer = default_tokenizer()
         out["text"] = text_attribution(model, batch, target, tokenizer, n_steps)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data.example import MultimodalDataset
-from .data.images import load_image
-from .errors import DataError
+from ..data.example import MultimodalDataset
+from ..data.images import load_image
+from ..errors import DataError
 
 
 def example_record(ds: MultimodalDataset, index: int, image_size: int = 128) -> dict:

@@ -7,41 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .data.example import ModalitySpec
-from .errors import CheckpointError
+from ..data.example import ModalitySpec
+from ..errors import CheckpointError
+from ..fileio import atomic_write
 
 FORMAT = "msd-studio-model/1"
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is not
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def save_model(path: Path, model, labels: list[str], extra: dict | None = None) -> None:
@@ -88,7 +66,7 @@ def is_msd_checkpoint(path: str | Path) -> bool:
 
 def load_model(path: Path, device: torch.device | str = "cpu"):
     """Rebuild a model from its checkpoint; returns ``(model, metadata)``."""
-    from .models.presets import build_model
+    from ..models.presets import build_model
 
     meta = read_metadata(path)
     model = build_model(meta["spec"], meta["modalities"], len(meta["labels"]), load_pretrained=False)

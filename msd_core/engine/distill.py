@@ -1,0 +1,129 @@
+"""Distil a student from a frozen teacher with one of the objectives of docs/METHOD.md §4.
+
+The teacher's logits on every view come from the cache (``teacher_cache``, §9), so a step costs
+only the student's passes. The student sees the same data order for the same seed whatever the
+objective (the trainer's order depends only on the seed), so KD and MSD runs pair up; the
+meta-learned weightings hold ``meta_fraction`` of the training split out as their meta split.
+Each step reports the objective's terms; each evaluation reports the metric on the full view and
+on every single-modality view and the student's agreement with the teacher per view (§10).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import DistillRunConfig
+from ..data.collate import Collator
+from ..data.registry import SPLITS, load_split
+from ..data.views import REMOVALS, named_views
+from ..device import is_main_process
+from ..errors import ConfigError
+from ..method.objectives import OBJECTIVES, WeightSource, build_objective
+from ..method.saliency import MEASURES, modality_saliency, population_saliency
+from ..method.view_logits import TeacherLogits
+from ..method.weighting import WEIGHTINGS, is_learned
+from ..models.base import count_parameters
+from ..models.presets import create_model
+from ..provenance import git_revision, package_versions
+from ..runs.recorder import RunRecorder
+from .checkpoint import MODEL_FILE
+from .evaluate import view_metrics
+from .predict import predict_views
+from .teacher_cache import teacher_logits
+from .trainer import Trainer
+
+
+def check_config(cfg: DistillRunConfig) -> None:
+    """Every name and range of ``cfg.distill`` checked before any work starts."""
+    d = cfg.distill
+    for registry, name in ((OBJECTIVES, d.method), (WEIGHTINGS, d.weighting), (MEASURES, d.saliency),
+                           (REMOVALS, d.removal)):
+        registry.get(name)
+    if not 0 <= d.alpha <= 1:
+        raise ConfigError(f"alpha must be in [0, 1], got {d.alpha}")
+    if d.population_split not in SPLITS:
+        raise ConfigError(f"population_split must be one of {', '.join(SPLITS)}, got {d.population_split!r}")
+    if d.temperature <= 0 or d.tau <= 0 or d.lam < 0:
+        raise ConfigError("temperature and tau must be positive and lam non-negative")
+
+
+def evaluate_student(model, ds, collator, device, teacher: TeacherLogits | None) -> dict:
+    """Per-view metrics, plus agreement with the teacher's prediction on the same view."""
+    logits, targets = predict_views(model, ds, collator, device, named_views(ds.modality_names))
+    out = {}
+    for view, z in logits.items():
+        out[view] = view_metrics(z, targets, ds.metric)
+        if teacher is not None:
+            t = teacher.logits[view][teacher.rows([e.id for e in ds.examples])]
+            out[view]["agreement"] = (z.argmax(-1) == t.argmax(-1)).float().mean().item()
+    return out
+
+
+def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | None = None, log=print,
+            recorder: RunRecorder | None = None, weights: WeightSource | None = None) -> dict:
+    """Train the student of ``cfg``; returns its final metrics (also written to metrics.json by
+    ``recorder``, by default one that records in ``cfg.out_dir``). ``weights`` replaces MSD's
+    configured weighting (see ``ModalitySpecificDistillation``)."""
+    check_config(cfg)
+    out = Path(cfg.out_dir)
+    if (out / MODEL_FILE).exists():
+        raise ConfigError(f"{out} already holds a checkpoint: choose another --out")
+    recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
+    d = cfg.distill
+    recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
+                    git=git_revision(), saliency_split={"instance": "train", "population": d.population_split})
+    kind = OBJECTIVES.get(d.method)
+    weighted = kind.weighted
+    with recorder:
+        t0 = time.time()
+        train_set, val_set, test_set = (load_split(cfg.data, s) for s in ("train", "val", "test"))
+        meta_examples = None
+        if weighted and is_learned(d.weighting):
+            g = torch.Generator().manual_seed(cfg.train.seed)
+            perm = torch.randperm(len(train_set), generator=g).tolist()
+            n_meta = max(1, int(len(train_set) * d.meta_fraction))
+            meta_examples = [train_set.examples[i] for i in perm[:n_meta]]
+            train_set = train_set.subset(sorted(perm[n_meta:]))
+        splits = {"train": train_set, "val": val_set, "test": test_set}
+        caches: dict[str, TeacherLogits] = {}
+
+        def cache(split: str) -> TeacherLogits:
+            """The teacher's logits on every view of a split, computed (or read) when first needed."""
+            if split not in caches:
+                log(f"teacher {cfg.teacher}: logits on every view of {split} (cached on disk after the first time)")
+                caches[split] = teacher_logits(cfg.teacher, cfg.data, splits[split], removal=d.removal,
+                                               device=cfg.train.device)
+            return caches[split]
+
+        def population() -> dict[str, float]:
+            return population_saliency(modality_saliency(cache(d.population_split), d.saliency))
+
+        texts = [ex.inputs["text"] for ex in train_set.examples if "text" in ex.inputs]
+        torch.manual_seed(cfg.train.seed)
+        model = create_model(cfg.model.preset, train_set.modalities, len(train_set.labels),
+                             overrides=cfg.model.overrides, train_texts=texts)
+        n_params = count_parameters(model)
+        log(f"student {cfg.model.preset}: {n_params:,} parameters; method {d.method}"
+            + (f", weighting {d.weighting}" if weighted else ""))
+        collator = Collator(train_set.modalities, image_size=cfg.data.image_size, max_text_len=cfg.data.max_text_len)
+        objective = build_objective(
+            d, teacher=cache("train") if kind.needs_teacher else None,
+            population=population() if weighted and d.weighting == "population" else None,
+            meta_examples=meta_examples, collator=collator, batch_size=cfg.train.batch_size, weights=weights)
+        recorder.update(parameters=n_params, labels=train_set.labels)
+        trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
+                          objective=objective, data_name=cfg.data.name, progress=progress,
+                          evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, cache("val")))
+        trainer.add_callbacks(callbacks)
+        recorder.attach(trainer)
+        trainer.fit()
+        metrics = {"val": evaluate_student(trainer.module, val_set, collator, trainer.device, cache("val")),
+                   "test": evaluate_student(trainer.module, test_set, collator, trainer.device, cache("test")),
+                   "metric": train_set.metric, "train_seconds": round(time.time() - t0, 1),
+                   "history": trainer.history, "population_saliency": population(),
+                   "saliency_split": {"instance": "train", "population": d.population_split}}
+        recorder.finish(metrics)
+    return metrics

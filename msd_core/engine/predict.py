@@ -1,0 +1,62 @@
+"""One batched predictor: a model's logits on several views of every example of a data set.
+
+Used by the teacher cache (docs/METHOD.md §9), evaluation (§10) and the comparison pages. Each
+distinct view runs once (with two modalities ``without:image`` is ``only:text``; both names get
+the logits); ``drop`` views go through the model's ``forward_views``, which shares each
+modality's encoder pass across views; ``mean`` removal fills from the mean of the first
+batches; ``swap`` draws its pairing from a generator seeded with ``seed``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.collate import Collator
+from ..data.example import MultimodalDataset
+from ..data.views import make_view, mean_fill
+from ..device import autocast
+
+Views = dict[str, tuple[str, ...]]
+
+
+@torch.inference_mode()
+def predict_views(model, dataset: MultimodalDataset, collator: Collator, device, views: Views, *,
+                  removal: str = "drop", batch_size: int = 128, bf16: bool = False, seed: int = 0,
+                  progress=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """``({view name: N x C logits}, N targets)`` of ``model`` on every example of ``dataset``;
+    ``progress(done, total)`` is called after each batch."""
+    was_training = model.training
+    model.eval()
+    fill = None
+    if removal == "mean":
+        sample = [collator(dataset.examples[i:i + batch_size])
+                  for i in range(0, min(len(dataset), 4 * batch_size), batch_size)]
+        fill = mean_fill(sample, collator.text_batch(dataset.neutral_text)
+                         if "text" in dataset.modality_names else None)
+    gen = torch.Generator().manual_seed(seed)
+    first: dict[frozenset, str] = {}
+    for name, keep in views.items():
+        first.setdefault(frozenset(keep), name)
+    alias = {name: first[frozenset(keep)] for name, keep in views.items()}
+    distinct = {name: views[name] for name in first.values()}
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in distinct}
+    targets = []
+    n = len(dataset)
+    dev = torch.device(device)
+    for start in range(0, n, batch_size):
+        batch = collator(dataset.examples[start:start + batch_size]).to(dev)
+        with autocast(dev, bf16):
+            if removal == "drop":
+                logits = model.forward_views(batch, distinct)
+            else:
+                logits = {k: model(make_view(batch, keep, removal, fill=fill, generator=gen))
+                          for k, keep in distinct.items()}
+        for k, v in logits.items():
+            out[k].append(v.float().cpu())
+        targets.append(batch.targets.cpu())
+        if progress is not None:
+            progress(min(start + batch_size, n), n)
+    model.train(was_training)
+    computed = {k: torch.cat(v) for k, v in out.items()}
+    return ({name: computed[src] if name == src else computed[src].clone() for name, src in alias.items()},
+            torch.cat(targets))

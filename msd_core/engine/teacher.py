@@ -1,0 +1,127 @@
+"""Train a teacher end to end: data, model, trainer, per-view metrics on val and test.
+
+The output folder holds ``model.safetensors`` (weights + spec + labels), ``trainer_state.pt``
+(for ``--resume``), ``run.json`` (config, seed, versions, git revision, status) and
+``metrics.json`` (per-view metrics of the final model on val and test); the last two are
+written by the run's recorder (``msd_core.runs.recorder``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import TeacherRunConfig
+from ..data.collate import Collator
+from ..data.registry import load_split
+from ..device import is_main_process
+from ..errors import ConfigError
+from ..models.base import count_parameters
+from ..models.presets import create_model
+from ..provenance import git_revision, package_versions
+from ..runs.recorder import METRICS_FILE, RUN_FILE, RunRecorder
+from .checkpoint import MODEL_FILE
+from .evaluate import evaluate
+from .trainer import Trainer
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def earlier_sessions(out: Path) -> list[float]:
+    """Training seconds of the sessions a resumed run already finished (from its metrics.json)."""
+    try:
+        saved = json.loads((out / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return list(saved.get("train_seconds_sessions") or [saved.get("train_seconds", 0.0)])
+
+
+def resumed_config(cfg: TeacherRunConfig, epochs: int | None) -> TeacherRunConfig:
+    """The config saved in ``cfg.out_dir``'s run.json, in that folder, with ``epochs`` if given."""
+    saved = Path(cfg.out_dir) / RUN_FILE
+    if not saved.is_file():
+        raise ConfigError(f"{saved}: nothing to resume — run without --resume first")
+    old = TeacherRunConfig.from_dict(json.loads(saved.read_text())["config"])
+    old.out_dir = cfg.out_dir  # the folder may have moved
+    if epochs is not None:
+        old.train.epochs = epochs
+    return old
+
+
+def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | None = None,
+                  progress: bool = True, callbacks: dict | None = None,
+                  recorder: RunRecorder | None = None) -> dict:
+    """Train the teacher described by ``cfg``, or with ``resume`` continue the run saved in
+    ``cfg.out_dir`` under its own saved config (``epochs`` may extend it); returns the metrics.
+    ``recorder`` (default: one writing run.json and metrics.json in the folder) records the run."""
+    out = Path(cfg.out_dir)
+    if resume:
+        cfg = resumed_config(cfg, epochs)
+    else:
+        if epochs is not None:
+            cfg.train.epochs = epochs
+        if (out / MODEL_FILE).exists():
+            raise ConfigError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose "
+                              f"another --out")
+    earlier = earlier_sessions(out) if resume else []
+    recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
+    recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
+                    git=git_revision())
+    with recorder:
+        t0 = time.time()
+        train_set = load_split(cfg.data, "train")
+        val_set = load_split(cfg.data, "val")
+        for ds in (train_set, val_set):
+            if ds.skipped:
+                log(f"skipped {len(ds.skipped)} bad row(s) in {ds.split}:")
+                for s in ds.skipped:
+                    log(f"  {s.path}:{s.row}: {s.reason}")
+        texts = [ex.inputs["text"] for ex in train_set.examples if "text" in ex.inputs]
+        torch.manual_seed(cfg.train.seed)  # the initial weights are part of what a seed fixes
+        model = create_model(cfg.model.preset, train_set.modalities, len(train_set.labels),
+                             overrides=cfg.model.overrides, train_texts=texts)
+        n_params = count_parameters(model)
+        log(f"data {cfg.data.name}: {len(train_set)} train / {len(val_set)} val examples; "
+            f"modalities {train_set.modality_names}; {len(train_set.labels)} labels")
+        log(f"model {cfg.model.preset}: {n_params:,} parameters")
+        collator = Collator(train_set.modalities, image_size=cfg.data.image_size,
+                            max_text_len=cfg.data.max_text_len)
+        recorder.update(parameters=n_params, labels=train_set.labels)
+        trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
+                          data_name=cfg.data.name, progress=progress)
+        trainer.add_callbacks(callbacks)
+        if resume:
+            trainer.resume()
+            log(f"resumed at step {trainer.global_step} of {trainer.total_steps}")
+        log(f"device {trainer.device}; {trainer.total_steps} steps of batch {cfg.train.batch_size}")
+        recorder.attach(trainer)
+        trainer.fit()
+        sessions = earlier + [round(time.time() - t0, 1)]
+        test_set = load_split(cfg.data, "test")
+        metrics = {"val": evaluate(trainer.module, val_set, collator, trainer.device),
+                   "test": evaluate(trainer.module, test_set, collator, trainer.device),
+                   "metric": train_set.metric, "train_seconds": round(sum(sessions), 1),
+                   "train_seconds_sessions": sessions, "history": trainer.history,
+                   "examples": {"train": len(train_set), "val": len(val_set), "test": len(test_set)}}
+        recorder.finish(metrics)
+    return metrics
+
+
+def format_metrics(metrics: dict) -> str:
+    """A small text table of per-view metrics (the CLI's closing report)."""
+    lines = []
+    key = metrics.get("metric", "accuracy")
+    for split in ("val", "test"):
+        if split not in metrics:
+            continue
+        for view, m in metrics[split].items():
+            extra = f"  auroc {m['auroc']:.4f}" if "auroc" in m else ""
+            lines.append(f"{split:5s} {view:14s} accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}{extra}")
+    if key != "accuracy":
+        lines.append(f"(headline metric: {key})")
+    return "\n".join(lines)

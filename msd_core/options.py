@@ -1,0 +1,65 @@
+"""Every run option's default and choices, from their one source each.
+
+Defaults live in the config dataclasses (``msd_core.config``); choices in the registries. This
+module connects the two for the CLI (flags, ``default=``, ``choices=``, help) and the dashboard
+(widget options and their default index), so neither restates a value:
+
+    default(DistillRunConfig, "distill.weighting")   -> "instance-soft"
+    choices("distill.weighting")                       -> ["uniform", ..., "learned-global"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from .data.registry import DATASETS, SPLITS
+from .data.views import REMOVALS
+from .method.objectives import OBJECTIVES
+from .method.saliency import MEASURES
+from .method.weighting import WEIGHTINGS
+from .models.presets import PRESETS
+
+CHOICES: dict[str, Callable[[], list[str]]] = {
+    "data.name": DATASETS.names,
+    "model.preset": lambda: list(PRESETS),
+    "distill.method": OBJECTIVES.names,
+    "distill.weighting": WEIGHTINGS.names,
+    "distill.saliency": MEASURES.names,
+    "distill.removal": REMOVALS.names,
+    "distill.population_split": lambda: list(SPLITS),
+}
+
+
+def choices(path: str) -> list[str] | None:
+    """The valid values of the option at ``path`` (``section.field``), or None when any value of
+    its type goes."""
+    fn = CHOICES.get(path)
+    return fn() if fn else None
+
+
+def field_at(config_cls, path: str) -> dataclasses.Field:
+    """The dataclass field at ``path`` (``"train.lr"``, ``"teacher"``) of a run config class."""
+    *sections, name = path.split(".")
+    obj = config_cls()
+    for section in sections:
+        obj = getattr(obj, section)
+    return {f.name: f for f in dataclasses.fields(obj)}[name]
+
+
+def default(config_cls, path: str) -> Any:
+    """The default of the option at ``path`` in a fresh ``config_cls`` (e.g. ``DistillRunConfig``):
+    the value a page pre-selects and the CLI falls back to."""
+    value: Any = config_cls()
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def default_index(config_cls, path: str) -> int:
+    """Index of the default among ``choices(path)``: what a selectbox pre-selects."""
+    return choices(path).index(default(config_cls, path))
+
+
+def help_text(config_cls, path: str) -> str:
+    return field_at(config_cls, path).metadata.get("help", "")
