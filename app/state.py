@@ -7,7 +7,7 @@ import streamlit as st
 from msd_core.config import DataConfig
 from msd_core.data.registry import load_split
 from msd_core.paths import assets_dir, runs_dir
-from msd_core.teacher import find_teachers
+from msd_core.analysis.catalog import find_teachers
 
 BUILT_IN = {"easy-vqa": {}, "synthetic": {"n": 2000}}
 
@@ -41,7 +41,7 @@ def teacher_data_config(teacher: dict) -> DataConfig:
     if run.is_file():
         data = json.loads(run.read_text()).get("config", {}).get("data")
         if data:
-            return DataConfig(**data)
+            return DataConfig.from_dict(data)
     return DataConfig(name=teacher["data"], options=dict(BUILT_IN.get(teacher["data"], {})))
 
 
@@ -49,27 +49,27 @@ def teacher_data_config(teacher: dict) -> DataConfig:
 def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
     import json
 
-    from msd_core.explore import explorer_data
+    from msd_core.analysis.explore import explorer_data
 
-    cfg = DataConfig(**json.loads(data_json))
+    cfg = DataConfig.from_json(data_json)
     ds = load_split(cfg, split)
     return ds, explorer_data(teacher_path, cfg, ds, removal=removal)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def thumbnails(data_json: str, split: str) -> tuple[list[str], list[int]]:
-    """Hover thumbnails of a split's examples (``msd_core.preview.thumbnail_uris``); they depend on
+    """Hover thumbnails of a split's examples (``msd_core.analysis.preview.thumbnail_uris``); they depend on
     the data only, so every teacher and removal strategy on that split shares them."""
     import json
 
-    from msd_core.preview import thumbnail_uris
+    from msd_core.analysis.preview import thumbnail_uris
 
-    return thumbnail_uris(load_split(DataConfig(**json.loads(data_json)), split))
+    return thumbnail_uris(load_split(DataConfig.from_json(data_json), split))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def saliency_table(teacher_path: str, data_json: str, split: str, removal: str, measure: str):
-    from msd_core.explore import saliency_frame
+    from msd_core.analysis.explore import saliency_frame
 
     ds, cache = explorer_cache(teacher_path, data_json, split, removal)
     return saliency_frame(cache, ds, measure)
@@ -79,7 +79,7 @@ def saliency_table(teacher_path: str, data_json: str, split: str, removal: str, 
 def loaded_model(teacher_path: str):
     from pathlib import Path
 
-    from msd_core.checkpoint import MODEL_FILE, load_model
+    from msd_core.engine.checkpoint import MODEL_FILE, load_model
 
     p = Path(teacher_path)
     return load_model(p / MODEL_FILE if p.is_dir() else p, "cpu")[0]
@@ -89,10 +89,10 @@ def loaded_model(teacher_path: str):
 def attributions(teacher_path: str, data_json: str, split: str, index: int, image_method: str):
     import json
 
-    from msd_core.attributions import explain
+    from msd_core.engine.attributions import explain
     from msd_core.data import Collator
 
-    cfg = DataConfig(**json.loads(data_json))
+    cfg = DataConfig.from_json(data_json)
     ds = load_split(cfg, split)
     batch = Collator(ds.modalities, image_size=cfg.image_size, max_text_len=cfg.max_text_len)([ds.examples[index]])
     return explain(loaded_model(teacher_path), batch, image_method=image_method)
@@ -109,12 +109,12 @@ def dataset_for(data_json: str, split: str):
     """A split of exactly the data config a run used (JSON of its DataConfig)."""
     import json
 
-    return load_split(DataConfig(**json.loads(data_json)), split)
+    return load_split(DataConfig.from_json(data_json), split)
 
 
 @st.cache_data(show_spinner="Running both students on the split…", max_entries=16)
 def compare_examples(run_a_id: str, run_b_id: str, split: str):
-    from msd_core.compare import per_example
+    from msd_core.analysis.compare import per_example
 
     reg = registry()
     return per_example(reg.run(run_a_id), reg.run(run_b_id), split)

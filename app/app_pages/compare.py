@@ -10,8 +10,8 @@ import streamlit as st
 from app.components.figures import curves_figure
 from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
-from msd_core.compare import config_diff, group_name, per_run_metrics, results_table, seed_bands
-from msd_core.preview import example_record
+from msd_core.analysis.compare import config_diff, group_name, per_run_metrics, results_table, seed_bands
+from msd_core.analysis.preview import example_record
 
 st.title("Compare")
 reg = registry()

@@ -15,20 +15,22 @@ from app.components.views import (cli_hint, display_path, example_cards, show_er
 from app.components.live import active_runs, run_card
 from app.state import BUILT_IN, dataset, registry, teachers
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
-from msd_core.checkpoint import is_msd_checkpoint
+from msd_core.engine.checkpoint import is_msd_checkpoint
 from msd_core.models.hf_folder import inspect_hf_folder, is_hf_folder
-from msd_core.models.presets import PRESETS, resolve_spec
-from msd_core.paths import runs_dir
+from msd_core.cli import to_cli
+from msd_core.models.presets import resolve_spec
+from msd_core.options import choices, default, help_text
+from msd_core.paths import resolve_path, runs_dir
 from msd_core.runs import launch
-from msd_core.teacher import model_label, register_checkpoint
+from msd_core.analysis.catalog import model_label, register_checkpoint
 from msd_core.data.registry import DATASETS
-from msd_core.preview import example_record, filter_indices
+from msd_core.analysis.preview import example_record, filter_indices
 
 PAGE_SIZE = 12
 
 st.title("Data & teacher")
 left, mid, right = st.columns([2, 1, 3])
-name = left.selectbox("Data set", list(DATASETS), help="; ".join(f"{k}: {v}" for k, v in DATASETS.items()))
+name = left.selectbox("Data set", DATASETS.names(), help="; ".join(f"{k}: {v.doc}" for k, v in DATASETS.items()))
 split = mid.selectbox("Split", ["train", "val", "test"])
 root = None
 if name not in BUILT_IN:
@@ -38,7 +40,7 @@ if name not in BUILT_IN:
 
 ds = None
 if name not in BUILT_IN and not root:
-    st.info(f"**{name}** reads files from disk: enter the data folder above. {DATASETS[name]}.")
+    st.info(f"**{name}** reads files from disk: enter the data folder above. {DATASETS[name].doc}.")
 else:
     try:
         options = tuple(sorted(BUILT_IN.get(name, {}).items()))
@@ -74,42 +76,45 @@ if ds is not None:
 st.header("Teacher")
 
 
-def launch_teacher(preset: str, overrides: dict, epochs: int, lr: float, dropout: float, max_train: int) -> None:
+def teacher_config(preset: str, overrides: dict, epochs: int, lr: float, dropout: float,
+                   max_train: int) -> TeacherRunConfig:
+    """The run config the teacher forms launch (and whose command they show)."""
+    return TeacherRunConfig(
+        data=DataConfig(name=name, root=str(resolve_path(root)) if root else None,
+                        options=dict(BUILT_IN.get(name, {})), max_train_examples=max_train or None),
+        model=ModelConfig(preset, overrides),
+        train=TrainConfig(epochs=epochs, lr=lr, modality_dropout=dropout))
+
+
+def launch_teacher(cfg: TeacherRunConfig) -> None:
     """Check the model config here (so a bad folder is a message, not a failed run), then launch."""
     try:
-        resolve_spec(preset, overrides)
-        cfg = TeacherRunConfig(
-            data=DataConfig(name=name, root=root or None, options=dict(BUILT_IN.get(name, {})),
-                            max_train_examples=max_train or None),
-            model=ModelConfig(preset, overrides),
-            train=TrainConfig(epochs=epochs, lr=lr, modality_dropout=dropout))
-        run_id = launch(cfg, kind="teacher", registry=registry(), name=f"teacher {preset} on {name}")
+        resolve_spec(cfg.model.preset, cfg.model.overrides)
+        run_id = launch(cfg, kind="teacher", registry=registry(), name=f"teacher {cfg.model.preset} on {name}")
         st.success(f"Started teacher run {run_id}; it appears below and, when finished, in the teacher list.")
     except Exception as e:  # noqa: BLE001
         show_error(e)
 
 
-def teacher_cli(preset: str, folder: str | None = None, epochs: int = 3, lr: float | None = None) -> str:
-    return (f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "") + f" --model {preset}"
-            + (f" --pretrained {folder}" if folder else "") + f" --epochs {epochs}" + (f" --lr {lr:g}" if lr else ""))
-
-
+T = TeacherRunConfig  # the defaults of the form below
 with st.expander("Train a new teacher on this data set (runs as its own process)"):
-    with st.form("train-teacher"):
-        t1, t2, t3, t4, t5 = st.columns(5)
-        preset = t1.selectbox("Preset", [p for p in PRESETS if "teacher" in p],
-                              help="hf-bert-teacher starts its text encoder from a local Hugging Face folder")
-        t_epochs = t2.number_input("Epochs", 1, 100, 3)
-        t_lr = t3.number_input("Learning rate", 1e-5, 1e-1, 5e-4, format="%.4f")
-        t_drop = t4.number_input("Modality dropout p", 0.0, 0.9, 0.15, 0.05)
-        t_max = t5.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500)
-        t_folder = st.text_input("Hugging Face folder (for hf-bert-teacher)", key="hf-folder-train",
-                                 placeholder="/path/to/bert-base-uncased (config.json, model.safetensors, vocab.txt)")
-        go = st.form_submit_button("Train teacher", type="primary", disabled=ds is None)
-    if go and ds is not None:
-        overrides = {"pretrained": t_folder.strip()} if preset == "hf-bert-teacher" and t_folder.strip() else {}
-        launch_teacher(preset, overrides, int(t_epochs), float(t_lr), float(t_drop), int(t_max))
-    cli_hint(teacher_cli(preset, t_folder.strip() if preset == "hf-bert-teacher" else None, int(t_epochs), t_lr))
+    t1, t2, t3, t4, t5 = st.columns(5)
+    teacher_presets = [p for p in choices("model.preset") if "teacher" in p]
+    preset = t1.selectbox("Preset", teacher_presets, index=teacher_presets.index(default(T, "model.preset")),
+                          help="hf-bert-teacher starts its text encoder from a local Hugging Face folder")
+    t_epochs = t2.number_input("Epochs", 1, 100, default(T, "train.epochs"))
+    t_lr = t3.number_input("Learning rate", 1e-5, 1e-1, default(T, "train.lr"), format="%.4f")
+    t_drop = t4.number_input("Modality dropout p", 0.0, 0.9, default(T, "train.modality_dropout"), 0.05,
+                             help=help_text(T, "train.modality_dropout"))
+    t_max = t5.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500)
+    t_folder = st.text_input("Hugging Face folder (for hf-bert-teacher)", key="hf-folder-train",
+                             placeholder="/path/to/bert-base-uncased (config.json, model.safetensors, vocab.txt)")
+    overrides = {"pretrained": str(resolve_path(t_folder.strip()))} \
+        if preset == "hf-bert-teacher" and t_folder.strip() else {}
+    new_teacher = teacher_config(preset, overrides, int(t_epochs), float(t_lr), float(t_drop), int(t_max))
+    if st.button("Train teacher", type="primary", disabled=ds is None):
+        launch_teacher(new_teacher)
+    cli_hint(to_cli(new_teacher))
 
 
 @st.fragment(run_every=2)
@@ -146,10 +151,11 @@ with st.expander("Load a checkpoint or a local Hugging Face folder"):
         hf_epochs = h1.number_input("Epochs", 1, 100, 3, key="hf-epochs")
         hf_lr = h2.number_input("Learning rate", 1e-6, 1e-2, 1e-4, format="%.5f", key="hf-lr")
         hf_max = h3.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500, key="hf-max")
+        hf_teacher = teacher_config("hf-bert-teacher", {"pretrained": hf.path}, int(hf_epochs), float(hf_lr),
+                                    default(T, "train.modality_dropout"), int(hf_max))
         if st.button(f"Train a teacher on {name} from this folder", type="primary", disabled=ds is None):
-            launch_teacher("hf-bert-teacher", {"pretrained": hf.path}, int(hf_epochs), float(hf_lr), 0.15,
-                           int(hf_max))
-        cli_hint(teacher_cli("hf-bert-teacher", hf.path, int(hf_epochs), hf_lr))
+            launch_teacher(hf_teacher)
+        cli_hint(to_cli(hf_teacher))
     st.caption("MSD Studio checkpoints keep their model spec, modalities and labels in the safetensors header, "
                "so any model.safetensors written by `msd train-teacher` loads without its config. A Hugging Face "
                "folder must hold a BERT-family model with the BERT uncased vocabulary (the one every preset "

@@ -1,4 +1,9 @@
-"""Distill: launch KD / MSD runs (each its own process) and watch their curves live."""
+"""Distill: launch KD / MSD runs (each its own process) and watch their curves live.
+
+Every widget's choices and default come from the config dataclasses and registries
+(``msd_core.options``); the command shown under the form is rendered from the same configs the
+Launch button starts (``msd_core.cli.to_cli``).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,29 @@ import streamlit as st
 from app.components.live import active_runs, run_card
 from app.components.views import cli_hint, display_path, show_error, short_name
 from app.state import registry, teacher_data_config, teachers
+from msd_core.cli import to_cli
 from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
-from msd_core.models.presets import PRESETS
+from msd_core.method.objectives import OBJECTIVES
+from msd_core.options import choices, default, default_index, help_text
 from msd_core.paths import runs_dir
 from msd_core.runs import launch
-from msd_core.weighting import LEARNED, SCHEMES
+
+C = DistillRunConfig  # every default below is this config's
+
+
+def student_configs(teacher: dict, student: str, methods: list[str], seeds: list[int], form: dict,
+                    max_train: int) -> list[DistillRunConfig]:
+    """One run config per seed and method, from the form's values."""
+    data = teacher_data_config(teacher)
+    data.max_train_examples = int(max_train) or None
+    return [DistillRunConfig(teacher=teacher["path"], data=data, model=ModelConfig(student),
+                             train=TrainConfig(epochs=int(form["epochs"]), lr=float(form["lr"]), seed=seed,
+                                               modality_dropout=default(C, "train.modality_dropout")),
+                             distill=DistillConfig(method=method, **{k: form[k] for k in
+                                                                     ("weighting", "alpha", "temperature", "lam",
+                                                                      "tau")}))
+            for seed in seeds for method in methods]
+
 
 st.title("Distill")
 st.caption("Each run is a separate process recorded in the run registry (runs/registry.sqlite): closing the "
@@ -21,52 +44,59 @@ st.caption("Each run is a separate process recorded in the run registry (runs/re
 reg = registry()
 usable = [t for t in teachers() if "error" not in t]
 
-with st.form("launch"):
-    st.subheader("New runs")
-    if not usable:
-        st.info("No teacher yet: train one first (see Overview).")
-    c1, c2, c3 = st.columns(3)
-    teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
-    student = c2.selectbox("Student preset", [p for p in PRESETS if p.startswith("student")])
-    methods = c3.multiselect("Methods", ["none", "kd", "msd"], default=["kd", "msd"],
-                             help="Several methods launch one run each; runs of one seed see the same data order.")
-    c4, c5, c6, c7 = st.columns(4)
-    weighting = c4.selectbox("Weighting (MSD)", list(SCHEMES) + list(LEARNED), index=2)
-    alpha = c5.number_input("α (KD share)", 0.0, 1.0, 0.5, 0.05)
-    temperature = c6.number_input("T", 0.5, 10.0, 2.0, 0.5)
-    lam = c7.number_input("λ (auxiliary weight)", 0.0, 10.0, 1.0, 0.25)
-    c8, c9, c10, c11, c12 = st.columns(5)
-    tau = c8.number_input("τ", 0.05, 10.0, 1.0, 0.05)
-    epochs = c9.number_input("Epochs", 1, 100, 2)
-    lr = c10.number_input("Learning rate", 1e-5, 1e-1, 1e-3, format="%.4f")
-    seeds_text = c11.text_input("Seeds", "0", help="comma-separated, e.g. 0,1,2")
-    max_train = c12.number_input("Training examples (0 = all)", 0, 1_000_000, 2000, 500)
-    submitted = st.form_submit_button("Launch", type="primary", disabled=not usable)
+st.subheader("New runs")
+if not usable:
+    st.info("No teacher yet: train one first (see Overview).")
+c1, c2, c3 = st.columns(3)
+teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
+students = [p for p in choices("model.preset") if p.startswith("student")]
+student = c2.selectbox("Student preset", students, index=students.index(default(C, "model.preset")))
+methods = c3.multiselect("Methods", choices("distill.method"), default=["kd", "msd"],
+                         help="Several methods launch one run each; runs of one seed see the same data order.")
+form = {}
+c4, c5, c6, c7 = st.columns(4)
+form["weighting"] = c4.selectbox("Weighting (MSD)", choices("distill.weighting"),
+                                 index=default_index(C, "distill.weighting"), help=help_text(C, "distill.weighting"))
+form["alpha"] = c5.number_input("α (KD share)", 0.0, 1.0, default(C, "distill.alpha"), 0.05,
+                                help=help_text(C, "distill.alpha"))
+form["temperature"] = c6.number_input("T", 0.5, 10.0, default(C, "distill.temperature"), 0.5,
+                                      help=help_text(C, "distill.temperature"))
+form["lam"] = c7.number_input("λ (auxiliary weight)", 0.0, 10.0, default(C, "distill.lam"), 0.25,
+                              help=help_text(C, "distill.lam"))
+c8, c9, c10, c11, c12 = st.columns(5)
+form["tau"] = c8.number_input("τ", 0.05, 10.0, default(C, "distill.tau"), 0.05, help=help_text(C, "distill.tau"))
+form["epochs"] = c9.number_input("Epochs", 1, 100, 2)
+form["lr"] = c10.number_input("Learning rate", 1e-5, 1e-1, default(C, "train.lr"), format="%.4f")
+seeds_text = c11.text_input("Seeds", "0", help="comma-separated, e.g. 0,1,2")
+max_train = c12.number_input("Training examples (0 = all)", 0, 1_000_000, 2000, 500)
 
-if submitted:
+configs, problem = [], None
+try:
+    seeds = [int(s) for s in seeds_text.replace(" ", "").split(",") if s]
+    if not seeds or not methods:
+        problem = "choose at least one method and one seed"
+    elif teacher is not None:
+        configs = student_configs(teacher, student, methods, seeds, form, max_train)
+except ValueError:
+    problem = f"seeds must be whole numbers separated by commas, not {seeds_text!r}"
+if problem:
+    st.warning(f"Cannot launch yet: {problem}.")
+if st.button("Launch", type="primary", disabled=not configs):
     try:
-        seeds = [int(s) for s in seeds_text.replace(" ", "").split(",") if s]
-        if not seeds or not methods:
-            raise ValueError("choose at least one method and one seed")
-        data = teacher_data_config(teacher)
-        data.max_train_examples = int(max_train) or None
         launched = []
-        for seed in seeds:
-            for method in methods:
-                cfg = DistillRunConfig(
-                    teacher=teacher["path"], data=data, model=ModelConfig(student),
-                    train=TrainConfig(epochs=int(epochs), lr=float(lr), seed=seed, modality_dropout=0.0),
-                    distill=DistillConfig(method=method, weighting=weighting, alpha=alpha, temperature=temperature,
-                                          lam=lam, tau=tau))
-                cfg.out_dir = "runs/student"  # the launcher puts it under runs/<run id>
-                name = f"{method}{'-' + weighting if method == 'msd' else ''} {student} seed {seed}"
-                launched.append(launch(cfg, kind="student", registry=reg, name=name))
+        for cfg in configs:
+            d = cfg.distill
+            weighted = OBJECTIVES.get(d.method).weighted
+            name = f"{d.method}{'-' + d.weighting if weighted else ''} {cfg.model.preset} seed {cfg.train.seed}"
+            launched.append(launch(cfg, kind="student", registry=reg, name=name))
         st.success(f"Launched {len(launched)} run(s): {', '.join(launched)}")
         st.session_state["watch"] = launched
-    except ValueError as e:
-        st.error(f"Cannot launch: {e}")
     except Exception as e:  # noqa: BLE001
         show_error(e)
+if configs:
+    cli_hint("\n".join(to_cli(cfg) for cfg in configs)
+             + "\n# or with a config file: msd distill --config runs/<run id>/config.json")
+
 
 @st.fragment(run_every=2)
 def live() -> None:
@@ -86,10 +116,4 @@ def live() -> None:
 
 
 live()
-if usable:
-    example = DistillRunConfig(teacher=display_path(usable[0]["path"]), data=teacher_data_config(usable[0]),
-                               distill=DistillConfig(method="msd"))
-    cli_hint(f"msd distill --teacher {example.teacher} --data {example.data.name} --method msd "
-             f"--weighting instance-soft --epochs 2 --max-train 2000 --seed 0\n"
-             f"# or with a config file: msd distill --config run.json  (run.json as stored in runs/<id>/config.json)")
-    st.caption(f"Runs are written under {display_path(str(runs_dir()))}.")
+st.caption(f"Runs are written under {display_path(str(runs_dir()))}.")

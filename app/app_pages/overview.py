@@ -9,8 +9,8 @@ from app.components.figures import per_view_metrics_figure
 from app.components.views import cli_hint, display_path, example_cards, show_error, teacher_metrics_table
 from app.state import BUILT_IN, built_in, teachers
 from msd_core.data.registry import DATASETS
-from msd_core.preview import example_record
-from msd_core.teacher import model_label
+from msd_core.analysis.preview import example_record
+from msd_core.analysis.catalog import model_label
 
 st.title("MSD Studio")
 st.markdown(
@@ -73,8 +73,8 @@ else:
     st.caption("No runs yet: launch distillations on the Distill page (or train a teacher on Data & teacher).")
 
 st.header("Data sets")
-st.caption("Built in and offline: " + "; ".join(f"**{k}** — {DATASETS[k]}" for k in BUILT_IN)
-           + ". On-disk: " + "; ".join(f"**{k}** — {v}" for k, v in DATASETS.items() if k not in BUILT_IN) + ".")
+st.caption("Built in and offline: " + "; ".join(f"**{k}** — {DATASETS[k].doc}" for k in BUILT_IN)
+           + ". On-disk: " + "; ".join(f"**{k}** — {v.doc}" for k, v in DATASETS.items() if v.on_disk) + ".")
 for name in BUILT_IN:
     with st.expander(f"{name}: sample examples", expanded=True):
         try:

@@ -12,13 +12,13 @@ from app.components.figures import (SCATTER_META, bars, image_heatmap, saliency_
 from app.components.hover_images import hover_images
 from app.components.views import cli_hint, display_path, show_error, short_name, token_html
 from app.state import attributions, explorer_cache, saliency_table, teacher_data_config, teachers, thumbnails
-from msd_core.data.views import REMOVALS
-from msd_core.explore import scheme_weights
-from msd_core.preview import example_record
-from msd_core.saliency import MEASURES
+from msd_core.analysis.explore import scheme_weights
+from msd_core.analysis.preview import example_record
+from msd_core.config import DistillRunConfig
+from msd_core.options import choices, default_index
 
 st.title("Saliency explorer")
-st.caption("Modality saliency of the teacher (METHOD.md): loss-drop is CE(y, t(x without m)) − CE(y, t(x)); "
+st.caption("Modality saliency of the teacher (docs/METHOD.md §5): loss-drop is CE(y, t(x without m)) − CE(y, t(x)); "
            "positive means the modality helps this example. Everything is computed once per teacher, data "
            "split and removal strategy and cached on disk; changing the measure or a filter only redraws.")
 
@@ -32,8 +32,9 @@ c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
 teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
 split = c2.selectbox("Split", ["val", "test", "train"], help="Saliency on held-out data (val/test) is what the "
                      "teacher knows; on train, a memorised example's loss-drop is just the reduced view's loss.")
-measure = c3.selectbox("Measure", list(MEASURES))
-removal = c4.selectbox("Removal", list(REMOVALS), help="drop: tokens left out; mask: blanked; mean: data-set "
+measure = c3.selectbox("Measure", choices("distill.saliency"), index=default_index(DistillRunConfig, "distill.saliency"))
+removal = c4.selectbox("Removal", choices("distill.removal"), index=default_index(DistillRunConfig, "distill.removal"),
+                       help="drop: tokens left out; mask: blanked; mean: data-set "
                        "mean / neutral caption; swap: another example's content")
 data_cfg = teacher_data_config(teacher)
 data_json = json.dumps(asdict(data_cfg), sort_keys=True)

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from msd_core.errors import MSDError
+from msd_core.paths import display_path  # noqa: F401 - re-exported for the pages
 
 
 def show_error(e: Exception) -> None:
@@ -44,25 +45,13 @@ def teacher_metrics_table(teachers: list[dict], split: str = "test") -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def display_path(path: str) -> str:
-    """A run folder relative to the repository (or as given when it lies elsewhere)."""
-    from pathlib import Path
-
-    from msd_core.paths import REPO
-
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return path
-
-
 def short_name(teacher: dict) -> str:
     return f"{teacher.get('data')} · {teacher.get('preset')}"
 
 
 def cli_hint(command: str) -> None:
     st.caption("The same from the command line:")
-    st.code(command, language="bash")
+    st.code(command, language="bash", wrap_lines=True)
 
 
 def token_html(tokens: list[tuple[str, float]]) -> str:
