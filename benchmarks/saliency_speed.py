@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from captum.attr import FeatureAblation
 
-from msd_core.checkpoint import load_model
-from msd_core.data import views
-from msd_core.saliency import modality_saliency
-from msd_core.teacher_cache import TeacherLogits, compute_view_logits, view_sets
+from msd_core.data import make_view, named_views
+from msd_core.engine.checkpoint import load_model
+from msd_core.engine.predict import predict_views
+from msd_core.method.saliency import modality_saliency
+from msd_core.method.view_logits import TeacherLogits
 
 from .common import Row, timed
 from .step_cost import TEACHER, setup
@@ -22,7 +23,8 @@ def run(device, n: int = 256) -> list[Row]:
     ds, _, collator = setup(n)
     model, _ = load_model(f"{TEACHER}/model.safetensors", device)
     def batched():
-        logits, targets = compute_view_logits(model, ds, collator, device, view_sets(ds.modality_names), "drop")
+        logits, targets = predict_views(model, ds, collator, device, named_views(ds.modality_names, without=True),
+                                        batch_size=256)
         return modality_saliency(TeacherLogits([e.id for e in ds.examples], targets, logits, ds.labels,
                                                ds.modality_names, "drop"))
 
@@ -39,7 +41,7 @@ def run(device, n: int = 256) -> list[Row]:
         mods = batch.modalities
 
         def loss(*presence, batch=batch, mods=mods):
-            b = views(batch, mods)
+            b = make_view(batch, mods)
             b.present = {m: p[:, 0] > 0.5 for m, p in zip(mods, presence)}
             return F.cross_entropy(model(b), batch.targets, reduction="none")
 

@@ -7,16 +7,16 @@ import time
 
 import torch
 
-from msd_core.checkpoint import load_model
-from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig
-from msd_core.data import Collator, load_split
-from msd_core.distill import DistillLoss
+from msd_core.config import DataConfig
+from msd_core.data import Collator, load_split, named_views
+from msd_core.engine.checkpoint import load_model
+from msd_core.engine.predict import predict_views
+from msd_core.method.saliency import modality_saliency
+from msd_core.method.view_logits import TeacherLogits
 from msd_core.models import create_model
-from msd_core.saliency import modality_saliency, population_saliency
-from msd_core.teacher_cache import TeacherLogits, compute_view_logits, view_sets
 
 from .common import Row
-from .step_cost import TEACHER, stand_in_trainer
+from .step_cost import TEACHER, msd_objective
 
 
 def run(device, sizes=(1000, 4000, 16000), batch_size: int = 64) -> list[Row]:
@@ -26,20 +26,19 @@ def run(device, sizes=(1000, 4000, 16000), batch_size: int = 64) -> list[Row]:
         ds = load_split(DataConfig("synthetic", options={"n": n, "seed": 7}), "train")
         collator = Collator(ds.modalities)
         t0 = time.perf_counter()
-        logits, targets = compute_view_logits(teacher, ds, collator, device, view_sets(ds.modality_names), "drop")
+        logits, targets = predict_views(teacher, ds, collator, device,
+                                        named_views(ds.modality_names, without=True), batch_size=256)
         cache = TeacherLogits([e.id for e in ds.examples], targets, logits, ds.labels, ds.modality_names, "drop")
         sal = modality_saliency(cache)
         t_sal = time.perf_counter() - t0
-        cfg = DistillRunConfig(teacher=TEACHER, model=ModelConfig("student-two-tower"),
-                               distill=DistillConfig(method="msd", weighting="instance-soft"))
         torch.manual_seed(0)
         model = create_model("student-two-tower", ds.modalities, len(ds.labels),
                              train_texts=[e.inputs["text"] for e in ds.examples]).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        loss_fn = DistillLoss(cfg, cache, population_saliency(sal), collator)
+        objective = msd_objective(cache, collator)
         t0 = time.perf_counter()
         for i in range(0, n, batch_size):
-            out = loss_fn(model, collator(ds.examples[i:i + batch_size]).to(device), stand_in_trainer())
+            out = objective(model, collator(ds.examples[i:i + batch_size]).to(device), step=1, lr=1e-3)
             opt.zero_grad()
             out["loss"].backward()
             opt.step()

@@ -4,28 +4,28 @@ views at full length, teacher run inside the step) for contrast."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import torch
 
-from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
-from msd_core.data import Collator, load_split, views
-from msd_core.distill import DistillLoss
-from msd_core.losses import msd_loss
+from msd_core.config import DataConfig, DistillConfig
+from msd_core.data import Collator, load_split, make_view
+from msd_core.engine.teacher_cache import teacher_logits
+from msd_core.method.losses import msd_loss
+from msd_core.method.objectives import build_objective
+from msd_core.method.saliency import modality_saliency, population_saliency
 from msd_core.models import create_model
-from msd_core.saliency import modality_saliency, population_saliency
-from msd_core.teacher_cache import teacher_logits
+from msd_core.paths import demo_teacher
 
 from .common import Row, timed
 
-TEACHER = "assets/teachers/synthetic"
+TEACHER = str(demo_teacher("synthetic"))
 DATA = DataConfig("synthetic", options={"n": 4000})
 
 
-def stand_in_trainer(model=None) -> SimpleNamespace:
-    """What ``DistillLoss`` reads from the trainer, at step 0 (where a meta step runs)."""
-    return SimpleNamespace(global_step=0, module=model, cfg=TrainConfig(batch_size=32),
-                           scheduler=SimpleNamespace(get_last_lr=lambda: [1e-3]))
+def msd_objective(cache, collator, method: str = "msd", weighting: str = "instance-soft", meta_examples=None):
+    """The objective ``msd distill`` would build for this cache (step 0 runs a meta step)."""
+    return build_objective(DistillConfig(method=method, weighting=weighting), teacher=cache,
+                           population=population_saliency(modality_saliency(cache)), collator=collator,
+                           meta_examples=meta_examples, batch_size=32)
 
 
 def setup(n: int = 256):
@@ -41,15 +41,11 @@ def step_time(student_preset: str, method: str, device, ds, cache, collator, bat
     texts = [e.inputs["text"] for e in ds.examples]
     model = create_model(student_preset, ds.modalities, len(ds.labels), train_texts=texts).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    cfg = DistillRunConfig(teacher=TEACHER, data=DATA, model=ModelConfig(student_preset),
-                           distill=DistillConfig(method=method, weighting=weighting))
-    meta = ds.examples[batch_size:2 * batch_size]
-    loss_fn = DistillLoss(cfg, cache, population_saliency(modality_saliency(cache)), collator, meta)
+    objective = msd_objective(cache, collator, method, weighting, ds.examples[batch_size:2 * batch_size])
     batch = collator(ds.examples[:batch_size]).to(device)
-    trainer = stand_in_trainer(model)
 
     def step():
-        out = loss_fn(model, batch, trainer)
+        out = objective(model, batch, step=0, lr=1e-3)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
@@ -58,7 +54,7 @@ def step_time(student_preset: str, method: str, device, ds, cache, collator, bat
 
 
 def naive_msd_time(student_preset: str, device, ds, collator, batch_size: int = 32) -> float:
-    from msd_core.checkpoint import load_model
+    from msd_core.engine.checkpoint import load_model
 
     teacher, _ = load_model(f"{TEACHER}/model.safetensors", device)
     texts = [e.inputs["text"] for e in ds.examples]
@@ -71,9 +67,9 @@ def naive_msd_time(student_preset: str, device, ds, collator, batch_size: int = 
     def step():
         with torch.no_grad():
             t_full = teacher(batch)
-            t_views = {m: teacher(views(batch, (m,), "mask")) for m in mods}
+            t_views = {m: teacher(make_view(batch, (m,), "mask")) for m in mods}
         s_full = model(batch)
-        s_views = {m: model(views(batch, (m,), "mask")) for m in mods}
+        s_views = {m: model(make_view(batch, (m,), "mask")) for m in mods}
         w = {m: torch.ones(len(batch), device=batch.targets.device) for m in mods}
         out = msd_loss(s_full, t_full, batch.targets, s_views, t_views, w, alpha=0.5, T=2.0)
         opt.zero_grad()

@@ -12,24 +12,16 @@ from pathlib import Path
 
 import torch
 
-from msd_core.checkpoint import load_model
-
-from msd_core.data.views import all_views
-from msd_core.teacher_cache import teacher_logits
+from msd_core.data import Collator, load_split, named_views
+from msd_core.engine.checkpoint import load_model, save_model
+from msd_core.engine.teacher_cache import teacher_logits
+from msd_core.models import create_model
 
 from .common import Row
-from .step_cost import DATA, TEACHER, stand_in_trainer
+from .step_cost import DATA, msd_objective
 
 
 def run(device, n: int = 512, batch_size: int = 32) -> list[Row]:
-    from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig
-    from msd_core.distill import DistillLoss
-    from msd_core.models import create_model
-    from msd_core.saliency import modality_saliency, population_saliency
-
-    from msd_core.checkpoint import save_model
-    from msd_core.data import Collator, load_split
-
     tmp = tempfile.mkdtemp(prefix="msd-bench-cache-")
     os.environ["MSD_STUDIO_CACHE"] = tmp
     ds = load_split(DATA, "train").subset(range(n))
@@ -47,22 +39,20 @@ def run(device, n: int = 512, batch_size: int = 32) -> list[Row]:
 
     teacher, _ = load_model(teacher_path, device)
     texts = [e.inputs["text"] for e in ds.examples]
-    cfg = DistillRunConfig(teacher=TEACHER, data=DATA, model=ModelConfig("student-small"),
-                           distill=DistillConfig(method="msd", weighting="instance-soft"))
 
     def epoch(live_teacher: bool) -> float:
         torch.manual_seed(0)
         model = create_model("student-small", ds.modalities, len(ds.labels), train_texts=texts).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        loss_fn = DistillLoss(cfg, cache, population_saliency(modality_saliency(cache)), collator)
-        sets = {k: v for k, v in all_views(ds.modality_names).items()}
+        objective = msd_objective(cache, collator)
+        views = named_views(ds.modality_names, without=True)
         t = time.perf_counter()
         for i in range(0, n, batch_size):
             batch = collator(ds.examples[i:i + batch_size]).to(device)
             if live_teacher:  # what the cache saves: the teacher on every view, every step
                 with torch.inference_mode():
-                    teacher.forward_views(batch, sets)
-            out = loss_fn(model, batch, stand_in_trainer())
+                    teacher.forward_views(batch, views)
+            out = objective(model, batch, step=1, lr=1e-3)
             opt.zero_grad()
             out["loss"].backward()
             opt.step()

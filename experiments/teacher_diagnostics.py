@@ -1,6 +1,6 @@
 """What a teacher's single-modality predictions could teach a student beyond plain KD.
 
-    python -m benchmarks.teacher_diagnostics --teacher assets/teachers/easy-vqa --data easy-vqa
+    python -m experiments.teacher_diagnostics --teacher assets/teachers/easy-vqa --data easy-vqa
 
 ``--teacher`` takes any checkpoint folder, a distilled student's too (to compare what KD and MSD
 students learned, question type by question type).
@@ -32,7 +32,7 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
     import torch
 
     from msd_core.data.registry import load_split
-    from msd_core.teacher_cache import teacher_logits
+    from msd_core.engine.teacher_cache import teacher_logits
 
     ds = load_split(data, split)
     cache = teacher_logits(teacher, data, ds, device="cpu")
@@ -52,7 +52,7 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
         yesno = torch.tensor([ds.labels[t] in ("yes", "no") for t in y.tolist()])
         groups |= {f"yes/no ({yesno.float().mean():.1%})": yesno, "other answers": ~yesno}
     if data.name == "easy-vqa":
-        from benchmarks.image_probe import answer_kind
+        from experiments.image_probe import answer_kind
 
         shape = torch.tensor([answer_kind(ds.labels[t]) == "shape" for t in y.tolist()])
         groups |= {f"· shape answers ({shape.float().mean():.1%})": shape,
@@ -83,7 +83,7 @@ def image_only_hints(cache, labels: list[str], t: float = 2.0) -> list[str]:
     image-only view never sees the question, so the same hint comes with every question about the image."""
     import torch
 
-    from benchmarks.image_probe import answer_kind
+    from experiments.image_probe import answer_kind
 
     kinds = {kind: [i for i, n in enumerate(labels) if answer_kind(n) == kind] for kind in ("shape", "colour")}
     p = torch.softmax(cache.logits["only:image"].float() / t, -1)
@@ -100,7 +100,7 @@ def image_only_hints(cache, labels: list[str], t: float = 2.0) -> list[str]:
 def main() -> int:
     from msd_core.config import DataConfig
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.teacher_diagnostics")
+    p = argparse.ArgumentParser(prog="python -m experiments.teacher_diagnostics")
     p.add_argument("--teacher", default="assets/teachers/easy-vqa")
     p.add_argument("--data", default="easy-vqa")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")

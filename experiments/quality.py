@@ -1,17 +1,17 @@
 """No-KD vs KD vs MSD (each weighting, λ ∈ {0.5, 1, 2}), several seeds, per data regime and
-student; results accumulate in ``benchmarks/results/quality.jsonl`` (one line per finished run,
+student; results accumulate in ``experiments/results/quality.jsonl`` (one line per finished run,
 so an interrupted sweep resumes where it stopped) and are summarised in ``RESULTS.md``.
 
-    python -m benchmarks.quality [--grid full|quick] [--seeds 0 1 2] [--regimes ...] [--students ...]
+    python -m experiments.quality [--grid full|quick] [--seeds 0 1 2] [--regimes ...] [--students ...]
                                  [--weightings ...] [--lams ...] [--list] [--summary-only]
 
 Each run's student sees the same data order for a given seed whatever the method (the
 trainer's order depends only on the seed), so MSD − KD is paired by seed. The exception is the
 learned weightings: they hold ``meta_fraction`` of the training split out as their meta split, so
-they train on fewer examples in another order (``benchmarks.learned_weights`` runs the matching
+they train on fewer examples in another order (``experiments.learned_weights`` runs the matching
 control). Each row also records the mean MSD weight per modality over the last epoch and the git
 revision of the code that trained it, read once when the sweep starts (``-dirty`` for local changes
-outside the sweep's own outputs, ``benchmarks/results`` and ``RESULTS.md``).
+outside the sweep's own outputs, ``experiments/results`` and ``RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -29,14 +29,15 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TrainConfig  # noqa: E402
+from msd_core.paths import demo_teacher  # noqa: E402
 from msd_core.provenance import git_revision  # noqa: E402
-from msd_core.weighting import LEARNED, SCHEMES  # noqa: E402
+from msd_core.method.weighting import WEIGHTINGS  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "quality.jsonl"
+RESULTS = ROOT / "experiments" / "results" / "quality.jsonl"
 REGIMES = {
-    "easy-vqa-2k": ("assets/teachers/easy-vqa", DataConfig("easy-vqa", max_train_examples=2000)),
-    "easy-vqa-full": ("assets/teachers/easy-vqa", DataConfig("easy-vqa")),
-    "synthetic": ("assets/teachers/synthetic", DataConfig("synthetic", options={"n": 4000})),
+    "easy-vqa-2k": (str(demo_teacher("easy-vqa")), DataConfig("easy-vqa", max_train_examples=2000)),
+    "easy-vqa-full": (str(demo_teacher("easy-vqa")), DataConfig("easy-vqa")),
+    "synthetic": (str(demo_teacher("synthetic")), DataConfig("synthetic", options={"n": 4000})),
 }
 STUDENTS = ("student-small", "student-two-tower")
 
@@ -45,7 +46,7 @@ def grid(kind: str) -> list[tuple[str, str | None, float | None]]:
     methods: list[tuple[str, str | None, float | None]] = [("none", None, None), ("kd", None, None)]
     if kind == "quick":
         return methods + [("msd", "instance-soft", 1.0), ("msd", "uniform", 1.0)]
-    for weighting in list(SCHEMES) + list(LEARNED):
+    for weighting in WEIGHTINGS.names():
         for lam in (0.5, 1.0, 2.0):
             methods.append(("msd", weighting, lam))
     return methods
@@ -55,13 +56,13 @@ def key(regime, student, method, weighting, lam, seed) -> str:
     return f"{regime}|{student}|{method}|{weighting}|{lam}|{seed}"
 
 
-NOTES = ROOT / "benchmarks" / "results" / "notes.md"
+NOTES = ROOT / "experiments" / "results" / "notes.md"
 
 
 def teacher_sha(regime: str) -> str:
     """Which teacher checkpoint a row was distilled from: rows of a replaced teacher are kept in
     the JSONL but neither summarised nor counted as done."""
-    from msd_core.checkpoint import file_hash
+    from msd_core.engine.checkpoint import file_hash
 
     return file_hash(ROOT / REGIMES[regime][0] / "model.safetensors")[:16]
 
@@ -92,7 +93,7 @@ def run_config(regime: str, student: str, seed: int, epochs: int, out_dir: Path,
 
 def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Path, revision: str | None = None) -> dict:
     """Trains one run of the grid and returns its row, which records ``revision``."""
-    from msd_core.distill import distill
+    from msd_core.engine.distill import distill
 
     out_dir = out_root / key(regime, student, method, weighting, lam, seed).replace("|", "_")
     if out_dir.exists():  # the sweep's own scratch folder, left by an interrupted run or a replaced teacher
@@ -196,9 +197,9 @@ def saliency_report(max_examples: int = 4000) -> str:
     import torch
 
     from msd_core.data.registry import load_split
-    from msd_core.evaluate import auroc
-    from msd_core.saliency import dominance_share, modality_saliency, population_saliency
-    from msd_core.teacher_cache import teacher_logits
+    from msd_core.engine.evaluate import auroc
+    from msd_core.method.saliency import dominance_share, modality_saliency, population_saliency
+    from msd_core.engine.teacher_cache import teacher_logits
 
     lines = ["| teacher | split | examples | S_image | S_text | image dominates | text dominates "
              "| AUROC image-only vs text-only |", "|---|---|---|---|---|---|---|---|"]
@@ -218,18 +219,18 @@ def saliency_report(max_examples: int = 4000) -> str:
                 keep = torch.tensor([k in ("image-only", "text-only") for k in kinds])
                 truth = torch.tensor([k == "image-only" for k in kinds])[keep]
                 auc = f"{auroc((sal['image'] - sal['text'])[keep], truth):.4f}"
-            lines.append(f"| {teacher} | {split} | {len(ds)} | {pop['image']:+.3f} | {pop['text']:+.3f} "
+            lines.append(f"| {os.path.relpath(teacher, ROOT)} | {split} | {len(ds)} | {pop['image']:+.3f} | {pop['text']:+.3f} "
                          f"| {dom['image']:.0%} | {dom['text']:.0%} | {auc} |")
     return "\n".join(lines)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.quality")
+    p = argparse.ArgumentParser(prog="python -m experiments.quality")
     p.add_argument("--grid", choices=["full", "quick"], default="full")
     p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--regimes", nargs="*", default=list(REGIMES), choices=list(REGIMES))
     p.add_argument("--students", nargs="*", default=list(STUDENTS), choices=list(STUDENTS))
-    p.add_argument("--weightings", nargs="*", choices=list(SCHEMES) + list(LEARNED),
+    p.add_argument("--weightings", nargs="*", choices=WEIGHTINGS.names(),
                    help="only these MSD weightings (no KD and KD always run)")
     p.add_argument("--lams", type=float, nargs="*", help="only these MSD λ values")
     p.add_argument("--epochs", type=int, default=3)
@@ -247,7 +248,7 @@ def main() -> int:
         if a.list:
             print("\n".join(key(*job) for job in todo))
             return 0
-        revision = git_revision(ignore=("benchmarks/results", "RESULTS.md"))
+        revision = git_revision(ignore=("experiments/results", "RESULTS.md"))
         for i, job in enumerate(todo, 1):
             row = run_one(*job, epochs=a.epochs, out_root=out_root, revision=revision)
             with RESULTS.open("a") as f:
@@ -262,8 +263,8 @@ def main() -> int:
     full = len(REGIMES) * len(STUDENTS) * 3 * len(grid("full"))
     notes = "\n\n" + NOTES.read_text() if NOTES.is_file() else ""
     (ROOT / "RESULTS.md").write_text(
-        "# Results: no KD vs KD vs MSD\n\nProduced by `python -m benchmarks.quality` from "
-        "`benchmarks/results/quality.jsonl` (test-set accuracy, mean ± std over seeds; 3 epochs, batch 32, "
+        "# Results: no KD vs KD vs MSD\n\nProduced by `python -m experiments.quality` from "
+        "`experiments/results/quality.jsonl` (test-set accuracy, mean ± std over seeds; 3 epochs, batch 32, "
         f"lr 1e-3). " + (f"**All {full} runs of the full grid are recorded.** " if n >= full else
                          f"**{n} of the {full} runs of the full grid are recorded so far**: the sweep resumes "
                          "where it stopped, so rerun the command to extend this table. ")

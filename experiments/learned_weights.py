@@ -1,6 +1,6 @@
 """What the meta-learned MSD weights learn, and whether learning them is what helps.
 
-    python -m benchmarks.learned_weights --regime easy-vqa-2k --student student-two-tower --seeds 0 1 2
+    python -m experiments.learned_weights --regime easy-vqa-2k --student student-two-tower --seeds 0 1 2
 
 For each seed it trains the student once per arm (``--arms``; by default the first two), each
 with the ``learned`` (or ``--weighting learned-global``) scheme of ``weighting.MetaWeighter``:
@@ -31,7 +31,6 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def example_groups(ds) -> dict[str, list[int]]:
     """Row groups of a training split to report weights by: answer kind on easy-VQA, the
     ground-truth reliance on ``synthetic``, else every row."""
-    from benchmarks.image_probe import answer_kind
+    from experiments.image_probe import answer_kind
 
     if all("reliance" in e.meta for e in ds.examples):
         kinds = [e.meta["reliance"] for e in ds.examples]
@@ -57,27 +56,19 @@ def example_groups(ds) -> dict[str, list[int]]:
     return groups
 
 
-@contextmanager
-def weights_by_group(group_of: dict[str, str], modality_of: dict[str, str], total: float):
-    """While active, MSD puts the whole auxiliary weight ``total`` (``λ·|M|``) of each training
-    example on one modality, ``modality_of[group_of[example id]]``, in place of its weighting."""
+def weights_by_group(group_of: dict[str, str], modality_of: dict[str, str], total: float,
+                     modalities: list[str]):
+    """A weight source for ``distill(..., weights=...)``: each training example's whole auxiliary
+    weight ``total`` (``λ·|M|``) goes to one modality, ``modality_of[group_of[example id]]``."""
     import torch
 
-    from msd_core import distill as distill_module
-
-    original = distill_module.DistillLoss.weights
-
-    def fixed(self, rows, device):
-        w = {m: torch.zeros(len(rows), device=device) for m in self.mods}
-        for i, r in enumerate(rows.tolist()):
-            w[modality_of[group_of[self.cache.ids[r]]]][i] = total
+    def weights(ids: list[str], device) -> dict[str, torch.Tensor]:
+        w = {m: torch.zeros(len(ids), device=device) for m in modalities}
+        for i, ex_id in enumerate(ids):
+            w[modality_of[group_of[ex_id]]][i] = total
         return w
 
-    distill_module.DistillLoss.weights = fixed
-    try:
-        yield
-    finally:
-        distill_module.DistillLoss.weights = original
+    return weights
 
 
 def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, lam: float, epochs: int,
@@ -87,9 +78,9 @@ def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, la
     modality), ``weights_by_group`` replaces the weights (and no final weights are returned)."""
     import torch
 
-    from benchmarks.quality import REGIMES, run_config
+    from experiments.quality import REGIMES, run_config
     from msd_core.config import DistillConfig
-    from msd_core.distill import distill
+    from msd_core.engine.distill import distill
 
     data = REGIMES[regime][1]
     out = out_root / f"{regime}_{student}_{weighting}_{lam}_{seed}_metalr{meta_lr}"
@@ -100,7 +91,7 @@ def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, la
     held: dict = {}
 
     def on_step(trainer, logs):
-        held["loss"] = trainer.loss_fn
+        held["objective"] = trainer.objective
         steps.append({k: float(v) for k, v in logs.items() if k.startswith("w:") and k.endswith(":mean")})
 
     from msd_core.data.registry import load_split
@@ -111,14 +102,14 @@ def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, la
         raise SystemExit(f"--fixed must name one modality of {ds.modality_names} for each group "
                          f"{sorted(groups)}; got {fixed}")
     t0 = time.time()
-    with weights_by_group({ds.examples[i].id: g for g, idx in groups.items() for i in idx}, fixed,
-                          lam * len(ds.modality_names)) if fixed else nullcontext():
-        metrics = distill(cfg, progress=False, log=lambda *_: None, callbacks={"on_step_end": [on_step]})
-    loss = held["loss"]
-    with torch.no_grad():
-        w = loss.weighter(loss.features)
-    # DistillLoss' rows follow its training cache, which is the training split without the meta split.
-    train_rows = {ex_id: r for r, ex_id in enumerate(loss.cache.ids)}
+    source = weights_by_group({ds.examples[i].id: g for g, idx in groups.items() for i in idx}, fixed,
+                              lam * len(ds.modality_names), ds.modality_names) if fixed else None
+    metrics = distill(cfg, progress=False, log=lambda *_: None, callbacks={"on_step_end": [on_step]},
+                      weights=source)
+    objective = held["objective"]
+    w = objective.example_weights()
+    # The objective's rows follow its teacher table: the training split without the meta split.
+    train_rows = {ex_id: r for r, ex_id in enumerate(objective.teacher.ids)}
     by_group = {}
     for name, idx in groups.items() if not fixed else ():
         rows = [train_rows[ds.examples[i].id] for i in idx if ds.examples[i].id in train_rows]
@@ -131,9 +122,9 @@ def run(regime: str, student: str, seed: int, meta_lr: float, weighting: str, la
 
 
 def main() -> int:
-    from benchmarks.quality import REGIMES, STUDENTS
+    from experiments.quality import REGIMES, STUDENTS
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.learned_weights")
+    p = argparse.ArgumentParser(prog="python -m experiments.learned_weights")
     p.add_argument("--regime", choices=sorted(REGIMES), default="easy-vqa-2k")
     p.add_argument("--student", choices=STUDENTS, default="student-two-tower")
     p.add_argument("--weighting", choices=("learned", "learned-global"), default="learned")

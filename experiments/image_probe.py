@@ -1,6 +1,6 @@
 """Can an image encoder read shape and colour off easy-VQA's images? A probe per encoder kind.
 
-    python -m benchmarks.image_probe [--epochs 6] [--kinds strided maxpool]
+    python -m experiments.image_probe [--epochs 6] [--kinds strided maxpool]
 
 Each easy-VQA image holds one shape (circle, rectangle or triangle) of one of 8 colours. The
 labels come from the data set's own questions: an image asked "what shape ..." or "what colour
@@ -87,7 +87,7 @@ def probe(kind: str, epochs: int, data) -> Iterator[tuple[float, float, float]]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.image_probe")
+    p = argparse.ArgumentParser(prog="python -m experiments.image_probe")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--kinds", nargs="*", default=["strided", "maxpool"])
     a = p.parse_args()
