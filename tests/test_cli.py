@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from msd_core.cli import main
 
 
@@ -17,8 +19,10 @@ def test_bad_input_is_a_message_and_exit_code_2(capsys, tmp_path):
     assert err.startswith("error: ") and "train.jsonl" in err and "Traceback" not in err
     assert main(["data", "--data", "synthetic", "--data-option", "n"]) == 2
     assert "key=value" in capsys.readouterr().err
-    assert main(["train-teacher", "--data", "synthetic", "--model", "huge", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown model preset 'huge'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # choices come from the preset registry
+        main(["train-teacher", "--data", "synthetic", "--model", "huge", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2
+    assert "--model: invalid choice: 'huge' (choose from 'minilm-teacher'" in capsys.readouterr().err
     assert main(["train-teacher", "--data", "synthetic", "--model-option", "image_encoder", "--out",
                  str(tmp_path / "y")]) == 2
     assert "--model-option 'image_encoder': write it as key=value" in capsys.readouterr().err
@@ -34,10 +38,10 @@ def test_train_teacher_then_evaluate_from_the_command_line(capsys, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "finished" and run["config"]["model"] == {"preset": "student-two-tower",
                                                                       "overrides": {"image_encoder": "maxpool"}}
-    from msd_core.checkpoint import read_metadata
+    from msd_core.engine.checkpoint import read_metadata
 
     assert read_metadata(out / "model.safetensors")["spec"]["image_encoder"] == "maxpool"
-    from msd_core.teacher import describe_checkpoint, model_label
+    from msd_core.analysis.catalog import describe_checkpoint, model_label
 
     assert model_label(describe_checkpoint(out / "model.safetensors")) == "student-two-tower (image_encoder=maxpool)"
     from msd_core.config import TeacherRunConfig
@@ -51,3 +55,21 @@ def test_train_teacher_then_evaluate_from_the_command_line(capsys, tmp_path):
     assert metrics["full"]["accuracy"] == saved["full"]["accuracy"]
     assert main(args) == 2  # the folder is taken: resume or choose another
     assert "--resume" in capsys.readouterr().err
+
+
+def test_a_job_that_stops_before_training_records_why(tmp_path, capsys):
+    """``msd job`` (what the launcher starts): a run refused before its recorder takes over is
+    still marked failed with the reason, not left queued."""
+    from msd_core.config import DistillRunConfig
+    from msd_core.runs import Registry
+
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"")
+    cfg = DistillRunConfig(out_dir=str(out))
+    reg = Registry(tmp_path / "r.sqlite")
+    run_id = reg.create(cfg.to_dict(), kind="student", out_dir=str(out))
+    assert main(["job", "--db", str(tmp_path / "r.sqlite"), "--run", run_id]) == 1
+    row = reg.run(run_id)
+    assert row["status"] == "failed" and row["error"].startswith("ConfigError: ") and "already holds" in row["error"]
+    assert "error: " in capsys.readouterr().err

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
-from msd_core.teacher import train_teacher
+from msd_core.engine.teacher import train_teacher
 from tests.conftest import TINY
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
@@ -42,8 +42,8 @@ def finished_students(tiny_teacher_runs, tmp_path_factory):
     import os
 
     from msd_core.config import DistillConfig, DistillRunConfig
-    from msd_core.distill import distill
-    from msd_core.runs import Registry
+    from msd_core.engine.distill import distill
+    from msd_core.runs import Registry, RunRecorder
 
     home = tmp_path_factory.mktemp("students")
     os.environ["MSD_STUDIO_CACHE"] = str(home / "cache")
@@ -57,11 +57,7 @@ def finished_students(tiny_teacher_runs, tmp_path_factory):
                                train=TrainConfig(epochs=1, batch_size=16, seed=0),
                                distill=DistillConfig(method=method), out_dir=str(home / method))
         run_id = reg.create(cfg.to_dict(), kind="student", name=f"{method} seed 0", out_dir=cfg.out_dir)
-        reg.start(run_id, os.getpid())
-        steps = []
         distill(cfg, progress=False, log=lambda *_: None,
-                callbacks={"on_step_end": [lambda t, logs: steps.append((logs["step"], "train/loss", logs["loss"]))]})
-        reg.log_metrics(run_id, steps)
-        reg.finish(run_id, "finished")
+                recorder=RunRecorder(cfg.out_dir, {}, registry=reg, run_id=run_id))
         ids.append(run_id)
     return home, ids

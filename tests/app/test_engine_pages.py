@@ -48,13 +48,41 @@ def test_distill_page_with_no_teacher_and_no_runs(empty_home):
     assert "Nothing is running" in texts(at.caption)
 
 
+def test_distill_page_defaults_and_command_come_from_the_config(home_with_teacher):
+    """The form opens on DistillRunConfig's defaults and the command under it follows the form."""
+    from msd_core.config import DistillRunConfig
+    from msd_core.method.weighting import WEIGHTINGS
+
+    at = run_app("app_pages/distill.py")
+    weighting = next(s for s in at.selectbox if s.label == "Weighting (MSD)")
+    assert weighting.options == WEIGHTINGS.names() and weighting.value == DistillRunConfig().distill.weighting
+    lam = next(n for n in at.number_input if n.label == "λ (auxiliary weight)")
+    assert lam.value == DistillRunConfig().distill.lam
+    commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()
+    assert len(commands) == 3 and all("--lam" not in c for c in commands[:2])  # kd, msd, then the --config hint
+    lam.set_value(2.5).run()
+    weighting.set_value("uniform").run()
+    next(t for t in at.text_input if t.label == "Seeds").set_value("0,1").run()
+    commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()[:-1]
+    assert len(commands) == 4  # two seeds × (kd, msd)
+    msd_seed1 = [c for c in commands if "--method" not in c and "--seed 1" in c]
+    assert len(msd_seed1) == 1 and "--lam 2.5" in msd_seed1[0] and "--weighting uniform" in msd_seed1[0]
+    from msd_core.cli import build_parser, run_config
+
+    import shlex
+
+    cfg = run_config(DistillRunConfig, build_parser().parse_args(shlex.split(msd_seed1[0])[1:]))
+    assert (cfg.distill.lam, cfg.distill.weighting, cfg.train.seed, cfg.data.max_train_examples) == (2.5, "uniform",
+                                                                                                      1, 2000)
+
+
 def test_distill_page_launches_runs_that_stream_and_cancel(home_with_teacher, tmp_path, monkeypatch):
     monkeypatch.setenv("MSD_STUDIO_RUNS", str(home_with_teacher))
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
     at = run_app("app_pages/distill.py")
     at.multiselect[0].set_value(["msd"])
-    at.number_input[5].set_value(20)  # epochs, so that it is still running when we look
-    at.button[0].click().run()
+    next(n for n in at.number_input if n.label == "Epochs").set_value(20)  # still running when we look
+    next(b for b in at.button if b.label == "Launch").click().run()
     assert "Launched 1 run(s)" in texts(at.success), texts(at.error)
     from msd_core.runs import Registry
 
@@ -87,7 +115,12 @@ def test_compare_page_tables_curves_diff_and_examples(finished_students, monkeyp
     at = run_app("app_pages/compare.py")
     table = at.dataframe[0].value
     assert len(table) == 2 and "only:text accuracy" in table.columns
-    assert float(table["full accuracy"].iloc[0]) >= 0  # one seed: a plain mean (± needs two)
+    import json
+
+    for method in ("kd", "msd"):  # one seed: the plain value (± needs two), to four places
+        saved = json.loads((home / method / "metrics.json").read_text())["test"]["full"]["accuracy"]
+        row = table[table["group"].str.startswith(method)]
+        assert list(row["full accuracy"]) == [f"{saved:.4f}"]
     assert len(at.get("plotly_chart")) == 1
     diff = at.dataframe[1].value
     assert "distill.method" in list(diff["setting"])
@@ -144,7 +177,7 @@ def test_data_page_trains_a_teacher_as_a_run_and_loads_a_checkpoint(home_with_te
 
 
 def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empty_home, tmp_path, monkeypatch):
-    from msd_core.checkpoint import read_metadata
+    from msd_core.engine.checkpoint import read_metadata
     from msd_core.runs import Registry
     from tests.models.test_hf_folder import save_tiny_bert
 

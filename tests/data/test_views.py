@@ -1,7 +1,7 @@
 import torch
 import pytest
 
-from msd_core.data import Collator, mean_fill, views
+from msd_core.data import Collator, make_view, mean_fill
 from msd_core.errors import ConfigError
 from tests.conftest import tiny_model
 
@@ -9,7 +9,7 @@ from tests.conftest import tiny_model
 def test_drop_leaves_the_modality_tokens_out(synthetic3, batch3):
     model = tiny_model(synthetic3)
     full_tokens, _ = model.embed(batch3)
-    v = views(batch3, ["text", "tabular"], "drop")
+    v = make_view(batch3, ["text", "tabular"], "drop")
     assert v.modalities == ["text", "tabular"]
     tokens, mask = model.embed(v)
     n_image_tokens = model.encoders["image"](batch3.values["image"]).shape[1]
@@ -18,7 +18,7 @@ def test_drop_leaves_the_modality_tokens_out(synthetic3, batch3):
 
 
 def test_mask_keeps_shapes_and_blanks_content(batch3):
-    v = views(batch3, ["tabular"], "mask")
+    v = make_view(batch3, ["tabular"], "mask")
     for m in batch3.modalities:
         assert v.values[m].shape == batch3.values[m].shape
     assert torch.count_nonzero(v.values["image"]) == 0
@@ -34,12 +34,12 @@ def test_output_on_a_view_ignores_the_removed_content(synthetic3, batch3, remova
     model = tiny_model(synthetic3)
     collator = Collator(synthetic3.modalities)
     fill = mean_fill([batch3], collator.text_batch("look at this"))
-    altered = views(batch3, ["image", "text", "tabular"])  # a copy we can change
+    altered = make_view(batch3, ["image", "text", "tabular"])  # a copy we can change
     altered.values = dict(altered.values)
     altered.values["image"] = torch.randn_like(batch3.values["image"])
     with torch.no_grad():
-        a = model(views(batch3, ["text", "tabular"], removal, fill=fill))
-        b = model(views(altered, ["text", "tabular"], removal, fill=fill))
+        a = model(make_view(batch3, ["text", "tabular"], removal, fill=fill))
+        b = model(make_view(altered, ["text", "tabular"], removal, fill=fill))
         c = model(batch3)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert not torch.allclose(a, c, atol=1e-4)  # the image did matter to the full view
@@ -48,38 +48,38 @@ def test_output_on_a_view_ignores_the_removed_content(synthetic3, batch3, remova
 def test_per_example_absence_equals_drop(synthetic3, batch3):
     """Modality dropout masks an example's tokens; the logits equal the dropped view's."""
     model = tiny_model(synthetic3)
-    masked = views(batch3, batch3.modalities)
+    masked = make_view(batch3, batch3.modalities)
     masked.present = dict(masked.present)
     masked.present["image"] = torch.zeros(len(batch3), dtype=torch.bool)
     with torch.no_grad():
-        torch.testing.assert_close(model(masked), model(views(batch3, ["text", "tabular"], "drop")),
+        torch.testing.assert_close(model(masked), model(make_view(batch3, ["text", "tabular"], "drop")),
                                    rtol=1e-5, atol=1e-5)
 
 
 def test_swap_gives_every_example_another_examples_content(batch3):
     g = torch.Generator().manual_seed(0)
-    v = views(batch3, ["text", "tabular"], "swap", generator=g)
+    v = make_view(batch3, ["text", "tabular"], "swap", generator=g)
     imgs, orig = v.values["image"], batch3.values["image"]
     for i in range(len(batch3)):
         matches = [j for j in range(len(batch3)) if torch.equal(imgs[i], orig[j])]
         assert matches and i not in matches
     assert torch.equal(v.values["text"], batch3.values["text"])
-    v2 = views(batch3, ["text", "tabular"], "swap", generator=torch.Generator().manual_seed(0))
+    v2 = make_view(batch3, ["text", "tabular"], "swap", generator=torch.Generator().manual_seed(0))
     assert torch.equal(v2.values["image"], imgs)
 
 
 def test_mean_uses_the_fill(synthetic3, batch3):
     collator = Collator(synthetic3.modalities)
     fill = mean_fill([batch3], collator.text_batch("look at this"))
-    v = views(batch3, ["text"], "mean", fill=fill)
+    v = make_view(batch3, ["text"], "mean", fill=fill)
     torch.testing.assert_close(v.values["image"][3], batch3.values["image"].mean(0))
     torch.testing.assert_close(v.values["tabular"][5], batch3.values["tabular"].mean(0))
     assert torch.equal(v.values["text"], batch3.values["text"])
-    w = views(batch3, ["image"], "mean", fill=fill)
+    w = make_view(batch3, ["image"], "mean", fill=fill)
     neutral = collator.text_batch("look at this").values["text"][0]
     assert torch.equal(w.values["text"][0], neutral) and torch.equal(w.values["text"][7], neutral)
     with pytest.raises(ConfigError, match="fill"):
-        views(batch3, ["image"], "mean")
+        make_view(batch3, ["image"], "mean")
 
 
 def test_views_of_any_subset_of_three_modalities(synthetic3, batch3):
@@ -88,9 +88,9 @@ def test_views_of_any_subset_of_three_modalities(synthetic3, batch3):
     with torch.no_grad():
         for keep in subsets:
             for removal in ("drop", "mask", "swap"):
-                out = model(views(batch3, keep, removal, generator=torch.Generator().manual_seed(1)))
+                out = model(make_view(batch3, keep, removal, generator=torch.Generator().manual_seed(1)))
                 assert out.shape == (len(batch3), len(synthetic3.labels))
     with pytest.raises(ConfigError, match="at least one"):
-        views(batch3, [], "drop")
+        make_view(batch3, [], "drop")
     with pytest.raises(ConfigError, match="unknown removal"):
-        views(batch3, ["image"], "blur")
+        make_view(batch3, ["image"], "blur")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from msd_core.checkpoint import is_msd_checkpoint, load_model, read_metadata, save_model
+from msd_core.engine.checkpoint import is_msd_checkpoint, load_model, read_metadata, save_model
 from msd_core.cli import main
 from msd_core.data.text import minilm_path
 from msd_core.errors import CheckpointError, ConfigError

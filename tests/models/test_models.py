@@ -2,8 +2,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from msd_core.checkpoint import load_model, read_metadata, save_model
-from msd_core.data import views
+from msd_core.engine.checkpoint import load_model, read_metadata, save_model
+from msd_core.data import make_view
 from msd_core.data.text import minilm_path
 from msd_core.errors import CheckpointError, ConfigError
 from msd_core.models import build_model, count_parameters, create_model, resolve_spec
@@ -38,11 +38,11 @@ def test_trimmed_vocabulary_maps_unseen_words_to_unk(synthetic3):
 def test_two_tower_forward_views_equals_one_forward_per_view(synthetic3, batch3, fusion):
     model = tiny_model(synthetic3, "student-two-tower", fusion=fusion)
     assert model.head[0].in_features == 32 * (3 if fusion == "concat" else 6)  # 3 modalities, 3 pairs
-    sets = {"full": ("image", "text", "tabular"), "only:text": ("text",), "img+tab": ("image", "tabular")}
+    views = {"full": ("image", "text", "tabular"), "only:text": ("text",), "img+tab": ("image", "tabular")}
     with torch.no_grad():
-        shared = model.forward_views(batch3, sets)
-        for name, keep in sets.items():
-            torch.testing.assert_close(shared[name], model(views(batch3, keep, "drop")), rtol=1e-6, atol=1e-6)
+        shared = model.forward_views(batch3, views)
+        for name, keep in views.items():
+            torch.testing.assert_close(shared[name], model(make_view(batch3, keep, "drop")), rtol=1e-6, atol=1e-6)
 
 
 def test_checkpoint_round_trip(tmp_path, synthetic3, batch3):

@@ -5,8 +5,8 @@ from torch import nn
 from torch.func import functional_call
 
 from msd_core.errors import ConfigError
-from msd_core.losses import kd_per_example
-from msd_core.weighting import MetaWeighter, fixed_weights
+from msd_core.method.losses import kd_per_example
+from msd_core.method.weighting import MetaWeighter, fixed_weights
 
 SAL = {"image": torch.tensor([2.0, -1.0, 0.0]), "text": torch.tensor([0.5, 3.0, 0.0])}
 POP = {"image": 1.0, "text": 0.0}

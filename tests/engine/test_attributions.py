@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from msd_core.attributions import explain
+from msd_core.engine.attributions import explain
 from msd_core.data import Collator
 from tests.conftest import tiny_model
 

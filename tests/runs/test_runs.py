@@ -70,7 +70,7 @@ def student_config(tmp_path, teacher, steps=400):
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    from msd_core.teacher import train_teacher
+    from msd_core.engine.teacher import train_teacher
 
     out = tmp_path_factory.mktemp("t") / "teacher"
     train_teacher(TeacherRunConfig(data=DataConfig("synthetic", options={"n": 96}, max_eval_examples=24),

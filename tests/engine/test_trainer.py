@@ -3,12 +3,14 @@ import json
 import pytest
 import torch
 
-from msd_core.checkpoint import MODEL_FILE, load_model
+from msd_core.engine.checkpoint import MODEL_FILE, load_model
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.data import Collator, load_split
 from msd_core.data.batch import Batch
-from msd_core.teacher import train_teacher
-from msd_core.train import Trainer, TrainingError, modality_dropout
+from msd_core.engine.teacher import train_teacher
+from msd_core.engine.trainer import Trainer, TrainingError, modality_dropout
+from msd_core.method.objectives import Supervised
+from msd_core.runs.recorder import RunRecorder
 from tests.conftest import TINY, tiny_model
 
 
@@ -32,7 +34,6 @@ def test_loss_falls_on_a_tiny_synthetic_set(synthetic3):
     trainer = Trainer(model, ds, None, cfg, "/tmp/unused-never-written", collator=collator, labels=ds.labels,
                       progress=False)
     trainer.save = lambda *a, **k: None
-    trainer.write_run_json = lambda *a, **k: None
     losses = []
     trainer.add_callback("on_step_end", lambda t, logs: losses.append(logs["loss"]))
     trainer.fit()
@@ -71,15 +72,13 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
         train_teacher(cfg, progress=False)
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import msd_core.train as train_mod
-
-    real = train_mod.supervised_loss
+def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
+    real = Supervised()
     calls = {"n": 0}
 
-    def poisoned(model, batch, trainer):
+    def poisoned(model, batch, *, step, lr):
         calls["n"] += 1
-        out = real(model, batch, trainer)
+        out = real(model, batch, step=step, lr=lr)
         if calls["n"] == 4:
             out["loss"] = out["loss"] * float("nan")
         return out
@@ -88,12 +87,29 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path, monkey
     ds = load_split(cfg.data, "train")
     model = tiny_model(ds)
     trainer = Trainer(model, ds, None, cfg.train, cfg.out_dir, collator=Collator(ds.modalities),
-                      labels=ds.labels, loss_fn=poisoned, progress=False)
+                      labels=ds.labels, objective=poisoned, progress=False)
     with pytest.raises(TrainingError, match="loss is nan at step 3.*lower the learning rate"):
-        trainer.fit()
+        with RunRecorder(cfg.out_dir, {"kind": "teacher"}) as recorder:
+            recorder.attach(trainer)
+            trainer.fit()
     run = json.loads((tmp_path / "nan" / "run.json").read_text())
-    assert run["status"] == "failed" and "nan" in run["error"]
+    assert run["status"] == "failed" and run["error"].startswith("TrainingError: loss is nan at step 3")
+    assert run["global_step"] == 3  # the last checkpoint the recorder heard of
     assert load_model(tmp_path / "nan" / MODEL_FILE)[1]["extra"]["global_step"] == 3
+
+
+def test_the_trainer_writes_checkpoints_but_no_status(tmp_path):
+    """One owner of a run's life: the trainer fires callbacks and saves weights; run.json and
+    metrics.json are the recorder's."""
+    cfg = small_run(tmp_path, "quiet", max_steps=3)
+    ds = load_split(cfg.data, "train")
+    events = []
+    trainer = Trainer(tiny_model(ds), ds, None, cfg.train, cfg.out_dir, collator=Collator(ds.modalities),
+                      labels=ds.labels, progress=False)
+    trainer.add_callback("on_checkpoint", lambda t, info: events.append(info["step"]))
+    trainer.fit()
+    assert sorted(p.name for p in (tmp_path / "quiet").iterdir()) == [MODEL_FILE, "trainer_state.pt"]
+    assert events == [1, 2, 3, 3]  # save_every=1, then the end of the (cut short) epoch
 
 
 def test_an_unexpected_error_marks_the_run_failed_with_its_message(tmp_path):
@@ -108,7 +124,9 @@ def test_an_unexpected_error_marks_the_run_failed_with_its_message(tmp_path):
 
     trainer.add_callback("on_step_end", crash)
     with pytest.raises(RuntimeError, match="disk went away"):
-        trainer.fit()
+        with RunRecorder(cfg.out_dir, {"kind": "teacher"}) as recorder:
+            recorder.attach(trainer)
+            trainer.fit()
     run = json.loads((tmp_path / "crash" / "run.json").read_text())
     assert run["status"] == "failed" and run["error"] == "RuntimeError: disk went away"
     assert run["global_step"] == 2

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from msd_core.losses import ce_per_example, kd_loss, kd_per_example, msd_loss
+from msd_core.method.losses import ce_per_example, kd_loss, kd_per_example, msd_loss
 
 T_LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
 S_LOGITS = torch.tensor([[1.0, 1.0, 0.0], [-0.5, 0.0, 2.0]])

@@ -7,7 +7,7 @@ import torch.multiprocessing as mp
 
 from msd_core.config import DataConfig, TrainConfig
 from msd_core.data import Collator, load_split
-from msd_core.train import Trainer
+from msd_core.engine.trainer import Trainer
 from tests.conftest import tiny_model
 
 pytestmark = pytest.mark.slow
