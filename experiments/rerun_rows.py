@@ -55,7 +55,7 @@ def main() -> int:
                           None if lam == "None" else float(lam), int(seed), recorded[key]["epochs"], Path(tmp))
         rows.append(row)
         rec = recorded[key]["test"]
-        line = (f"| {key} | {rec['full']['accuracy']:.6f} | {row['test']['full']['accuracy']:.6f} | "
+        line = (f"| `{key.replace('|', ' / ')}` | {rec['full']['accuracy']:.6f} | {row['test']['full']['accuracy']:.6f} | "
                 f"{', '.join(differences(rec, row['test'])) or 'none'} |")
         if earlier:
             line += f" {'yes' if key in earlier and earlier[key]['test'] == row['test'] else '**no**'} |"
