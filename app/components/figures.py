@@ -6,6 +6,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 VIEW_COLOURS = {"full": "#4C78A8", "only:image": "#F58518", "only:text": "#54A24B", "only:tabular": "#B279A2"}
+OTHER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf"]
+
+
+def modality_colour(modality: str, i: int = 0) -> str:
+    """One colour per modality on every chart (its single-modality view's colour)."""
+    return VIEW_COLOURS.get(f"only:{modality}", OTHER_COLOURS[i % len(OTHER_COLOURS)])
 
 
 def view_label(view: str) -> str:
@@ -52,16 +59,15 @@ def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> go.Fig
     shows the example's id, label, the teacher's prediction and its text (and, through
     ``hover_images``, which finds the chart by ``layout.meta``, its thumbnail). (Plain graph
     objects: plotly express took ~0.5 s to build this figure for 4k points.)"""
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-               "#bcbd22", "#17becf"]
     fig = go.Figure()
     groups = frame[colour].astype(str)
     for i, value in enumerate(sorted(groups.unique())):
+        shade = modality_colour(value, i) if colour == "dominant" else OTHER_COLOURS[i % len(OTHER_COLOURS)]
         part = frame[groups.to_numpy() == value]
         hover = (part["id"] + " · " + part["label"].astype(str) + " → " + part["pred full"].astype(str)
                  + "<br>" + part["text"].str.slice(0, 80)).tolist()
         fig.add_trace(go.Scattergl(x=part[f"sal {x}"].to_numpy(), y=part[f"sal {y}"].to_numpy(), mode="markers",
-                                   name=value, marker=dict(color=palette[i % len(palette)], size=6, opacity=0.75),
+                                   name=value, marker=dict(color=shade, size=6, opacity=0.75),
                                    customdata=[int(i) for i in part["index"]], hovertext=hover,
                                    hoverinfo="text"))
     fig.add_hline(y=0, line_width=1, line_color="#999")
@@ -89,9 +95,8 @@ def scatter_point_index(frame: pd.DataFrame, colour: str, point: dict) -> int | 
 
 def saliency_histograms(frame: pd.DataFrame, modalities: list[str]) -> go.Figure:
     fig = go.Figure()
-    palette = ["#F58518", "#54A24B", "#B279A2", "#4C78A8"]
     for i, m in enumerate(modalities):
-        fig.add_histogram(x=frame[f"sal {m}"], name=m, opacity=0.6, nbinsx=60, marker_color=palette[i % 4])
+        fig.add_histogram(x=frame[f"sal {m}"], name=m, opacity=0.6, nbinsx=60, marker_color=modality_colour(m, i))
     fig.update_layout(barmode="overlay", height=300, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis_title="saliency", yaxis_title="examples", legend=dict(orientation="h", y=1.12))
     return fig

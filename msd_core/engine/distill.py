@@ -31,7 +31,7 @@ from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from .checkpoint import MODEL_FILE
 from .evaluate import view_metrics
-from .predict import predict_views
+from .predict import dataset_fill, predict_views
 from .teacher_cache import teacher_logits
 from .trainer import Trainer
 
@@ -50,9 +50,10 @@ def check_config(cfg: DistillRunConfig) -> None:
         raise ConfigError("temperature and tau must be positive and lam non-negative")
 
 
-def evaluate_student(model, ds, collator, device, teacher: TeacherLogits | None) -> dict:
-    """Per-view metrics, plus agreement with the teacher's prediction on the same view."""
-    logits, targets = predict_views(model, ds, collator, device, named_views(ds.modality_names))
+def evaluate_student(model, ds, collator, device, teacher: TeacherLogits | None, removal: str = "drop") -> dict:
+    """Per-view metrics, plus agreement with the teacher's prediction on the same view; the views
+    remove modalities by ``removal``, as the teacher's did."""
+    logits, targets = predict_views(model, ds, collator, device, named_views(ds.modality_names), removal=removal)
     out = {}
     for view, z in logits.items():
         out[view] = view_metrics(z, targets, ds.metric)
@@ -112,16 +113,20 @@ def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | N
         objective = build_objective(
             d, teacher=cache("train") if kind.needs_teacher else None,
             population=population() if weighted and d.weighting == "population" else None,
-            meta_examples=meta_examples, collator=collator, batch_size=cfg.train.batch_size, weights=weights)
+            meta_examples=meta_examples, collator=collator, batch_size=cfg.train.batch_size, weights=weights,
+            fill=dataset_fill(train_set, collator) if d.removal == "mean" else None)
         recorder.update(parameters=n_params, labels=train_set.labels)
         trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
                           objective=objective, data_name=cfg.data.name, progress=progress,
-                          evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, cache("val")))
+                          evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, cache("val"),
+                                                               d.removal))
         trainer.add_callbacks(callbacks)
         recorder.attach(trainer)
         trainer.fit()
-        metrics = {"val": evaluate_student(trainer.module, val_set, collator, trainer.device, cache("val")),
-                   "test": evaluate_student(trainer.module, test_set, collator, trainer.device, cache("test")),
+        metrics = {"val": evaluate_student(trainer.module, val_set, collator, trainer.device, cache("val"),
+                                           d.removal),
+                   "test": evaluate_student(trainer.module, test_set, collator, trainer.device, cache("test"),
+                                            d.removal),
                    "metric": train_set.metric, "train_seconds": round(time.time() - t0, 1),
                    "history": trainer.history, "population_saliency": population(),
                    "saliency_split": {"instance": "train", "population": d.population_split}}

@@ -19,6 +19,18 @@ from ..device import autocast
 Views = dict[str, tuple[str, ...]]
 
 
+FILL_SAMPLE = 1024  # examples whose mean stands in for a removed image or vector
+
+
+def dataset_fill(dataset: MultimodalDataset, collator: Collator, batch_size: int = 256) -> dict:
+    """What ``mean`` removal puts in place of a modality (docs/METHOD.md §2.3): the mean image or
+    vector of the first ``FILL_SAMPLE`` examples of ``dataset``, and its neutral caption for text;
+    the same whatever batch size predicts, so teacher and student views match."""
+    sample = [collator(dataset.examples[i:i + batch_size])
+              for i in range(0, min(len(dataset), FILL_SAMPLE), batch_size)]
+    return mean_fill(sample, collator.text_batch(dataset.neutral_text) if "text" in dataset.modality_names else None)
+
+
 @torch.inference_mode()
 def predict_views(model, dataset: MultimodalDataset, collator: Collator, device, views: Views, *,
                   removal: str = "drop", batch_size: int = 128, bf16: bool = False, seed: int = 0,
@@ -27,12 +39,7 @@ def predict_views(model, dataset: MultimodalDataset, collator: Collator, device,
     ``progress(done, total)`` is called after each batch."""
     was_training = model.training
     model.eval()
-    fill = None
-    if removal == "mean":
-        sample = [collator(dataset.examples[i:i + batch_size])
-                  for i in range(0, min(len(dataset), 4 * batch_size), batch_size)]
-        fill = mean_fill(sample, collator.text_batch(dataset.neutral_text)
-                         if "text" in dataset.modality_names else None)
+    fill = dataset_fill(dataset, collator) if removal == "mean" else None
     gen = torch.Generator().manual_seed(seed)
     first: dict[frozenset, str] = {}
     for name, keep in views.items():

@@ -107,7 +107,8 @@ class ModalitySpecificDistillation:
     """§4 ``msd``: ``L_MSD = L_KD + Σ_m w_m(x)·KD_T(t(x|{m}), s(x|{m}))`` (§3.3) with the weights of
     ``cfg.weighting`` (§7): fixed schemes from the teacher's saliency ``cfg.saliency`` on the
     training split (``population`` from ``population``), meta-learned ones from a ``MetaWeighter``
-    stepped on ``meta_examples`` every ``cfg.meta_every`` steps (§7.6).
+    stepped on ``meta_examples`` every ``cfg.meta_every`` steps (§7.6). The student's views remove
+    modalities as ``cfg.removal`` says, like the teacher's (``mean`` fills in ``fill``).
 
     ``weights``, when given, replaces the weights the configured weighting would give: a function
     of the batch's example ids and the device to ``{m: w_m}`` (for experiments that fix the
@@ -118,8 +119,9 @@ class ModalitySpecificDistillation:
 
     def __init__(self, cfg: DistillConfig, *, teacher: TeacherLogits, population: dict[str, float] | None = None,
                  meta_examples: list | None = None, collator=None, batch_size: int = 32,
-                 weights: WeightSource | None = None, **_):
+                 weights: WeightSource | None = None, fill: dict | None = None, **_):
         self.cfg, self.teacher = cfg, teacher
+        self.fill = fill  # what ``mean`` removal fills in (§2.3); see data.views.mean_fill
         self.mods = teacher.modalities
         self.population = population
         self.weight_source = weights
@@ -145,7 +147,8 @@ class ModalitySpecificDistillation:
             return functional_call(_ForwardViews(model, views), {f"model.{k}": p for k, p in params.items()},
                                    (batch,))
         call = (lambda b: functional_call(model, params, (b,))) if params is not None else model
-        return {k: call(make_view(batch, keep, self.cfg.removal, generator=torch.Generator().manual_seed(0)))
+        return {k: call(make_view(batch, keep, self.cfg.removal, fill=self.fill,
+                                  generator=torch.Generator().manual_seed(0)))
                 for k, keep in views.items()}
 
     def weights(self, batch: Batch, rows: torch.Tensor, device) -> dict[str, torch.Tensor]:

@@ -140,3 +140,23 @@ def test_saliency_command_writes_one_row_per_example(tmp_path, teacher, monkeypa
     assert {"id", "label", "pred full", "pred only:image", "sal image", "sal text", "dominant",
             "reliance"} <= set(frame.columns)
     assert main(args) == 0 and "cache hit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("removal", ["mean", "mask"])
+def test_msd_with_other_removals_trains_and_evaluates_on_the_same_views_as_the_teacher(tmp_path, teacher,
+                                                                                         monkeypatch, removal):
+    """The student's training and evaluation views remove modalities as the teacher's cached views
+    do (``mean`` with the data set's mean image and neutral caption), so agreement compares like
+    with like."""
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    metrics, steps = run(tmp_path, teacher, removal, method="msd", weighting="uniform", removal=removal)
+    assert all(torch.isfinite(torch.tensor(s["kd:image"])) for s in steps)
+    test = load_split(DATA, "test")
+    student, _ = load_model(tmp_path / removal / "model.safetensors")
+    logits, _ = predict_views(student, test, Collator(test.modalities), "cpu", {"only:image": ("image",)},
+                              removal=removal)
+    t = teacher_logits(str(teacher), DATA, test, removal=removal).logits["only:image"]
+    want = (logits["only:image"].argmax(-1) == t.argmax(-1)).float().mean().item()
+    assert metrics["test"]["only:image"]["agreement"] == pytest.approx(want, abs=1e-6)
+    drop, _ = predict_views(student, test, Collator(test.modalities), "cpu", {"only:image": ("image",)})
+    assert not torch.allclose(drop["only:image"], logits["only:image"])  # the removal matters here
