@@ -173,27 +173,32 @@ def data_config(a: argparse.Namespace) -> DataConfig:
 
 
 # -- commands -------------------------------------------------------------------------
+def report(metrics: dict, cfg) -> None:
+    """The closing lines of a training command (once, from rank 0 under torchrun)."""
+    from .device import is_main_process
+    from .engine.teacher import format_metrics
+
+    if is_main_process():
+        print(format_metrics(metrics))
+        print(f"saved to {display_path(Path(cfg.out_dir) / 'model.safetensors')} ({metrics['train_seconds']} s)")
+
+
 def cmd_train_teacher(a) -> None:
-    from .engine.teacher import format_metrics, train_teacher
+    from .engine.teacher import train_teacher
 
     cfg = run_config(TeacherRunConfig, a)
     if not cfg.out_dir:
         cfg.out_dir = str(runs_dir() / f"teacher-{cfg.data.name}-{cfg.model.preset}")
-    metrics = train_teacher(cfg, resume=a.resume, epochs=a.train__epochs)
-    print(format_metrics(metrics))
-    print(f"saved to {display_path(Path(cfg.out_dir) / 'model.safetensors')} ({metrics['train_seconds']} s)")
+    report(train_teacher(cfg, resume=a.resume, epochs=a.train__epochs), cfg)
 
 
 def cmd_distill(a) -> None:
     from .engine.distill import distill
-    from .engine.teacher import format_metrics
 
     cfg = run_config(DistillRunConfig, a)
     if not cfg.out_dir:
         cfg.out_dir = str(runs_dir() / f"{cfg.distill.method}-{cfg.data.name}-{cfg.model.preset}-seed{cfg.train.seed}")
-    metrics = distill(cfg)
-    print(format_metrics(metrics))
-    print(f"saved to {display_path(Path(cfg.out_dir) / 'model.safetensors')} ({metrics['train_seconds']} s)")
+    report(distill(cfg), cfg)
 
 
 def cmd_saliency(a) -> None:

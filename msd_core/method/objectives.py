@@ -143,7 +143,7 @@ class ModalitySpecificDistillation:
         views = {"full": tuple(batch.modalities), **{m: (m,) for m in self.mods}}
         if self.cfg.removal == "drop":
             if params is None:
-                return model.forward_views(batch, views)
+                return model(batch, views=views)  # through __call__: DistributedDataParallel sees it
             return functional_call(_ForwardViews(model, views), {f"model.{k}": p for k, p in params.items()},
                                    (batch,))
         call = (lambda b: functional_call(model, params, (b,))) if params is not None else model

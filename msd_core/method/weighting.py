@@ -154,8 +154,22 @@ class MetaWeighter(nn.Module):
             meta = meta_loss(ahead)
             self.optimizer.zero_grad(set_to_none=True)
             meta.backward(inputs=list(self.parameters()))
+        average_across_ranks(self.parameters())
         self.optimizer.step()
         return float(meta.detach())
+
+
+def average_across_ranks(params) -> None:
+    """Under ``torchrun``, replace each gradient by its mean over the ranks (as DDP does for the
+    student), so that every rank's weight network takes the same step and stays identical."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_world_size()
 
 
 def weight_features(teacher_view_losses: dict[str, torch.Tensor], sal: dict[str, torch.Tensor],

@@ -23,7 +23,13 @@ class MultimodalClassifier(nn.Module):
     def modality_names(self) -> list[str]:
         return [m.name for m in self.modalities]
 
-    def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, batch: Batch, views: dict[str, tuple[str, ...]] | None = None):
+        """Logits ``B x C`` of ``batch``, or with ``views`` (``{name: modalities kept}``) the logits
+        of each ``drop`` view of it as a dict. One entry point for both, so that every training
+        forward passes through ``__call__`` (and DistributedDataParallel's gradient hooks)."""
+        return self.logits(batch) if views is None else self.forward_views(batch, views)
+
+    def logits(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def forward_views(self, batch: Batch, views: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:

@@ -103,7 +103,7 @@ class SingleStreamFusion(MultimodalClassifier):
         h = self.encoder(x, attention_mask=additive).last_hidden_state
         return self.head(h[:, 0])
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def logits(self, batch: Batch) -> torch.Tensor:
         return self._classify(*self.embed(batch))
 
     def forward_views(self, batch: Batch, views: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:

@@ -80,7 +80,7 @@ class TwoTowerFusion(MultimodalClassifier):
             parts += [parts[i] * parts[j] for i in range(len(parts)) for j in range(i + 1, len(parts))]
         return self.head(torch.cat(parts, 1))
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def logits(self, batch: Batch) -> torch.Tensor:
         return self.fuse(self.encode(batch), batch.present, len(batch))
 
     def forward_views(self, batch: Batch, views: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
