@@ -12,6 +12,8 @@ from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
 from msd_core.analysis.compare import config_diff, group_name, per_run_metrics, results_table, seed_bands
 from msd_core.analysis.preview import example_record
+from msd_core.cli import to_cli
+from msd_core.config import DistillRunConfig
 
 st.title("Compare")
 reg = registry()
@@ -88,4 +90,12 @@ else:
         except Exception as e:  # noqa: BLE001
             show_error(e)
 
-cli_hint("msd distill --config runs/<run id>/run.json --out runs/again   # reproduce any run (config.json works too)")
+def rerun_command(run: dict) -> str:
+    """The command that retrains ``run`` from its recorded config, into a new folder."""
+    cfg = DistillRunConfig.from_dict(run["config"])
+    cfg.out_dir = ""
+    return to_cli(cfg)
+
+
+cli_hint("\n".join(f"# {label[r['id']]}\n{rerun_command(r)}" for r in chosen[:4])
+         + "\n# or: msd distill --config runs/<run id>/run.json --out runs/again")

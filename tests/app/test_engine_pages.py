@@ -212,3 +212,24 @@ def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empt
     assert spec["preset"] == "hf-bert-teacher" and spec["hidden"] == 32
     at.run()
     assert "No trained teacher for **synthetic**" not in texts(at.info)
+
+
+def test_compare_page_shows_the_commands_that_retrain_its_runs(finished_students, monkeypatch):
+    import shlex
+
+    from msd_core.cli import build_parser, run_config
+    from msd_core.config import DistillRunConfig
+    from msd_core.runs import Registry
+
+    home, ids = finished_students
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(home))
+    at = run_app("app_pages/compare.py")
+    lines = [c.value for c in at.code if "msd distill" in c.value][0].splitlines()
+    commands = [line for line in lines if line.startswith("msd distill")]
+    assert len(commands) == 2
+    recorded = {r["config"]["distill"]["method"]: r["config"] for r in Registry(home / "registry.sqlite").runs()}
+    for command in commands:
+        cfg = run_config(DistillRunConfig, build_parser().parse_args(shlex.split(command)[1:]))
+        want = DistillRunConfig.from_dict(recorded[cfg.distill.method])
+        want.out_dir = ""
+        assert cfg == want
