@@ -82,22 +82,9 @@ def config_flags(config_cls) -> list[Flag]:
     return flags
 
 
-def _get(cfg, path: str):
-    for part in path.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
-
-
-def _set(cfg, path: str, value) -> None:
-    *parents, name = path.split(".")
-    for part in parents:
-        cfg = getattr(cfg, part)
-    setattr(cfg, name, value)
-
-
 def add_config_flags(p: argparse.ArgumentParser, config_cls, only: tuple[str, ...] | None = None) -> None:
     """Add the flags of ``config_cls`` (or those whose path starts with one of ``only``)."""
-    from .options import choices
+    from .options import choices, value_at
 
     fresh = config_cls()
     for flag in config_flags(config_cls):
@@ -105,7 +92,7 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls, only: tuple[str, ..
             continue
         dest = flag.path.replace(".", "__")
         metavar = flag.name[2:].upper().replace("-", "_")
-        value = _get(fresh, flag.path)
+        value = value_at(fresh, flag.path)
         shown = f" (default: {display_path(value) if flag.path in PATH_FIELDS and value else value})" \
             if value not in (None, "", {}) and flag.kind != "bool" else ""
         help_ = flag.help.replace("%", "%%") + shown
@@ -121,16 +108,18 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls, only: tuple[str, ..
 
 def apply_flags(cfg, a: argparse.Namespace):
     """``cfg`` with every flag the user gave set (flags not given keep the config's value)."""
+    from .options import set_value_at, value_at
+
     for flag in config_flags(type(cfg)):
         value = getattr(a, flag.path.replace(".", "__"), None)
         if value is None:
             continue
         if flag.kind == "dict":
             example = "n=500" if flag.path.startswith("data") else "image_encoder=maxpool"
-            value = {**_get(cfg, flag.path), **dict(parse_option(o, flag.name, example) for o in value)}
+            value = {**value_at(cfg, flag.path), **dict(parse_option(o, flag.name, example) for o in value)}
         elif flag.path in PATH_FIELDS:
             value = str(resolve_path(value))
-        _set(cfg, flag.path, value)
+        set_value_at(cfg, flag.path, value)
     return cfg
 
 
@@ -138,10 +127,12 @@ def to_cli(cfg, *, relative_paths: bool = True) -> str:
     """The ``msd`` command that rebuilds ``cfg`` (a ``TeacherRunConfig`` or ``DistillRunConfig``):
     every value that differs from the default, as a flag. ``relative_paths`` spells paths
     relative to the working directory where they lie inside it."""
+    from .options import value_at
+
     fresh = type(cfg)()
     words = ["msd", COMMANDS[cfg.kind]]
     for flag in config_flags(type(cfg)):
-        value, base = _get(cfg, flag.path), _get(fresh, flag.path)
+        value, base = value_at(cfg, flag.path), value_at(fresh, flag.path)
         if value == base:
             continue
         if flag.kind == "bool":
@@ -169,7 +160,7 @@ def run_config(config_cls, a: argparse.Namespace):
 
 def data_config(a: argparse.Namespace) -> DataConfig:
     """The DataConfig of the data flags of ``saliency``, ``data`` and ``evaluate``."""
-    return apply_flags(TeacherRunConfig(data=DataConfig()), a).data
+    return apply_flags(TeacherRunConfig(), a).data
 
 
 # -- commands -------------------------------------------------------------------------
@@ -309,6 +300,21 @@ def cmd_dashboard(a) -> None:
                               "--browser.gatherUsageStats", "false"]))
 
 
+def add_dashboard_command(sub) -> None:
+    s = sub.add_parser("dashboard", help="start the dashboard (127.0.0.1 unless told otherwise)")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--address", default="127.0.0.1")
+    s.set_defaults(func=cmd_dashboard)
+
+
+def dashboard_parser() -> argparse.ArgumentParser:
+    """Just ``msd dashboard``: the full parser imports torch for the registries' choices, which
+    the dashboard's own process does anyway, so its start need not wait for it twice."""
+    parser = argparse.ArgumentParser(prog="msd")
+    add_dashboard_command(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .options import choices, default
 
@@ -358,10 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=default(DistillRunConfig, "train.device"))
     e.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("dashboard", help="start the dashboard (127.0.0.1 unless told otherwise)")
-    s.add_argument("--port", type=int, default=8501)
-    s.add_argument("--address", default="127.0.0.1")
-    s.set_defaults(func=cmd_dashboard)
+    add_dashboard_command(sub)
 
     j = sub.add_parser("job", help=argparse.SUPPRESS)  # what runs.launch starts
     j.add_argument("--db", required=True)
@@ -386,7 +389,8 @@ def init_distributed() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = (dashboard_parser() if argv[:1] == ["dashboard"] else build_parser()).parse_args(argv)
     if args.command in ("train-teacher", "distill"):
         init_distributed()
     try:

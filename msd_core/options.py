@@ -41,19 +41,26 @@ def choices(path: str) -> list[str] | None:
 def field_at(config_cls, path: str) -> dataclasses.Field:
     """The dataclass field at ``path`` (``"train.lr"``, ``"teacher"``) of a run config class."""
     *sections, name = path.split(".")
-    obj = config_cls()
-    for section in sections:
-        obj = getattr(obj, section)
-    return {f.name: f for f in dataclasses.fields(obj)}[name]
+    section = value_at(config_cls(), ".".join(sections)) if sections else config_cls()
+    return {f.name: f for f in dataclasses.fields(section)}[name]
+
+
+def value_at(config, path: str) -> Any:
+    """The value at ``path`` (``"distill.lam"``) of a config object."""
+    for part in path.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def set_value_at(config, path: str, value: Any) -> None:
+    *sections, name = path.split(".")
+    setattr(value_at(config, ".".join(sections)) if sections else config, name, value)
 
 
 def default(config_cls, path: str) -> Any:
     """The default of the option at ``path`` in a fresh ``config_cls`` (e.g. ``DistillRunConfig``):
     the value a page pre-selects and the CLI falls back to."""
-    value: Any = config_cls()
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
+    return value_at(config_cls(), path)
 
 
 def default_index(config_cls, path: str) -> int:

@@ -73,3 +73,15 @@ def test_a_job_that_stops_before_training_records_why(tmp_path, capsys):
     row = reg.run(run_id)
     assert row["status"] == "failed" and row["error"].startswith("ConfigError: ") and "already holds" in row["error"]
     assert "error: " in capsys.readouterr().err
+
+
+def test_the_dashboard_command_starts_without_importing_torch():
+    """The dashboard process imports torch itself; `msd dashboard` must not make its start wait for
+    another import of it (the full parser imports the registries for their choices)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom msd_core.cli import main\ntry:\n    main(['dashboard', '--help'])\n"
+            "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 False"

@@ -44,14 +44,19 @@ def group_name(config: dict) -> str:
     return f"{method}{extra} · {config.get('model', {}).get('preset')}"
 
 
+def split_metrics(run: dict, split: str) -> dict | None:
+    """``{view: {metric: value}}`` of a finished run on ``split`` (None when it has no metrics.json)."""
+    path = Path(run["out_dir"] or "") / "metrics.json"
+    return json.loads(path.read_text()).get(split, {}) if path.is_file() else None
+
+
 def results_table(runs: list[dict], split: str = "test") -> pd.DataFrame:
     """Mean ± std across seeds of each view's accuracy (and agreement) for each run group."""
     rows = []
     for r in runs:
-        path = Path(r["out_dir"] or "") / "metrics.json"
-        if not path.is_file():
+        metrics = split_metrics(r, split)
+        if metrics is None:
             continue
-        metrics = json.loads(path.read_text()).get(split, {})
         row = {"group": group_name(r["config"]), "run": r["id"], "seed": r["config"].get("train", {}).get("seed")}
         for view, m in metrics.items():
             row[f"{view} accuracy"] = m["accuracy"]
@@ -79,10 +84,7 @@ def per_run_metrics(runs: list[dict], split: str = "test") -> pd.DataFrame:
     """Long table (run, group, seed, view, metric, value) for CSV download."""
     rows = []
     for r in runs:
-        path = Path(r["out_dir"] or "") / "metrics.json"
-        if not path.is_file():
-            continue
-        for view, m in json.loads(path.read_text()).get(split, {}).items():
+        for view, m in (split_metrics(r, split) or {}).items():
             for k, v in m.items():
                 rows.append({"run": r["id"], "group": group_name(r["config"]),
                              "seed": r["config"].get("train", {}).get("seed"), "split": split, "view": view,

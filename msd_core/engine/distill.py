@@ -18,7 +18,7 @@ import torch
 from ..config import DistillRunConfig
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
-from ..data.views import REMOVALS, named_views
+from ..data.views import REMOVALS
 from ..device import is_main_process
 from ..errors import ConfigError
 from ..method.objectives import OBJECTIVES, WeightSource, build_objective
@@ -30,8 +30,8 @@ from ..models.presets import create_model
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from .checkpoint import MODEL_FILE
-from .evaluate import view_metrics
-from .predict import dataset_fill, predict_views
+from .evaluate import evaluate
+from .predict import dataset_fill
 from .teacher_cache import teacher_logits
 from .trainer import Trainer
 
@@ -51,16 +51,9 @@ def check_config(cfg: DistillRunConfig) -> None:
 
 
 def evaluate_student(model, ds, collator, device, teacher: TeacherLogits | None, removal: str = "drop") -> dict:
-    """Per-view metrics, plus agreement with the teacher's prediction on the same view; the views
-    remove modalities by ``removal``, as the teacher's did."""
-    logits, targets = predict_views(model, ds, collator, device, named_views(ds.modality_names), removal=removal)
-    out = {}
-    for view, z in logits.items():
-        out[view] = view_metrics(z, targets, ds.metric)
-        if teacher is not None:
-            t = teacher.logits[view][teacher.rows([e.id for e in ds.examples])]
-            out[view]["agreement"] = (z.argmax(-1) == t.argmax(-1)).float().mean().item()
-    return out
+    """Per-view metrics and agreement with the teacher, on views formed with ``removal`` as the
+    teacher's were."""
+    return evaluate(model, ds, collator, device, teacher=teacher, removal=removal)
 
 
 def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | None = None, log=print,

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..data.collate import Collator
 from ..data.example import MultimodalDataset
 from ..data.views import named_views
+from ..method.view_logits import TeacherLogits
 from .predict import predict_views
 
 
@@ -41,8 +42,15 @@ def view_metrics(logits: torch.Tensor, targets: torch.Tensor, metric: str) -> di
     return out
 
 
-def evaluate(model, dataset: MultimodalDataset, collator: Collator, device, **kw) -> dict[str, dict[str, float]]:
-    """``{view: {metric: value}}`` for the full view and each single-modality view
-    (``kw`` as for ``predict_views``)."""
+def evaluate(model, dataset: MultimodalDataset, collator: Collator, device, *, teacher: TeacherLogits | None = None,
+             **kw) -> dict[str, dict[str, float]]:
+    """``{view: {metric: value}}`` for the full view and each single-modality view (``kw`` as for
+    ``predict_views``); with the ``teacher``'s logits on the same views (formed with the same
+    removal), each view also gets ``agreement``, the share of examples where the two argmaxes agree."""
     logits, targets = predict_views(model, dataset, collator, device, named_views(dataset.modality_names), **kw)
-    return {k: view_metrics(v, targets, dataset.metric) for k, v in logits.items()}
+    out = {k: view_metrics(v, targets, dataset.metric) for k, v in logits.items()}
+    if teacher is not None:
+        rows = teacher.rows([e.id for e in dataset.examples])
+        for view, z in logits.items():
+            out[view]["agreement"] = (z.argmax(-1) == teacher.logits[view][rows].argmax(-1)).float().mean().item()
+    return out
