@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,15 @@ from .errors import ConfigError
 from .paths import demo_teacher
 
 
-def option(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.MISSING, flag: str | None = None):
-    """A config field with its help text (and the CLI flag's name where it is not the field's)."""
-    meta = {"help": help, **({"flag": flag} if flag else {})}
+def option(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.MISSING, flag: str | None = None,
+           at_least: float | None = None, above: float | None = None, at_most: float | None = None,
+           below: float | None = None):
+    """A config field with its help text, the CLI flag's name where it is not the field's, and for
+    a number its allowed range (``at_least``/``above`` and ``at_most``/``below``), which
+    ``check_ranges`` enforces before any work starts and the pages give their number inputs."""
+    bounds = {k: v for k, v in (("at_least", at_least), ("above", above), ("at_most", at_most),
+                                ("below", below)) if v is not None}
+    meta = {"help": help, **({"flag": flag} if flag else {}), **({"range": bounds} if bounds else {})}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -67,13 +74,18 @@ class DataConfig(ConfigBase):
     root: str | None = option(None, "folder of an on-disk data set (hateful-memes, folder)", flag="--data-root")
     options: dict[str, Any] = option(help="loader option KEY=VALUE, e.g. n=500, with_vector=true, "
                                           "text_column=caption (repeatable)", factory=dict, flag="--data-option")
-    image_size: int = option(64, "images are resized to this many pixels a side")
-    max_text_len: int = option(32, "texts are cut to this many word pieces")
-    val_fraction: float = option(0.1, "share of train carved out as val when the data set ships no val split")
+    image_size: int = option(64, "images are resized to this many pixels a side", at_least=8, at_most=1024)
+    max_text_len: int = option(32, "texts are cut to this many word pieces", at_least=2, at_most=4096)
+    val_fraction: float = option(0.1, "share of train carved out as val when the data set ships no val split",
+                                 above=0, below=1)
     split_seed: int = option(0, "seed of carved splits and of --max-train / --max-eval subsets")
-    max_train_examples: int | None = option(None, "use at most N training examples", flag="--max-train")
-    max_eval_examples: int | None = option(None, "use at most N val/test examples", flag="--max-eval")
+    max_train_examples: int | None = option(None, "use at most N training examples", flag="--max-train", at_least=1)
+    max_eval_examples: int | None = option(None, "use at most N val/test examples", flag="--max-eval", at_least=1)
     skip_bad_rows: bool = option(False, "skip bad rows (listed) instead of stopping")
+    images_outside_root: bool = option(False, "allow image paths in a data file that lead outside --data-root "
+                                              "(absolute paths, ../)", flag="--allow-images-outside-root")
+    max_image_pixels: int = option(89_478_485, "refuse images with more pixels than this (0: no limit; large "
+                                               "images are downscaled as they are read)", at_least=0)
 
 
 @dataclass
@@ -90,21 +102,24 @@ class ModelConfig(ConfigBase):
 class TrainConfig(ConfigBase):
     """Optimisation and bookkeeping for one trainer run (teacher or student)."""
 
-    epochs: int = option(3, "epochs")
-    batch_size: int = option(32, "examples per step (per process under torchrun)")
-    lr: float = option(5e-4, "peak learning rate (AdamW, linear warm-up and decay)")
-    weight_decay: float = option(0.01, "AdamW weight decay")
-    warmup_fraction: float = option(0.05, "share of the steps spent warming up the learning rate")
+    epochs: int = option(3, "epochs", at_least=1)
+    batch_size: int = option(32, "examples per step (per process under torchrun)", at_least=1)
+    lr: float = option(5e-4, "peak learning rate (AdamW, linear warm-up and decay)", above=0)
+    weight_decay: float = option(0.01, "AdamW weight decay", at_least=0)
+    warmup_fraction: float = option(0.05, "share of the steps spent warming up the learning rate", at_least=0,
+                                    below=1)
     seed: int = option(0, "seed of initial weights, data order and dropout")
     modality_dropout: float = option(0.15, "drop each modality of each example with this probability, never "
-                                           "all at once (docs/METHOD.md §8)")
+                                           "all at once (docs/METHOD.md §8)", at_least=0, below=1)
     device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     bf16: bool = option(False, "bf16 autocast (useful on GPUs)")
+    threads: int = option(0, "CPU threads this run may use (0: every core); the launch queue runs "
+                             "cores ÷ threads runs at once", at_least=0)
     compile: bool = option(False, "torch.compile the model (useful on GPUs; slow to start on CPUs)")
-    max_steps: int | None = option(None, "stop after this many steps (smoke runs)")
-    save_every: int = option(0, "also checkpoint every N steps (0: once per epoch)")
-    log_every: int = option(10, "steps between progress-bar updates")
-    grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)")
+    max_steps: int | None = option(None, "stop after this many steps (smoke runs)", at_least=1)
+    save_every: int = option(0, "also checkpoint every N steps (0: once per epoch)", at_least=0)
+    log_every: int = option(10, "steps between progress-bar updates", at_least=1)
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)", at_least=0)
 
 
 @dataclass
@@ -124,17 +139,18 @@ class DistillConfig(ConfigBase):
 
     method: str = option("msd", "objective: none (labels only), kd or msd (§4)")
     weighting: str = option("instance-soft", "how MSD weights each modality's term (§7)")
-    alpha: float = option(0.5, "α in L_KD = (1−α)·CE + α·KD_T (§3.2)")
-    temperature: float = option(2.0, "T, the distillation temperature (§3.2)")
+    alpha: float = option(0.5, "α in L_KD = (1−α)·CE + α·KD_T (§3.2)", at_least=0, at_most=1)
+    temperature: float = option(2.0, "T, the distillation temperature (§3.2)", above=0)
     lam: float = option(1.0, "λ: under every weighting an example's weights sum to λ·|M|, so uniform "
-                             "gives each modality's term λ (§7.1)")
-    tau: float = option(1.0, "τ, the temperature of the saliency-based weightings (§7)")
+                             "gives each modality's term λ (§7.1)", at_least=0)
+    tau: float = option(1.0, "τ, the temperature of the saliency-based weightings (§7)", above=0)
     saliency: str = option("loss-drop", "saliency measure behind the weights (§5)")
     removal: str = option("drop", "how the teacher's views remove a modality (§2)")
     population_split: str = option("val", "split on which population saliency S is measured (§5.4)")
-    meta_fraction: float = option(0.1, "learned weightings: share of train held out as the meta split (§7.6)")
-    meta_lr: float = option(1e-2, "learned weightings: learning rate of the weight network (§7.6)")
-    meta_every: int = option(1, "learned weightings: a meta step every N student steps (§7.6)")
+    meta_fraction: float = option(0.1, "learned weightings: share of train held out as the meta split (§7.6)",
+                                  above=0, below=1)
+    meta_lr: float = option(1e-2, "learned weightings: learning rate of the weight network (§7.6)", above=0)
+    meta_every: int = option(1, "learned weightings: a meta step every N student steps (§7.6)", at_least=1)
 
 
 @dataclass
@@ -173,3 +189,37 @@ def config_from_dict(cls, d: dict[str, Any]):
 
 _NESTED = {"DataConfig": DataConfig, "ModelConfig": ModelConfig, "TrainConfig": TrainConfig,
            "DistillConfig": DistillConfig}
+
+
+def describe_range(bounds: dict[str, float]) -> str:
+    """``bounds`` (an option's ``range``) in words: ``at least 1``, ``above 0 and below 1``."""
+    words = {"at_least": "at least", "above": "above", "at_most": "at most", "below": "below"}
+    return " and ".join(f"{words[k]} {v:g}" for k, v in bounds.items())
+
+
+def in_range(value: float, bounds: dict[str, float]) -> bool:
+    return (value >= bounds.get("at_least", -math.inf) and value > bounds.get("above", -math.inf)
+            and value <= bounds.get("at_most", math.inf) and value < bounds.get("below", math.inf))
+
+
+def check_ranges(cfg, prefix: str = "") -> None:
+    """Every numeric field of ``cfg`` (nested sections included) of its type, finite and inside
+    the range its ``option`` declares; a ``ConfigError`` names the flag and the allowed range."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, ConfigBase):
+            check_ranges(value, prefix + f.name + ".")
+            continue
+        kind = str(f.type).split("|")[0].strip()
+        if kind not in ("int", "float") or (value is None and "None" in str(f.type)):
+            continue
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        bounds = f.metadata.get("range", {})
+        allowed = f" ({describe_range(bounds)})" if bounds else ""
+        ok_type = (isinstance(value, int) and not isinstance(value, bool)) if kind == "int" else \
+            (isinstance(value, (int, float)) and not isinstance(value, bool))
+        if not ok_type:
+            raise ConfigError(f"{flag} ({prefix}{f.name}) must be {'an integer' if kind == 'int' else 'a number'}"
+                              f"{allowed}, got {value!r}")
+        if not math.isfinite(value) or not in_range(value, bounds):
+            raise ConfigError(f"{flag} ({prefix}{f.name}) must be {describe_range(bounds) or 'finite'}, got {value!r}")
