@@ -94,7 +94,7 @@ def attributions(teacher_path: str, data_json: str, split: str, index: int, imag
 
     cfg = DataConfig.from_json(data_json)
     ds = load_split(cfg, split)
-    batch = Collator(ds.modalities, image_size=cfg.image_size, max_text_len=cfg.max_text_len)([ds.examples[index]])
+    batch = Collator.for_data(ds.modalities, cfg)([ds.examples[index]])
     return explain(loaded_model(teacher_path), batch, image_method=image_method)
 
 

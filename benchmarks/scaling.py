@@ -23,8 +23,9 @@ def run(device, sizes=(1000, 4000, 16000), batch_size: int = 64) -> list[Row]:
     teacher, _ = load_model(f"{TEACHER}/model.safetensors", device)
     rows, per_ex = [], {}
     for n in sizes:
-        ds = load_split(DataConfig("synthetic", options={"n": n, "seed": 7}), "train")
-        collator = Collator(ds.modalities)
+        data = DataConfig("synthetic", options={"n": n, "seed": 7})
+        ds = load_split(data, "train")
+        collator = Collator.for_data(ds.modalities, data)
         t0 = time.perf_counter()
         logits, targets = predict_views(teacher, ds, collator, device,
                                         named_views(ds.modality_names, without=True), batch_size=256)

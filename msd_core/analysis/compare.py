@@ -114,7 +114,7 @@ def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu
     cfg_a = run_a["config"]
     data = DataConfig.from_dict(cfg_a["data"])
     ds = load_split(data, split)
-    collator = Collator(ds.modalities, image_size=data.image_size, max_text_len=data.max_text_len)
+    collator = Collator.for_data(ds.modalities, data)
     preds = {}
     for key, run in (("a", run_a), ("b", run_b)):
         model, _ = load_model(Path(run["out_dir"]) / MODEL_FILE, device)

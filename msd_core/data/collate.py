@@ -7,22 +7,29 @@ import torch
 from ..errors import DataError
 from .batch import Batch
 from .example import Example, ModalitySpec
-from .images import load_image, normalize
+from .images import DEFAULT_MAX_IMAGE_PIXELS, load_image, normalize
 
 
 class Collator:
     """Turns a list of ``Example`` into a ``Batch`` for the given modalities."""
 
     def __init__(self, modalities: list[ModalitySpec], tokenizer=None, image_size: int = 64,
-                 max_text_len: int = 32):
+                 max_text_len: int = 32, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
         self.modalities = list(modalities)
         self.image_size = image_size
         self.max_text_len = max_text_len
+        self.max_image_pixels = max_image_pixels
         if tokenizer is None and any(m.kind == "text" for m in self.modalities):
             from .text import default_tokenizer
 
             tokenizer = default_tokenizer()
         self.tokenizer = tokenizer
+
+    @classmethod
+    def for_data(cls, modalities: list[ModalitySpec], data_cfg, tokenizer=None) -> "Collator":
+        """A collator with the image size, text length and image pixel limit of ``data_cfg`` (a ``DataConfig``)."""
+        return cls(modalities, tokenizer, image_size=data_cfg.image_size, max_text_len=data_cfg.max_text_len,
+                   max_image_pixels=data_cfg.max_image_pixels)
 
     def __call__(self, examples: list[Example]) -> Batch:
         values, token_mask, special_mask = {}, {}, {}
@@ -30,7 +37,8 @@ class Collator:
         for spec in self.modalities:
             raws = [ex.inputs[spec.name] for ex in examples]
             if spec.kind == "image":
-                imgs = [load_image(r, self.image_size, ex.meta.get("source")) for r, ex in zip(raws, examples)]
+                imgs = [load_image(r, self.image_size, ex.meta.get("source"), self.max_image_pixels)
+                        for r, ex in zip(raws, examples)]
                 values[spec.name] = normalize(torch.stack(imgs))
             elif spec.kind == "text":
                 for r, ex in zip(raws, examples):
@@ -55,5 +63,5 @@ class Collator:
     def text_batch(self, text: str) -> Batch:
         """A one-example batch holding only ``text`` (the neutral caption of ``mean`` removal)."""
         spec = [m for m in self.modalities if m.kind == "text"]
-        sub = Collator(spec, self.tokenizer, self.image_size, self.max_text_len)
+        sub = Collator(spec, self.tokenizer, self.image_size, self.max_text_len, self.max_image_pixels)
         return sub([Example("neutral", {m.name: text for m in spec}, 0)])

@@ -4,7 +4,8 @@ Options: ``train`` (file name, default ``train.csv``, then ``train.jsonl``), ``v
 ``test`` (optional; a missing val split is carved from train, a missing test split is an
 error when asked for), ``image_column`` / ``text_column`` / ``label_column`` / ``id_column``,
 ``image_dir`` (relative to ``root``; default ``root``), ``labels`` (the label set, in
-order; default: the sorted labels of the train file), ``check_images`` (default true).
+order; default: the sorted labels of the train file), ``check_images`` (true/false,
+default true). Image paths must stay inside ``root`` unless ``images_outside_root``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .example import ModalitySpec, MultimodalDataset
-from .tabular_files import Columns, collect_labels, rows_to_examples
+from .images import DEFAULT_MAX_IMAGE_PIXELS
+from .option_values import bool_option
+from .tabular_files import OUTSIDE_ROOT_FLAG, Columns, collect_labels, leaves_root, rows_to_examples
 
 OPTIONS = {"train", "val", "test", "image_column", "text_column", "label_column", "id_column",
            "image_dir", "labels", "check_images"}
@@ -28,10 +31,12 @@ def split_file(base: Path, options: dict, split: str) -> Path | None:
     return None
 
 
-def make_folder(root: str | None, split: str, skip_bad: bool, options: dict) -> MultimodalDataset:
+def make_folder(root: str | None, split: str, skip_bad: bool, options: dict, *, images_outside_root: bool = False,
+                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> MultimodalDataset:
     unknown = set(options) - OPTIONS
     if unknown:
         raise ConfigError(f"folder: unknown option(s) {sorted(unknown)}; known: {sorted(OPTIONS)}")
+    check_images = bool_option("folder", options, "check_images", True)
     if not root:
         raise DataError("the folder data set needs a folder: pass --data-root DIR")
     base = Path(root)
@@ -47,9 +52,14 @@ def make_folder(root: str | None, split: str, skip_bad: bool, options: dict) -> 
     if path is None:
         raise DataError(f"no {split} file", path=str(base), hint=f"add {split}.csv or name it in the options")
     labels = [str(x) for x in options["labels"]] if "labels" in options else collect_labels(train_path, cols.label)
-    image_dir = base / options.get("image_dir", ".")
+    image_dir = base / str(options.get("image_dir", "."))
+    if not images_outside_root and leaves_root(base, image_dir):
+        raise ConfigError(f"folder: option image_dir {options['image_dir']!r} leaves the data root {base}; "
+                          f"pass {OUTSIDE_ROOT_FLAG} to allow it")
     examples, skipped = rows_to_examples(path, image_dir, cols, labels, prefix=f"folder-{split}",
-                                         skip_bad=skip_bad, check_images=bool(options.get("check_images", True)))
+                                         skip_bad=skip_bad, check_images=check_images, root=base,
+                                         images_outside_root=images_outside_root,
+                                         max_image_pixels=max_image_pixels)
     return MultimodalDataset("folder", split, [ModalitySpec("image", "image"), ModalitySpec("text", "text")],
                              labels, examples, metric="auroc" if len(labels) == 2 else "accuracy",
                              skipped=skipped, neutral_text="nothing")

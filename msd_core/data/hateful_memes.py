@@ -3,15 +3,18 @@
 ``root/train.jsonl``, ``root/dev_seen.jsonl``, ``root/test_seen.jsonl``, one JSON object
 a line with ``id``, ``img`` (``img/12345.png``, relative to ``root``), ``label`` (0/1)
 and ``text``. Metric: AUROC. ``dev_unseen``/``test_unseen`` are used when the seen
-files are absent.
+files are absent. Option: ``check_images`` (true/false, default true). ``img`` paths
+must stay inside ``root`` unless ``images_outside_root``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .example import ModalitySpec, MultimodalDataset
+from .images import DEFAULT_MAX_IMAGE_PIXELS
+from .option_values import bool_option
 from .tabular_files import Columns, rows_to_examples
 
 FILES = {"train": ["train.jsonl"], "val": ["dev_seen.jsonl", "dev_unseen.jsonl", "dev.jsonl"],
@@ -19,7 +22,13 @@ FILES = {"train": ["train.jsonl"], "val": ["dev_seen.jsonl", "dev_unseen.jsonl",
 LABELS = ["0", "1"]
 
 
-def make_hateful_memes(root: str | None, split: str, skip_bad: bool, options: dict) -> MultimodalDataset:
+def make_hateful_memes(root: str | None, split: str, skip_bad: bool, options: dict, *,
+                       images_outside_root: bool = False,
+                       max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> MultimodalDataset:
+    unknown = set(options) - {"check_images"}
+    if unknown:
+        raise ConfigError(f"hateful-memes: unknown option(s) {sorted(unknown)}; known: ['check_images']")
+    check_images = bool_option("hateful-memes", options, "check_images", True)
     if not root:
         raise DataError("hateful-memes needs the data folder: pass --data-root DIR (the folder "
                         "holding train.jsonl and img/)")
@@ -31,7 +40,9 @@ def make_hateful_memes(root: str | None, split: str, skip_bad: bool, options: di
                         hint="point --data-root at the unpacked Hateful Memes folder")
     examples, skipped = rows_to_examples(path, base, Columns(image="img", text="text", label="label", id="id"),
                                          LABELS, prefix=f"hm-{split}", skip_bad=skip_bad,
-                                         check_images=bool(options.get("check_images", True)))
+                                         check_images=check_images, root=base,
+                                         images_outside_root=images_outside_root,
+                                         max_image_pixels=max_image_pixels)
     return MultimodalDataset("hateful-memes", split, [ModalitySpec("image", "image"), ModalitySpec("text", "text")],
                              ["not-hateful", "hateful"], examples, metric="auroc", skipped=skipped,
                              neutral_text="a meme")

@@ -34,9 +34,10 @@ DATASETS: NamedRegistry[DataSet] = NamedRegistry("data set")
 
 def _folder_with_carved_val(cfg: DataConfig, split: str) -> MultimodalDataset:
     has_val = cfg.root is not None and split_file(Path(cfg.root), cfg.options, "val") is not None
+    images = {"images_outside_root": cfg.images_outside_root, "max_image_pixels": cfg.max_image_pixels}
     if has_val or split == "test":
-        return make_folder(cfg.root, split, cfg.skip_bad_rows, cfg.options)
-    train = make_folder(cfg.root, "train", cfg.skip_bad_rows, cfg.options)
+        return make_folder(cfg.root, split, cfg.skip_bad_rows, cfg.options, **images)
+    train = make_folder(cfg.root, "train", cfg.skip_bad_rows, cfg.options, **images)
     perm = np.random.default_rng(cfg.split_seed).permutation(len(train))
     n_val = max(1, int(round(len(train) * cfg.val_fraction)))
     idx = perm[:n_val] if split == "val" else perm[n_val:]
@@ -51,7 +52,9 @@ DATASETS.register("synthetic")(DataSet(
     lambda cfg, split: make_synthetic(split, cfg.options)))
 DATASETS.register("hateful-memes")(DataSet(
     "Hateful Memes, official layout (train.jsonl, dev_seen.jsonl, img/); needs --data-root",
-    lambda cfg, split: make_hateful_memes(cfg.root, split, cfg.skip_bad_rows, cfg.options), on_disk=True))
+    lambda cfg, split: make_hateful_memes(cfg.root, split, cfg.skip_bad_rows, cfg.options,
+                                          images_outside_root=cfg.images_outside_root,
+                                          max_image_pixels=cfg.max_image_pixels), on_disk=True))
 DATASETS.register("folder")(DataSet(
     "CSV/TSV/JSONL with image, text, label columns beside an image folder; needs --data-root",
     _folder_with_carved_val, on_disk=True))

@@ -10,10 +10,11 @@ Each example has a reliance type, stored as ``meta['reliance']``:
 - ``vector-only`` (with ``with_vector``): a third modality, ``tabular``, a noisy
   one-hot of the class; image and text are uninformative.
 
-Options (``DataConfig.options``): ``n`` (train size, default 2000; val and test get
-a quarter each), ``num_classes`` (default 4, at most 8), ``mixture`` (reliance type ->
-weight), ``label_noise`` (probability of a random label), ``pixel_noise`` (std of
-image noise, 0-255 scale), ``with_vector`` (add the tabular modality), ``seed``.
+Options (``DataConfig.options``), checked before any work: ``n`` (train size, an
+integer ≥ 1, default 2000; val and test get a quarter each), ``num_classes`` (2..8,
+default 4), ``mixture`` (reliance type -> weight), ``label_noise`` (probability of a
+random label, 0..1), ``pixel_noise`` (std of image noise, 0-255 scale, ≥ 0),
+``with_vector`` (true/false: add the tabular modality), ``seed`` (an integer ≥ 0).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .example import Example, ModalitySpec, MultimodalDataset
+from .option_values import bool_option, float_option, int_option
 
 COLOURS = np.array([[220, 40, 40], [40, 180, 60], [40, 80, 220], [230, 200, 40],
                     [200, 60, 200], [40, 200, 200], [240, 130, 30], [120, 70, 30]], dtype=np.float32)
@@ -61,14 +63,19 @@ def make_synthetic(split: str, options: dict) -> MultimodalDataset:
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"synthetic: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
-    n_train = int(options.get("n", 2000))
+    n_train = int_option("synthetic", options, "n", 2000, lo=1)
     n = n_train if split == "train" else max(n_train // 4, 1)
-    C = int(options.get("num_classes", 4))
-    if not 2 <= C <= len(WORDS):
-        raise ConfigError(f"synthetic: num_classes must be 2..{len(WORDS)}, got {C}")
-    with_vector = bool(options.get("with_vector", False))
+    C = int_option("synthetic", options, "num_classes", 4, lo=2, hi=len(WORDS))
+    with_vector = bool_option("synthetic", options, "with_vector", False)
+    label_noise = float_option("synthetic", options, "label_noise", 0.0, lo=0.0, hi=1.0)
+    pixel_noise = float_option("synthetic", options, "pixel_noise", 20.0, lo=0.0)
+    seed = int_option("synthetic", options, "seed", 0, lo=0)
     default_mix = {r: 1.0 for r in RELIANCES[:4]} | ({"vector-only": 1.0} if with_vector else {})
-    mixture = dict(options.get("mixture", default_mix))
+    mixture = options.get("mixture", default_mix)
+    if not isinstance(mixture, dict) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) for w in mixture.values()):
+        raise ConfigError(f"synthetic: option mixture must map reliance types {list(RELIANCES)} to "
+                          f"numbers, got {mixture!r}")
     bad = [r for r in mixture if r not in RELIANCES or (r == "vector-only" and not with_vector)]
     if bad:
         raise ConfigError(f"synthetic: unknown reliance type(s) {bad} in mixture "
@@ -78,9 +85,7 @@ def make_synthetic(split: str, options: dict) -> MultimodalDataset:
     if probs.sum() <= 0 or (probs < 0).any():
         raise ConfigError("synthetic: mixture weights must be non-negative and not all zero")
     probs /= probs.sum()
-    label_noise = float(options.get("label_noise", 0.0))
-    pixel_noise = float(options.get("pixel_noise", 20.0))
-    rng = np.random.default_rng([int(options.get("seed", 0)), SPLIT_OFFSET.get(split, 3)])
+    rng = np.random.default_rng([seed, SPLIT_OFFSET.get(split, 3)])
 
     examples = []
     for i in range(n):

@@ -178,7 +178,8 @@ def test_folder_jsonl_unknown_label_in_test_and_wrong_columns(tmp_path):
     with pytest.raises(DataError, match=r"test.jsonl, line 1: label 'z' is not one of \['x', 'y'\]"):
         load_split(cfg, "test")
     cfg.options = {"text_column": "caption"}
-    with pytest.raises(DataError, match=r"train.jsonl, line 1: missing column\(s\) \['caption'\].*text_column"):
+    with pytest.raises(DataError, match=r"(?s)train.jsonl, line 1: missing column\(s\) \['caption'\].*"
+                                        r"train.jsonl, line 2: missing column.*text_column"):
         load_split(cfg, "train")
 
 
