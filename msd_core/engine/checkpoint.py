@@ -1,7 +1,9 @@
 """Checkpoints: model weights in safetensors (with the model spec, modalities and labels in
 the header), trainer state through ``torch.save``/``torch.load(weights_only=True)``. Every
 file is written to a temporary name in the same folder and then renamed, so a crash never
-leaves a half-written checkpoint behind."""
+leaves a half-written checkpoint behind, and a failed write (a full disk) leaves the previous
+one in place. Weights that are not finite everywhere are refused on load: a damaged file must
+not yield numbers."""
 
 from __future__ import annotations
 
@@ -28,7 +30,39 @@ def save_model(path: Path, model, labels: list[str], extra: dict | None = None) 
             "modalities": json.dumps([m.__dict__ for m in model.modalities]),
             "extra": json.dumps(extra or {})}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
+    write_or_explain(Path(path), lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def write_or_explain(path: Path, write) -> None:
+    """``atomic_write``, with an OS error (a full disk, no permission) turned into a
+    ``CheckpointError`` that says the previous file was kept."""
+    try:
+        atomic_write(path, write)
+    except OSError as e:
+        kept = "the previous checkpoint is kept" if path.exists() else "nothing was written"
+        raise CheckpointError(f"{path}: could not write the checkpoint ({e.strerror or e}); {kept} — free "
+                              f"space or fix the folder's permissions, then resume") from e
+
+
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or infinity, naming the tensors."""
+    bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in state.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        listed = ", ".join(f"{k} ({n:,} values)" for k, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: the weights hold NaN or infinite values in {listed} — the file is damaged "
+                              f"or its run diverged; retrain it or use an earlier checkpoint")
+
+
+def check_fits(meta: dict, ds, path: Path) -> None:
+    """A model and a data set that can be used together: the same modalities and the same labels."""
+    mods = [m.name for m in meta["modalities"]]
+    if mods != ds.modality_names:
+        raise CheckpointError(f"{path} takes the modalities {mods}, the data set {ds.name!r} has "
+                              f"{ds.modality_names}: pick a model trained on this data set")
+    if meta["labels"] != ds.labels:
+        raise CheckpointError(f"{path} predicts the labels {meta['labels'][:5]}..., the data set {ds.name!r} has "
+                              f"{ds.labels[:5]}...: pick a model trained on this data set")
 
 
 def read_metadata(path: Path) -> dict:
@@ -71,7 +105,9 @@ def load_model(path: Path, device: torch.device | str = "cpu"):
     meta = read_metadata(path)
     model = build_model(meta["spec"], meta["modalities"], len(meta["labels"]), load_pretrained=False)
     try:
-        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+        weights = load_file(str(path))
+        check_finite(weights, path)
+        missing, unexpected = model.load_state_dict(weights, strict=False)
     except (SafetensorError, RuntimeError) as e:
         raise CheckpointError(f"{path}: weights do not fit the model ({e})") from None
     if missing or unexpected:
@@ -90,7 +126,7 @@ def file_hash(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def save_state(path: Path, state: dict) -> None:
-    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    write_or_explain(Path(path), lambda tmp: torch.save(state, tmp))
 
 
 def load_state(path: Path) -> dict:

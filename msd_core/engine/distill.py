@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import DistillRunConfig
+from ..config import DistillRunConfig, check_ranges
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
 from ..data.views import REMOVALS
@@ -29,25 +29,30 @@ from ..models.base import count_parameters
 from ..models.presets import create_model
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
-from .checkpoint import MODEL_FILE
+from .checkpoint import MODEL_FILE, check_fits, read_metadata
 from .evaluate import evaluate
 from .predict import dataset_fill
+from .run_folder import earlier_sessions, prepare_out_dir, resumed_config
 from .teacher_cache import teacher_logits
 from .trainer import Trainer
 
 
 def check_config(cfg: DistillRunConfig) -> None:
-    """Every name and range of ``cfg.distill`` checked before any work starts."""
+    """Every name and range of ``cfg`` checked before any work starts."""
     d = cfg.distill
     for registry, name in ((OBJECTIVES, d.method), (WEIGHTINGS, d.weighting), (MEASURES, d.saliency),
                            (REMOVALS, d.removal)):
         registry.get(name)
-    if not 0 <= d.alpha <= 1:
-        raise ConfigError(f"alpha must be in [0, 1], got {d.alpha}")
     if d.population_split not in SPLITS:
         raise ConfigError(f"population_split must be one of {', '.join(SPLITS)}, got {d.population_split!r}")
-    if d.temperature <= 0 or d.tau <= 0 or d.lam < 0:
-        raise ConfigError("temperature and tau must be positive and lam non-negative")
+    check_ranges(cfg)
+
+
+def check_teacher(path: str | Path, ds) -> None:
+    """The teacher checkpoint exists, is an MSD Studio model and fits the data set's modalities and
+    labels (its weights are checked when the cache loads them)."""
+    ckpt = Path(path) / MODEL_FILE if Path(path).is_dir() else Path(path)
+    check_fits(read_metadata(ckpt), ds, ckpt)
 
 
 def evaluate_student(model, ds, collator, device, teacher: TeacherLogits | None, removal: str = "drop") -> dict:
@@ -56,15 +61,19 @@ def evaluate_student(model, ds, collator, device, teacher: TeacherLogits | None,
     return evaluate(model, ds, collator, device, teacher=teacher, removal=removal)
 
 
-def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | None = None, log=print,
-            recorder: RunRecorder | None = None, weights: WeightSource | None = None) -> dict:
-    """Train the student of ``cfg``; returns its final metrics (also written to metrics.json by
-    ``recorder``, by default one that records in ``cfg.out_dir``). ``weights`` replaces MSD's
-    configured weighting (see ``ModalitySpecificDistillation``)."""
+def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = True, callbacks: dict | None = None,
+            log=print, recorder: RunRecorder | None = None, weights: WeightSource | None = None) -> dict:
+    """Train the student of ``cfg``, or with ``resume`` continue the run saved in ``cfg.out_dir``
+    under its own saved config (ending with the weights an uninterrupted run ends with); returns
+    its final metrics (also written to metrics.json by ``recorder``, by default one that records
+    in ``cfg.out_dir``). ``weights`` replaces MSD's configured weighting (see
+    ``ModalitySpecificDistillation``)."""
+    if resume:
+        cfg = resumed_config(cfg)
     check_config(cfg)
     out = Path(cfg.out_dir)
-    if (out / MODEL_FILE).exists():
-        raise ConfigError(f"{out} already holds a checkpoint: choose another --out")
+    prepare_out_dir(out, resume=resume)
+    earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
     d = cfg.distill
     recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
@@ -73,7 +82,8 @@ def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | N
     weighted = kind.weighted
     with recorder:
         t0 = time.time()
-        train_set, val_set, test_set = (load_split(cfg.data, s) for s in ("train", "val", "test"))
+        train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
+        check_teacher(cfg.teacher, train_set)
         meta_examples = None
         if weighted and is_learned(d.weighting):
             g = torch.Generator().manual_seed(cfg.train.seed)
@@ -102,7 +112,7 @@ def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | N
         n_params = count_parameters(model)
         log(f"student {cfg.model.preset}: {n_params:,} parameters; method {d.method}"
             + (f", weighting {d.weighting}" if weighted else ""))
-        collator = Collator(train_set.modalities, image_size=cfg.data.image_size, max_text_len=cfg.data.max_text_len)
+        collator = Collator.for_data(train_set.modalities, cfg.data)
         objective = build_objective(
             d, teacher=cache("train") if kind.needs_teacher else None,
             population=population() if weighted and d.weighting == "population" else None,
@@ -114,14 +124,19 @@ def distill(cfg: DistillRunConfig, *, progress: bool = True, callbacks: dict | N
                           evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, cache("val"),
                                                                d.removal))
         trainer.add_callbacks(callbacks)
+        if resume:
+            resumed = trainer.resume()
+            log(f"resumed at step {trainer.global_step} of {trainer.total_steps}" if resumed
+                else "no checkpoint saved yet: starting from step 0")
         recorder.attach(trainer)
         trainer.fit()
+        sessions = earlier + [round(time.time() - t0, 1)]
         metrics = {"val": evaluate_student(trainer.module, val_set, collator, trainer.device, cache("val"),
                                            d.removal),
                    "test": evaluate_student(trainer.module, test_set, collator, trainer.device, cache("test"),
                                             d.removal),
-                   "metric": train_set.metric, "train_seconds": round(time.time() - t0, 1),
-                   "history": trainer.history, "population_saliency": population(),
+                   "metric": train_set.metric, "train_seconds": round(sum(sessions), 1),
+                   "train_seconds_sessions": sessions, "history": trainer.history, "population_saliency": population(),
                    "saliency_split": {"instance": "train", "population": d.population_split}}
         recorder.finish(metrics)
     return metrics

@@ -8,49 +8,26 @@ written by the run's recorder (``msd_core.runs.recorder``).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from ..config import TeacherRunConfig
+from ..config import TeacherRunConfig, check_ranges
 from ..data.collate import Collator
-from ..data.registry import load_split
+from ..data.registry import SPLITS, load_split
 from ..device import is_main_process
-from ..errors import ConfigError
 from ..models.base import count_parameters
 from ..models.presets import create_model
 from ..provenance import git_revision, package_versions
-from ..runs.recorder import METRICS_FILE, RUN_FILE, RunRecorder
-from .checkpoint import MODEL_FILE
+from ..runs.recorder import RunRecorder
 from .evaluate import evaluate
+from .run_folder import earlier_sessions, prepare_out_dir, resumed_config
 from .trainer import Trainer
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-def earlier_sessions(out: Path) -> list[float]:
-    """Training seconds of the sessions a resumed run already finished (from its metrics.json)."""
-    try:
-        saved = json.loads((out / METRICS_FILE).read_text())
-    except (OSError, ValueError):
-        return []
-    return list(saved.get("train_seconds_sessions") or [saved.get("train_seconds", 0.0)])
-
-
-def resumed_config(cfg: TeacherRunConfig, epochs: int | None) -> TeacherRunConfig:
-    """The config saved in ``cfg.out_dir``'s run.json, in that folder, with ``epochs`` if given."""
-    saved = Path(cfg.out_dir) / RUN_FILE
-    if not saved.is_file():
-        raise ConfigError(f"{saved}: nothing to resume — run without --resume first")
-    old = TeacherRunConfig.from_dict(json.loads(saved.read_text())["config"])
-    old.out_dir = cfg.out_dir  # the folder may have moved
-    if epochs is not None:
-        old.train.epochs = epochs
-    return old
 
 
 def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | None = None,
@@ -62,21 +39,18 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     out = Path(cfg.out_dir)
     if resume:
         cfg = resumed_config(cfg, epochs)
-    else:
-        if epochs is not None:
-            cfg.train.epochs = epochs
-        if (out / MODEL_FILE).exists():
-            raise ConfigError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose "
-                              f"another --out")
+    elif epochs is not None:
+        cfg.train.epochs = epochs
+    check_ranges(cfg)
+    prepare_out_dir(out, resume=resume)
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
     recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
                     git=git_revision())
     with recorder:
         t0 = time.time()
-        train_set = load_split(cfg.data, "train")
-        val_set = load_split(cfg.data, "val")
-        for ds in (train_set, val_set):
+        train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
+        for ds in (train_set, val_set, test_set):
             if ds.skipped:
                 log(f"skipped {len(ds.skipped)} bad row(s) in {ds.split}:")
                 for s in ds.skipped:
@@ -89,20 +63,19 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
         log(f"data {cfg.data.name}: {len(train_set)} train / {len(val_set)} val examples; "
             f"modalities {train_set.modality_names}; {len(train_set.labels)} labels")
         log(f"model {cfg.model.preset}: {n_params:,} parameters")
-        collator = Collator(train_set.modalities, image_size=cfg.data.image_size,
-                            max_text_len=cfg.data.max_text_len)
+        collator = Collator.for_data(train_set.modalities, cfg.data)
         recorder.update(parameters=n_params, labels=train_set.labels)
         trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
                           data_name=cfg.data.name, progress=progress)
         trainer.add_callbacks(callbacks)
         if resume:
-            trainer.resume()
-            log(f"resumed at step {trainer.global_step} of {trainer.total_steps}")
+            resumed = trainer.resume()
+            log(f"resumed at step {trainer.global_step} of {trainer.total_steps}" if resumed
+                else "no checkpoint saved yet: starting from step 0")
         log(f"device {trainer.device}; {trainer.total_steps} steps of batch {cfg.train.batch_size}")
         recorder.attach(trainer)
         trainer.fit()
         sessions = earlier + [round(time.time() - t0, 1)]
-        test_set = load_split(cfg.data, "test")
         metrics = {"val": evaluate(trainer.module, val_set, collator, trainer.device),
                    "test": evaluate(trainer.module, test_set, collator, trainer.device),
                    "metric": train_set.metric, "train_seconds": round(sum(sessions), 1),

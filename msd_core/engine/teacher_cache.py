@@ -4,10 +4,13 @@ Views: ``full``, ``only:m`` and ``without:m`` for each modality, and with ``subs
 every non-empty subset (``subset:a+b``), for exact Shapley values (§6). Logits come from the
 batched predictor (``predict.predict_views``) and are stored in one safetensors file per key:
 
-    key = sha256(data set config, split, example ids, teacher checkpoint hash, removal, views)
+    key = sha256(data set config, split, data fingerprint, teacher checkpoint hash, removal, views)
 
-so any change of data, teacher weights or removal strategy is a different file (a miss), and
-the same request again is a hit that reads the file and runs no model.
+The data fingerprint (``data.fingerprint``) covers every row as read and the sizes and
+modification times of the files behind them, so a data set edited in place, a new teacher or
+another removal strategy is a different file (a miss), and the same request again is a hit that
+reads the file and runs no model. Files are written atomically; one that cannot be read (never
+a half-written one: those only exist under a temporary name) is recomputed.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from safetensors.torch import load_file, save_file
 from ..config import DataConfig
 from ..data.collate import Collator
 from ..data.example import MultimodalDataset
+from ..data.fingerprint import data_fingerprint
 from ..data.views import named_views
 from ..device import pick_device
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError
 from ..method.view_logits import TeacherLogits
 from ..paths import REPO
-from .checkpoint import MODEL_FILE, atomic_write, file_hash, load_model
+from .checkpoint import MODEL_FILE, atomic_write, check_fits, file_hash, load_model
 from .predict import predict_views
 
 __all__ = ["TeacherLogits", "cache_dir", "cache_key", "teacher_logits"]
@@ -42,7 +46,7 @@ def cache_dir() -> Path:
 def cache_key(data_cfg: DataConfig, ds: MultimodalDataset, teacher_hash: str, removal: str,
               names: list[str]) -> str:
     ident = {"data": asdict(data_cfg), "split": ds.split, "teacher": teacher_hash, "removal": removal,
-             "views": names, "ids": hashlib.sha256("\n".join(e.id for e in ds.examples).encode()).hexdigest()}
+             "views": names, "rows": data_fingerprint(ds)}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -73,10 +77,8 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     # initialises the `learned` weight network, so a cold and a warm cache trained one seed differently.
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if dev.type == "cuda" else []):
         model, meta = load_model(ckpt, dev)
-        if meta["labels"] != ds.labels:
-            raise ConfigError(f"{ckpt} predicts {meta['labels'][:4]}..., the data set has {ds.labels[:4]}...: "
-                              f"pick the teacher trained on this data set")
-        collator = Collator(ds.modalities, image_size=data_cfg.image_size, max_text_len=data_cfg.max_text_len)
+        check_fits(meta, ds, ckpt)
+        collator = Collator.for_data(ds.modalities, data_cfg)
         logits, targets = predict_views(model, ds, collator, dev, views, removal=removal, batch_size=batch_size,
                                         progress=progress)
     atomic_write(file, lambda tmp: save_file({**logits, "__targets__": targets}, tmp,

@@ -34,7 +34,7 @@ from ..data.example import MultimodalDataset
 from ..device import autocast, pick_device
 from ..errors import StopRun, TrainingError, TrainingInterrupted
 from ..method.objectives import Objective, Supervised
-from .checkpoint import MODEL_FILE, STATE_FILE, load_model, load_state, save_model, save_state
+from .checkpoint import MODEL_FILE, STATE_FILE, check_finite, load_model, load_state, save_model, save_state
 from .evaluate import evaluate
 
 __all__ = ["Trainer", "StopRun", "TrainingError", "TrainingInterrupted", "derive_seed", "modality_dropout"]
@@ -128,26 +128,42 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------
     def save(self) -> None:
+        """Checkpoint: the trainer state first (it holds the weights too, so resuming never pairs
+        one step's weights with another's optimizer), then the model file the run publishes. A
+        kill between the two leaves a state one step ahead of the model file; resuming reads the
+        state."""
         if not self.is_main:
             return
+        objective_state = getattr(self.objective, "state_dict", None)
+        save_state(self.out_dir / STATE_FILE, {
+            "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step, "history": json.dumps(self.history),
+            **({"objective": objective_state()} if objective_state else {})})
         save_model(self.out_dir / MODEL_FILE, self.module, self.labels,
                    extra={"data": self.data_name, "global_step": self.global_step})
-        save_state(self.out_dir / STATE_FILE, {
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-            "history": json.dumps(self.history)})
         self._fire("on_checkpoint", {"step": self.global_step, "total_steps": self.total_steps})
 
-    def resume(self) -> None:
-        """Continue from the checkpoint in ``out_dir`` (weights, optimizer, schedule, position)."""
-        loaded, _ = load_model(self.out_dir / MODEL_FILE, self.device)
-        self.module.load_state_dict(loaded.state_dict())
+    def resume(self) -> bool:
+        """Continue from the checkpoint in ``out_dir`` (weights, optimizer, schedule, position and
+        the objective's own state); False, starting from step 0, when the run saved none yet."""
+        if not (self.out_dir / STATE_FILE).is_file():
+            return False
         state = load_state(self.out_dir / STATE_FILE)
+        if "model" in state:
+            check_finite(state["model"], self.out_dir / STATE_FILE)
+            self.module.load_state_dict(state["model"])
+        else:  # a checkpoint written before the state held the weights
+            loaded, _ = load_model(self.out_dir / MODEL_FILE, self.device)
+            self.module.load_state_dict(loaded.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step = state["global_step"]
         self.history = json.loads(state["history"])
+        if "objective" in state:
+            self.objective.load_state_dict(state["objective"])
+        return True
 
     # -- the loop ---------------------------------------------------------------------
     def fit(self) -> list[dict]:

@@ -137,6 +137,17 @@ class ModalitySpecificDistillation:
             self.features = (feats - feats.mean(0)) / feats.std(0).clamp_min(1e-6)
             self.weighter = MetaWeighter(self.mods, cfg.weighting, lam=cfg.lam, lr=cfg.meta_lr)
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs besides the student: the weight network and its optimizer."""
+        if self.weighter is None:
+            return {}
+        return {"weighter": self.weighter.state_dict(), "optimizer": self.weighter.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.weighter is not None:
+            self.weighter.load_state_dict(state["weighter"])
+            self.weighter.optimizer.load_state_dict(state["optimizer"])
+
     def student_views(self, model, batch: Batch, params=None) -> dict[str, torch.Tensor]:
         """The student's logits on the full view and each single-modality view, with its own
         parameters or, for the meta step's look-ahead, with ``params``."""

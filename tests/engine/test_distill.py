@@ -121,8 +121,11 @@ def test_the_look_ahead_sees_every_view_through_the_parameters_it_is_given(tmp_p
 def test_bad_distill_settings_are_named(tmp_path, teacher):
     with pytest.raises(ConfigError, match="unknown method 'fitnets'"):
         run(tmp_path, teacher, "bad", method="fitnets")
-    with pytest.raises(ConfigError, match="alpha must be in"):
+    with pytest.raises(ConfigError, match=r"--alpha \(distill.alpha\) must be at least 0 and at most 1, got 2.0"):
         run(tmp_path, teacher, "bad2", alpha=2.0)
+    with pytest.raises(ConfigError, match=r"--tau \(distill.tau\) must be above 0, got nan"):
+        run(tmp_path, teacher, "bad3", tau=float("nan"))
+    assert not (tmp_path / "bad2").exists()  # refused before the run folder was made
 
 
 def test_saliency_command_writes_one_row_per_example(tmp_path, teacher, monkeypatch, capsys):
@@ -160,3 +163,77 @@ def test_msd_with_other_removals_trains_and_evaluates_on_the_same_views_as_the_t
     assert metrics["test"]["only:image"]["agreement"] == pytest.approx(want, abs=1e-6)
     drop, _ = predict_views(student, test, Collator(test.modalities), "cpu", {"only:image": ("image",)})
     assert not torch.allclose(drop["only:image"], logits["only:image"])  # the removal matters here
+
+
+@pytest.mark.parametrize("weighting", ["instance-soft", "learned"])
+def test_an_interrupted_distillation_resumes_to_the_same_weights(tmp_path, teacher, monkeypatch, weighting):
+    from safetensors.torch import load_file
+
+    from msd_core.errors import TrainingError
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+
+    def config(name):
+        return DistillRunConfig(teacher=str(teacher), data=DATA, model=ModelConfig("student-two-tower", dict(TINY)),
+                                train=TrainConfig(epochs=2, batch_size=16, lr=3e-3, save_every=2, seed=4),
+                                distill=DistillConfig(method="msd", weighting=weighting), out_dir=str(tmp_path / name))
+
+    distill(config("straight"), progress=False, log=lambda *_: None)
+
+    def crash_at_step_5(trainer, logs):
+        if trainer.global_step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingError, match="--resume"):
+        distill(config("resumed"), progress=False, log=lambda *_: None,
+                callbacks={"on_step_end": [crash_at_step_5]})
+    # flags given with --resume do not change the run: its saved config wins
+    again = config("resumed")
+    again.distill.lam = 9.0
+    metrics = distill(again, resume=True, progress=False, log=lambda *_: None)
+    a, b = load_file(str(tmp_path / "straight" / "model.safetensors")), load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert set(metrics["test"]) == {"full", "only:image", "only:text"}
+    run = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert run["status"] == "finished" and run["config"]["distill"]["lam"] == 1.0
+
+
+def test_a_data_set_edited_in_place_misses_the_teacher_cache(tmp_path, teacher, monkeypatch):
+    """Same row count, same ids, new texts and labels: the cache must not answer with the old ones."""
+    from tests.conftest import write_png
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "data"
+    for i in range(4):
+        write_png(folder / f"{i}.png", color=(40 * i, 10, 10))
+
+    def write(texts, labels):
+        (folder / "train.csv").write_text("image,text,label\n" + "".join(
+            f"{i}.png,{t},{y}\n" for i, (t, y) in enumerate(zip(texts, labels))))
+
+    write(["red square", "blue thing", "a cat", "a dog"], ["ALPHA", "BRAVO", "CHARLIE", "DELTA"])
+    cfg = DataConfig("folder", root=str(folder), options={"labels": ["ALPHA", "BRAVO", "CHARLIE", "DELTA"],
+                                                          "val": "train.csv"})
+    # a folder teacher needs folder data: use the synthetic teacher's labels through a 4-label folder set
+    ds = load_split(cfg, "val")
+    first = teacher_logits(teacher, cfg, ds)
+    assert not first.hit and teacher_logits(teacher, cfg, load_split(cfg, "val")).hit
+    write(["alpha word", "bravo word", "charlie word", "delta word"], ["DELTA", "CHARLIE", "BRAVO", "ALPHA"])
+    edited = teacher_logits(teacher, cfg, load_split(cfg, "val"))
+    assert not edited.hit
+    assert edited.targets.tolist() == [3, 2, 1, 0] and first.targets.tolist() == [0, 1, 2, 3]
+    write_png(folder / "2.png", color=(250, 250, 250))  # an image replaced, rows untouched
+    assert not teacher_logits(teacher, cfg, load_split(cfg, "val")).hit
+
+
+def test_a_teacher_with_other_modalities_is_refused_before_any_work(tmp_path, teacher, monkeypatch):
+    from msd_core.errors import CheckpointError
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    three = DataConfig("synthetic", options={"n": 32, "with_vector": True})
+    cfg = DistillRunConfig(teacher=str(teacher), data=three, model=ModelConfig("student-two-tower", dict(TINY)),
+                           train=TrainConfig(epochs=1, batch_size=16), out_dir=str(tmp_path / "s"))
+    with pytest.raises(CheckpointError, match=r"takes the modalities \['image', 'text'\], the data set 'synthetic' "
+                                              r"has \['image', 'text', 'tabular'\]"):
+        distill(cfg, progress=False, log=lambda *_: None)
+    assert not (tmp_path / "s" / "model.safetensors").exists()

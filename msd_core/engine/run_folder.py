@@ -1,0 +1,55 @@
+"""A run's output folder before training starts: writable, and what a resumed run continues."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..runs.recorder import METRICS_FILE, RUN_FILE
+from .checkpoint import MODEL_FILE
+
+
+def prepare_out_dir(out: Path, *, resume: bool) -> None:
+    """Create ``out`` and prove it writable, before any data loads; a folder that already holds a
+    checkpoint is only continued with ``resume``."""
+    if not str(out):
+        raise ConfigError("no output folder: pass --out DIR")
+    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"--out {out}: {blocker} is a file, not a folder — choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write there ({e.strerror or e}) — choose a folder you can "
+                          f"write to") from None
+    if not resume and (out / MODEL_FILE).exists():
+        raise ConfigError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+
+
+def resumed_config(cfg, epochs: int | None = None):
+    """The config saved in ``cfg.out_dir``'s run.json (same class as ``cfg``), in that folder, with
+    ``epochs`` if given: a resumed run continues under the settings it started with."""
+    saved = Path(cfg.out_dir) / RUN_FILE
+    if not saved.is_file():
+        raise ConfigError(f"{saved}: nothing to resume — run without --resume first")
+    try:
+        old = type(cfg).from_dict(json.loads(saved.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{saved}: cannot read the run's config ({e}) — start a new run with another --out") from None
+    old.out_dir = cfg.out_dir  # the folder may have moved
+    if epochs is not None:
+        old.train.epochs = epochs
+    return old
+
+
+def earlier_sessions(out: Path) -> list[float]:
+    """Training seconds of the sessions a resumed run already finished (from its metrics.json)."""
+    try:
+        saved = json.loads((out / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return list(saved.get("train_seconds_sessions") or [saved.get("train_seconds", 0.0)])
