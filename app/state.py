@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from msd_core.config import DataConfig
+from msd_core.data.fingerprint import files_stamp
 from msd_core.data.registry import load_split
 from msd_core.paths import assets_dir, runs_dir
 from msd_core.analysis.catalog import find_teachers
@@ -12,10 +13,28 @@ from msd_core.analysis.catalog import find_teachers
 BUILT_IN = {"easy-vqa": {}, "synthetic": {"n": 2000}}
 
 
-@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
 def dataset(name: str, split: str, root: str | None = None, options_key: tuple = ()):
-    """A data split, loaded once per process (errors propagate to the page as messages)."""
+    """A data split, loaded once per process while its files stay as they are (errors propagate to
+    the page as messages)."""
+    return _dataset(name, split, root, options_key, files_stamp(root))
+
+
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
+def _dataset(name: str, split: str, root: str | None, options_key: tuple, stamp: str):
     return load_split(DataConfig(name=name, root=root, options=dict(options_key)), split)
+
+
+def stamp(data_json: str | None, teacher_path: str | None = None) -> str:
+    """What keys the in-memory caches besides their arguments: the data files' and the teacher
+    checkpoint's sizes and modification times, so an edit in place is never served stale."""
+    from pathlib import Path
+
+    from msd_core.engine.checkpoint import MODEL_FILE
+
+    ckpt = None
+    if teacher_path:
+        ckpt = Path(teacher_path) / MODEL_FILE if Path(teacher_path).is_dir() else teacher_path
+    return files_stamp(DataConfig.from_json(data_json).root if data_json else None, ckpt)
 
 
 def built_in(name: str, split: str = "train"):
@@ -45,8 +64,12 @@ def teacher_data_config(teacher: dict) -> DataConfig:
     return DataConfig(name=teacher["data"], options=dict(BUILT_IN.get(teacher["data"], {})))
 
 
-@st.cache_resource(show_spinner="Running the teacher on every view (once; then cached on disk)…", max_entries=8)
 def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
+    return _explorer_cache(teacher_path, data_json, split, removal, stamp(data_json, teacher_path))
+
+
+@st.cache_resource(show_spinner="Running the teacher on every view (once; then cached on disk)…", max_entries=8)
+def _explorer_cache(teacher_path: str, data_json: str, split: str, removal: str, stamp: str):
     import json
 
     from msd_core.analysis.explore import explorer_data
@@ -56,8 +79,12 @@ def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
     return ds, explorer_data(teacher_path, cfg, ds, removal=removal)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def thumbnails(data_json: str, split: str) -> tuple[list[str], list[int]]:
+    return _thumbnails(data_json, split, stamp(data_json))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _thumbnails(data_json: str, split: str, stamp: str) -> tuple[list[str], list[int]]:
     """Hover thumbnails of a split's examples (``msd_core.analysis.preview.thumbnail_uris``); they depend on
     the data only, so every teacher and removal strategy on that split shares them."""
     import json
@@ -67,16 +94,24 @@ def thumbnails(data_json: str, split: str) -> tuple[list[str], list[int]]:
     return thumbnail_uris(load_split(DataConfig.from_json(data_json), split))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def saliency_table(teacher_path: str, data_json: str, split: str, removal: str, measure: str):
+    return _saliency_table(teacher_path, data_json, split, removal, measure, stamp(data_json, teacher_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _saliency_table(teacher_path: str, data_json: str, split: str, removal: str, measure: str, stamp: str):
     from msd_core.analysis.explore import saliency_frame
 
     ds, cache = explorer_cache(teacher_path, data_json, split, removal)
     return saliency_frame(cache, ds, measure)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
 def loaded_model(teacher_path: str):
+    return _loaded_model(teacher_path, stamp(None, teacher_path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _loaded_model(teacher_path: str, stamp: str):
     from pathlib import Path
 
     from msd_core.engine.checkpoint import MODEL_FILE, load_model
@@ -85,8 +120,12 @@ def loaded_model(teacher_path: str):
     return load_model(p / MODEL_FILE if p.is_dir() else p, "cpu")[0]
 
 
-@st.cache_data(show_spinner="Computing attributions with captum…", max_entries=64)
 def attributions(teacher_path: str, data_json: str, split: str, index: int, image_method: str):
+    return _attributions(teacher_path, data_json, split, index, image_method, stamp(data_json, teacher_path))
+
+
+@st.cache_data(show_spinner="Computing attributions with captum…", max_entries=64)
+def _attributions(teacher_path: str, data_json: str, split: str, index: int, image_method: str, stamp: str):
     import json
 
     from msd_core.engine.attributions import explain
@@ -104,9 +143,13 @@ def registry():
     return Registry(default_db())
 
 
-@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
 def dataset_for(data_json: str, split: str):
     """A split of exactly the data config a run used (JSON of its DataConfig)."""
+    return _dataset_for(data_json, split, stamp(data_json))
+
+
+@st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
+def _dataset_for(data_json: str, split: str, stamp: str):
     import json
 
     return load_split(DataConfig.from_json(data_json), split)

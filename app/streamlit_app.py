@@ -20,4 +20,9 @@ PAGES = [
     st.Page(str(ROOT / "app" / "app_pages" / "distill.py"), title="Distill", icon=":material/model_training:"),
     st.Page(str(ROOT / "app" / "app_pages" / "compare.py"), title="Compare", icon=":material/compare_arrows:"),
 ]
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+except Exception as e:  # noqa: BLE001 - the pages' error boundary: a message, never a traceback
+    from app.components.views import show_error
+
+    show_error(e)

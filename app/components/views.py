@@ -5,17 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from msd_core.errors import MSDError
+from msd_core.failures import explain
 from msd_core.paths import display_path  # noqa: F401 - re-exported for the pages
 
 
 def show_error(e: Exception) -> None:
-    """A user-facing error: what went wrong and what to do, never a traceback."""
-    if isinstance(e, MSDError):
-        st.error(str(e), icon=":material/error:")
-    else:
-        st.error(f"Unexpected problem: {e.__class__.__name__}: {e}. If it persists, please report it with "
-                 f"the command that reproduces it.", icon=":material/error:")
+    """A user-facing error: what went wrong and what to do, never a traceback (unexpected ones
+    are logged, and the message says where)."""
+    st.error(explain(e).message, icon=":material/error:")
 
 
 def example_cards(records: list[dict], columns: int = 4) -> None:
