@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MSD_STUDIO_MAX_RUNS", "64")  # tests never wait for a run slot (test_queue sets its own)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

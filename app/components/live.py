@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.components.figures import curves_figure
+from msd_core.runs.queue import queue_label
 
 CURVES = ["train/loss", "train/ce", "train/kd"]
 
@@ -14,13 +15,16 @@ def run_card(reg, r: dict) -> None:
     with st.container(border=True):
         top, button = st.columns([6, 1])
         eta = f", about {r['eta']:.0f} s left" if r.get("eta") else ""
-        top.markdown(f"**{r['name']}** · `{r['id']}` · {r['status']}{eta}")
+        status = queue_label(r["status"], r.get("position"))
+        top.markdown(f"**{r['name']}** · `{r['id']}` · {status}{eta}")
         if button.button("Cancel", key=f"cancel-{r['id']}"):
             reg.request_cancel(r["id"])
         st.progress(min(max(r.get("progress") or 0.0, 0.0), 1.0))
         rows = pd.DataFrame(reg.metrics(r["id"]))
         if rows.empty:
-            st.caption("Loading data (and caching the teacher's logits) before the first step…")
+            st.caption("Waiting for a free run slot: runs launched earlier go first, and it starts when one ends."
+                       if r["status"] == "queued" else
+                       "Loading data (and caching the teacher's logits) before the first step…")
             return
         mods = sorted({n.split(":")[1] for n in rows["name"] if n.startswith("train/kd:")})
         names = CURVES + [f"train/kd:{m}" for m in mods]
@@ -42,5 +46,8 @@ def run_card(reg, r: dict) -> None:
 
 
 def active_runs(reg, kind: str | None = None) -> list[dict]:
+    """Queued and running runs (of ``kind``), each queued one with its ``position`` in line."""
     reg.reap()
-    return [r for r in reg.runs(limit=100) if r["status"] in ("queued", "running") and (kind is None or r["kind"] == kind)]
+    where = reg.queue_positions()
+    return [{**r, "position": where.get(r["id"])} for r in reg.runs(limit=100)
+            if r["status"] in ("queued", "running") and (kind is None or r["kind"] == kind)]

@@ -2,7 +2,8 @@
 
 ``launch`` records the run (queued) in the registry, writes its config beside where it will
 write its checkpoint, and starts ``python -m msd_core.cli job --db REGISTRY --run ID`` in a new
-process session; the job records itself through ``recorder.RunRecorder``.
+process session; the job waits for its turn and a run slot (``queue``), then records itself
+through ``recorder.RunRecorder``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..paths import resolve_path
+from .queue import concurrency_limit
 from .store import Registry
 
 
@@ -22,6 +24,7 @@ def launch(config, *, kind: str, registry: Registry | None = None, name: str | N
     """Start a run (a ``TeacherRunConfig`` or ``DistillRunConfig``) in its own process; returns its
     id. A config without ``out_dir`` writes to ``<registry folder>/<run id>``."""
     registry = registry or Registry()
+    concurrency_limit(config.train.threads)  # a bad $MSD_STUDIO_MAX_RUNS is an error here, not a failed run
     run_id = registry.create(config.to_dict(), kind=kind, name=name, out_dir=None)
     out = resolve_path(config.out_dir) if config.out_dir else registry.path.parent / run_id
     config.out_dir = str(out)
@@ -37,7 +40,8 @@ def launch(config, *, kind: str, registry: Registry | None = None, name: str | N
 
 
 def cancel(run_id: str, registry: Registry | None = None, grace: float = 30.0) -> None:
-    """Ask a run to stop at its next step; a run that does not stop within ``grace`` s is killed."""
+    """Ask a run to stop at its next step; a run that does not stop within ``grace`` s is killed.
+    A queued run is cancelled at once (its waiting process exits within a second)."""
     registry = registry or Registry()
     registry.request_cancel(run_id)
     r = registry.run(run_id)
