@@ -13,16 +13,19 @@ import dataclasses
 import json
 import shlex
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataConfig, DistillRunConfig, TeacherRunConfig
+from .config import DataConfig, DistillRunConfig, TeacherRunConfig, check_ranges, describe_range
 from .errors import MSDError
 from .paths import display_path, resolve_path, runs_dir
 
 COMMANDS = {"teacher": "train-teacher", "student": "distill"}
 PATH_FIELDS = ("teacher", "out_dir", "data.root")  # resolved against the working directory
 SECTIONS = ("data", "model", "train", "distill")
+NO_QUEUE_HELP = ("start now instead of waiting for a free run slot (runs at once: $MSD_STUDIO_MAX_RUNS, "
+                 "else cores ÷ --threads)")
 
 
 def parse_option(text: str, flag: str = "--data-option", example: str = "n=500") -> tuple[str, object]:
@@ -54,6 +57,7 @@ class Flag:
     kind: str          # int, float, str, bool, dict
     optional: bool     # None is a valid value
     help: str
+    bounds: dict       # the allowed range, for numbers (config.option's at_least/above/at_most/below)
 
 
 def _kind(annotation: str) -> tuple[str, bool]:
@@ -76,7 +80,8 @@ def config_flags(config_cls) -> list[Flag]:
                 continue
             kind, optional = _kind(f.type)
             name = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-            flags.append(Flag(name, prefix + f.name, kind, optional, f.metadata.get("help", "")))
+            flags.append(Flag(name, prefix + f.name, kind, optional, f.metadata.get("help", ""),
+                              f.metadata.get("range", {})))
 
     walk(config_cls, "")
     return flags
@@ -95,7 +100,8 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls, only: tuple[str, ..
         value = value_at(fresh, flag.path)
         shown = f" (default: {display_path(value) if flag.path in PATH_FIELDS and value else value})" \
             if value not in (None, "", {}) and flag.kind != "bool" else ""
-        help_ = flag.help.replace("%", "%%") + shown
+        allowed = f" [{describe_range(flag.bounds)}]" if flag.bounds else ""
+        help_ = (flag.help + allowed).replace("%", "%%") + shown
         if flag.kind == "bool":
             p.add_argument(flag.name, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif flag.kind == "dict":
@@ -159,8 +165,10 @@ def run_config(config_cls, a: argparse.Namespace):
 
 
 def data_config(a: argparse.Namespace) -> DataConfig:
-    """The DataConfig of the data flags of ``saliency``, ``data`` and ``evaluate``."""
-    return apply_flags(TeacherRunConfig(), a).data
+    """The DataConfig of the data flags of ``saliency``, ``data`` and ``evaluate``, its ranges checked."""
+    cfg = apply_flags(TeacherRunConfig(), a).data
+    check_ranges(cfg, "data.")
+    return cfg
 
 
 # -- commands -------------------------------------------------------------------------
@@ -174,13 +182,41 @@ def report(metrics: dict, cfg) -> None:
         print(f"saved to {display_path(Path(cfg.out_dir) / 'model.safetensors')} ({metrics['train_seconds']} s)")
 
 
+@contextmanager
+def run_slot(cfg, a: argparse.Namespace):
+    """Hold a run slot of the runs folder while a CLI run trains (``msd_core.runs.queue``), so CLI
+    and dashboard runs share one limit; not with ``--no-queue``, nor under torchrun (WORLD_SIZE >
+    1), whose ranks must start together."""
+    import os
+
+    if getattr(a, "no_queue", False) or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield None
+        return
+    from .runs.queue import acquire_slot, concurrency_limit, waiting_message
+
+    with acquire_slot(runs_dir(), concurrency_limit(cfg.train.threads),
+                      on_wait=lambda used, limit: print(waiting_message(used, limit), file=sys.stderr,
+                                                        flush=True)) as slot:
+        yield slot
+
+
+def limit_threads(cfg) -> None:
+    """``torch.set_num_threads(cfg.train.threads)`` when threads > 0 (0 leaves torch's default)."""
+    if cfg.train.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
+
+
 def cmd_train_teacher(a) -> None:
     from .engine.teacher import train_teacher
 
     cfg = run_config(TeacherRunConfig, a)
     if not cfg.out_dir:
         cfg.out_dir = str(runs_dir() / f"teacher-{cfg.data.name}-{cfg.model.preset}")
-    report(train_teacher(cfg, resume=a.resume, epochs=a.train__epochs), cfg)
+    with run_slot(cfg, a):
+        limit_threads(cfg)
+        report(train_teacher(cfg, resume=a.resume, epochs=a.train__epochs), cfg)
 
 
 def cmd_distill(a) -> None:
@@ -189,7 +225,9 @@ def cmd_distill(a) -> None:
     cfg = run_config(DistillRunConfig, a)
     if not cfg.out_dir:
         cfg.out_dir = str(runs_dir() / f"{cfg.distill.method}-{cfg.data.name}-{cfg.model.preset}-seed{cfg.train.seed}")
-    report(distill(cfg), cfg)
+    with run_slot(cfg, a):
+        limit_threads(cfg)
+        report(distill(cfg, resume=a.resume), cfg)
 
 
 def cmd_saliency(a) -> None:
@@ -242,42 +280,62 @@ def cmd_evaluate(a) -> None:
     from .data.collate import Collator
     from .data.registry import load_split
     from .device import pick_device
-    from .engine.checkpoint import MODEL_FILE, load_model
+    from .engine.checkpoint import MODEL_FILE, check_fits, load_model
     from .engine.evaluate import evaluate
 
     device = pick_device(a.device)
     ckpt = resolve_path(a.checkpoint)
-    model, meta = load_model(ckpt / MODEL_FILE if ckpt.is_dir() else ckpt, device)
+    ckpt = ckpt / MODEL_FILE if ckpt.is_dir() else ckpt
     cfg = data_config(a)
     ds = load_split(cfg, a.split)
-    if ds.labels != meta["labels"]:
-        raise MSDError(f"{a.checkpoint} was trained on labels {meta['labels'][:5]}..., "
-                       f"the data has {ds.labels[:5]}...: evaluate on the data set it was trained on")
-    metrics = evaluate(model, ds, Collator(ds.modalities, image_size=cfg.image_size, max_text_len=cfg.max_text_len),
-                       device)
+    model, meta = load_model(ckpt, device)
+    check_fits(meta, ds, ckpt)
+    metrics = evaluate(model, ds, Collator.for_data(ds.modalities, cfg), device)
     print(json.dumps(metrics, indent=2))
 
 
 def cmd_job(a) -> int:
-    """A launched run (``msd_core.runs.launch``): train or distil under the run's recorder."""
+    """A launched run (``msd_core.runs.launch``): wait for its turn and a free run slot (light:
+    no torch while queued), then train or distil under the run's recorder. Cancelled while
+    queued, it exits without training."""
+    import os
+
     from .config import RUN_CONFIGS
-    from .runs.recorder import RunRecorder
+    from .runs.queue import acquire_slot, concurrency_limit, ordinal, waiting_message
     from .runs.store import ACTIVE, Registry
 
     reg = Registry(a.db)
     run = reg.run(a.run)
     error = None
+
+    def first_in_line() -> bool:
+        line = [r["id"] for r in reg.queue()]
+        return a.run not in line or line[0] == a.run
+
+    def say_waiting(used: int, limit: int) -> None:
+        where = reg.queue_position(a.run)
+        print(f"queued{f' ({ordinal(where)} in line)' if where else ''}: {waiting_message(used, limit)}",
+              flush=True)
+
     try:
         cfg = RUN_CONFIGS[run["kind"]].from_dict(run["config"])
-        recorder = RunRecorder(cfg.out_dir, {}, registry=reg, run_id=a.run)
-        if run["kind"] == "teacher":
-            from .engine.teacher import train_teacher
+        with acquire_slot(reg.path.parent, concurrency_limit(cfg.train.threads), my_turn=first_in_line,
+                          should_stop=lambda: reg.run(a.run)["status"] != "queued", on_wait=say_waiting) as slot:
+            if slot is None or not reg.admit(a.run, os.getpid()):
+                print(f"{reg.run(a.run)['status']} while queued: not started", flush=True)
+            else:
+                from .runs.recorder import RunRecorder
 
-            train_teacher(cfg, progress=False, recorder=recorder)
-        else:
-            from .engine.distill import distill
+                limit_threads(cfg)
+                recorder = RunRecorder(cfg.out_dir, {}, registry=reg, run_id=a.run)
+                if run["kind"] == "teacher":
+                    from .engine.teacher import train_teacher
 
-            distill(cfg, progress=False, recorder=recorder)
+                    train_teacher(cfg, progress=False, recorder=recorder)
+                else:
+                    from .engine.distill import distill
+
+                    distill(cfg, progress=False, recorder=recorder)
     except (KeyboardInterrupt, MSDError) as e:
         print(f"error: {e}", file=sys.stderr)
         error = f"{type(e).__name__}: {e}"
@@ -289,6 +347,20 @@ def cmd_job(a) -> int:
     if reg.run(a.run)["status"] in ACTIVE:  # it stopped before its recorder took over
         reg.finish(a.run, "failed", error or "the run ended without a status")
     return 0 if reg.run(a.run)["status"] in ("finished", "cancelled") else 1
+
+
+def cmd_runs(a) -> None:
+    """List the registry's runs, or rebuild the registry from the run folders."""
+    from .runs.rebuild import format_runs, rebuild
+    from .runs.store import Registry, default_db
+
+    db = resolve_path(a.db) if a.db else default_db()
+    if a.rebuild:
+        print("\n".join(rebuild(db).lines()))
+        return
+    reg = Registry(db)
+    reg.reap()
+    print(format_runs(reg.runs(limit=a.limit), reg.queue_positions()))
 
 
 def cmd_dashboard(a) -> None:
@@ -327,11 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a local Hugging Face BERT-family folder (config.json, model.safetensors, vocab.txt) "
                         "to start the text encoder from; use with --model hf-bert-teacher")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may extend it)")
+    t.add_argument("--no-queue", action="store_true", help=NO_QUEUE_HELP)
     t.add_argument("--config", help="a TeacherRunConfig JSON file or a run's run.json; flags given override it")
     t.set_defaults(func=cmd_train_teacher)
 
     k = sub.add_parser("distill", help="distil a student: none, kd or msd (any weighting)")
     add_config_flags(k, DistillRunConfig)
+    k.add_argument("--resume", action="store_true", help="continue the run in --out under its saved config")
+    k.add_argument("--no-queue", action="store_true", help=NO_QUEUE_HELP)
     k.add_argument("--config", help="a DistillRunConfig JSON file or a run's run.json; flags given override it")
     k.set_defaults(func=cmd_distill)
 
@@ -364,12 +439,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=default(DistillRunConfig, "train.device"))
     e.set_defaults(func=cmd_evaluate)
 
+    r = sub.add_parser("runs", help="list the runs of the registry; --rebuild rebuilds it from the run folders")
+    r.add_argument("--rebuild", action="store_true",
+                   help="move a damaged registry aside and register every run folder (holding run.json) under "
+                        "its folder; run folders are only read")
+    r.add_argument("--db", help="the registry file (default: registry.sqlite in the runs folder)")
+    r.add_argument("--limit", type=int, default=50, help="list at most this many runs, newest first")
+    r.set_defaults(func=cmd_runs)
+
     add_dashboard_command(sub)
 
+    add_job_command(sub)
+    return parser
+
+
+def add_job_command(sub) -> None:
     j = sub.add_parser("job", help=argparse.SUPPRESS)  # what runs.launch starts
     j.add_argument("--db", required=True)
     j.add_argument("--run", required=True)
     j.set_defaults(func=cmd_job)
+
+
+def job_parser() -> argparse.ArgumentParser:
+    """Just ``msd job``: a queued run waits without importing torch (the full parser does)."""
+    parser = argparse.ArgumentParser(prog="msd")
+    add_job_command(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -390,14 +484,21 @@ def init_distributed() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = (dashboard_parser() if argv[:1] == ["dashboard"] else build_parser()).parse_args(argv)
+    light = {"dashboard": dashboard_parser, "job": job_parser}.get(argv[0] if argv else "")
+    args = (light or build_parser)().parse_args(argv)
     if args.command in ("train-teacher", "distill"):
         init_distributed()
     try:
         code = args.func(args)
-    except MSDError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI's error boundary: a message, never a traceback
+        from .failures import explain
+
+        failure = explain(e)
+        print(f"error: {failure.message}", file=sys.stderr)
+        return 2 if failure.expected else 1
     return code or 0
 
 

@@ -43,3 +43,8 @@ class TrainingInterrupted(TrainingError):
 class StopRun(MSDError):
     """Raised by a callback to stop a run on purpose (cancelled from the dashboard, say); the
     trainer checkpoints the last finished step first, so the run can be resumed."""
+
+
+class RegistryError(MSDError):
+    """The run registry (runs/registry.sqlite) cannot be read or written; the message names the file
+    and says what to do (``msd runs --rebuild`` rebuilds it from the run folders, which are kept)."""

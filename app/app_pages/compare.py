@@ -16,8 +16,12 @@ from msd_core.cli import to_cli
 from msd_core.config import DistillRunConfig
 
 st.title("Compare")
-reg = registry()
-runs = [r for r in reg.runs(limit=500) if r["kind"] == "student" and r["status"] == "finished"]
+try:
+    reg = registry()
+    runs = [r for r in reg.runs(limit=500) if r["kind"] == "student" and r["status"] == "finished"]
+except Exception as e:  # noqa: BLE001 - a damaged registry: say how to rebuild it
+    show_error(e)
+    st.stop()
 if not runs:
     st.info("No finished distillation yet. Launch KD and MSD runs on the Distill page; they appear here.")
     st.stop()

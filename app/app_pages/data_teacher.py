@@ -119,8 +119,11 @@ with st.expander("Train a new teacher on this data set (runs as its own process)
 
 @st.fragment(run_every=2)
 def live_teachers() -> None:
-    for r in active_runs(registry(), "teacher"):
-        run_card(registry(), r)
+    try:
+        for r in active_runs(registry(), "teacher"):
+            run_card(registry(), r)
+    except Exception as e:  # noqa: BLE001 - a damaged registry: say how to rebuild it
+        show_error(e)
 
 
 live_teachers()
@@ -162,14 +165,21 @@ with st.expander("Load a checkpoint or a local Hugging Face folder"):
                "tokenizes with).")
 
 usable = [t for t in teachers() if "error" not in t]
+for t in teachers():
+    if "error" in t:
+        st.warning(f"{t['path']}: {t['error']}")
 matching = [t for t in usable if t["data"] == name]
 if not matching:
     st.info(f"No trained teacher for **{name}** yet.")
     st.code(f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "")
             + " --model teacher-small --epochs 3", language="bash")
 else:
-    choice = st.selectbox("Teacher", matching, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
+    choice = st.selectbox("Teacher", matching, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}"
+                          + (" (interrupted)" if t.get("status") == "interrupted" else ""))
     metrics = choice.get("metrics", {})
+    if choice.get("status") == "interrupted" and choice.get("resume"):
+        st.warning(f"This teacher's run is interrupted: {choice.get('run_error') or 'it stopped early'}")
+        st.code(choice["resume"], language="bash")
     c1, c2 = st.columns(2)
     with c1:
         st.subheader("Test metrics per view")

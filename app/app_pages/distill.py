@@ -20,6 +20,8 @@ from msd_core.method.objectives import OBJECTIVES
 from msd_core.options import choices, default, default_index, help_text
 from msd_core.paths import runs_dir
 from msd_core.runs import launch
+from msd_core.runs.liveness import resume_command
+from msd_core.runs.queue import MAX_RUNS_ENV, concurrency_limit
 
 C = DistillRunConfig  # every default below is this config's
 
@@ -41,7 +43,11 @@ def student_configs(teacher: dict, student: str, methods: list[str], seeds: list
 st.title("Distill")
 st.caption("Each run is a separate process recorded in the run registry (runs/registry.sqlite): closing the "
            "tab, reloading or restarting the dashboard loses nothing, and this page re-attaches to running runs.")
-reg = registry()
+try:
+    reg = registry()
+except Exception as e:  # noqa: BLE001 - a damaged registry: say how to rebuild it
+    show_error(e)
+    st.stop()
 usable = [t for t in teachers() if "error" not in t]
 
 st.subheader("New runs")
@@ -89,7 +95,10 @@ if st.button("Launch", type="primary", disabled=not configs):
             weighted = OBJECTIVES.get(d.method).weighted
             name = f"{d.method}{'-' + d.weighting if weighted else ''} {cfg.model.preset} seed {cfg.train.seed}"
             launched.append(launch(cfg, kind="student", registry=reg, name=name))
-        st.success(f"Launched {len(launched)} run(s): {', '.join(launched)}")
+        limit = concurrency_limit(configs[0].train.threads)
+        waits = (f"; {limit} run(s) at a time, the others wait in line ({MAX_RUNS_ENV} sets the limit)"
+                 if len(launched) > limit else "")
+        st.success(f"Launched {len(launched)} run(s): {', '.join(launched)}{waits}")
         st.session_state["watch"] = launched
     except Exception as e:  # noqa: BLE001
         show_error(e)
@@ -100,8 +109,17 @@ if configs:
 
 @st.fragment(run_every=2)
 def live() -> None:
+    try:
+        runs_panel()
+    except Exception as e:  # noqa: BLE001 - e.g. the registry was damaged meanwhile
+        show_error(e)
+
+
+def runs_panel() -> None:
     active = active_runs(reg, "student")
-    st.subheader(f"Active runs ({len(active)})")
+    queued = sum(r["status"] == "queued" for r in active)
+    st.subheader(f"Active runs ({len(active) - queued} running, {queued} queued)" if queued
+                 else f"Active runs ({len(active)})")
     if not active:
         st.caption("Nothing is running. Launch runs above; finished ones are listed below and on Compare.")
     for r in active:
@@ -111,7 +129,9 @@ def live() -> None:
     if done:
         st.subheader("Recent runs")
         st.dataframe([{"run": r["id"], "name": r["name"], "status": r["status"], "error": r.get("error") or "",
-                       "seconds": round((r["ended"] or time.time()) - (r["started"] or r["created"]), 1)}
+                       "seconds": round((r["ended"] or time.time()) - (r["started"] or r["created"]), 1),
+                       "resume": resume_command(r["kind"], r["out_dir"])
+                       if r["status"] == "interrupted" and r["out_dir"] else ""}
                       for r in done], hide_index=True)
 
 

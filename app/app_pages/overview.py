@@ -11,6 +11,8 @@ from app.state import BUILT_IN, built_in, teachers
 from msd_core.data.registry import DATASETS
 from msd_core.analysis.preview import example_record
 from msd_core.analysis.catalog import model_label
+from msd_core.runs.liveness import resume_command
+from msd_core.runs.queue import queue_label
 
 st.title("MSD Studio")
 st.markdown(
@@ -54,6 +56,10 @@ else:
                      **{f"test {v}": round(x.get("auroc", x["accuracy"]), 4) for v, x in test.items()},
                      "train time (s)": m.get("train_seconds")})
     st.dataframe(rows, hide_index=True)
+    for t in usable:
+        if t.get("status") == "interrupted" and t.get("resume"):
+            st.warning(f"**{display_path(t['path'])}** is interrupted: {t.get('run_error') or 'it stopped early'}")
+            st.code(t["resume"], language="bash")
 
 st.header("Recent runs")
 try:
@@ -62,12 +68,16 @@ try:
     reg = registry()
     reg.reap()
     recent = reg.runs(limit=10)
+    where = reg.queue_positions()
 except Exception as e:  # noqa: BLE001
     show_error(e)
     recent = []
 if recent:
-    st.dataframe([{"run": r["id"], "name": r["name"], "kind": r["kind"], "status": r["status"],
-                   "progress": f"{(r.get('progress') or 0):.0%}", "error": r.get("error") or ""} for r in recent],
+    st.dataframe([{"run": r["id"], "name": r["name"], "kind": r["kind"],
+                   "status": queue_label(r["status"], where.get(r["id"])),
+                   "progress": f"{(r.get('progress') or 0):.0%}", "error": r.get("error") or "",
+                   "resume": resume_command(r["kind"], r["out_dir"])
+                   if r["status"] == "interrupted" and r["out_dir"] else ""} for r in recent],
                  hide_index=True)
 else:
     st.caption("No runs yet: launch distillations on the Distill page (or train a teacher on Data & teacher).")

@@ -5,37 +5,57 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..engine.checkpoint import MODEL_FILE, read_metadata
+from ..engine.checkpoint import MODEL_FILE, load_model, read_metadata
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..models.presets import spec_changes
+from ..runs.liveness import folder_status
 
 REGISTERED = "teachers.json"
 
 
 def register_checkpoint(path: str | Path, runs_root: str | Path) -> Path:
     """Remember a checkpoint that lives outside ``runs/`` (a model.safetensors or its folder),
-    after checking that it is a readable MSD Studio model; returns its folder."""
+    after loading it as an MSD Studio model with finite weights; returns its folder."""
     p = Path(path).expanduser()
     ckpt = p / MODEL_FILE if p.is_dir() else p
-    read_metadata(ckpt)  # raises CheckpointError saying what is wrong
+    load_model(ckpt)  # a CheckpointError says what is wrong: a foreign file, weights that do not fit or are not finite
     if ckpt.name != MODEL_FILE:
         raise ConfigError(f"{ckpt}: rename the file to {MODEL_FILE} (run.json and metrics.json may sit "
                           f"beside it), or pass the folder that holds it")
     folder = ckpt.parent.resolve()
     listing = Path(runs_root) / REGISTERED
-    known = json.loads(listing.read_text()) if listing.is_file() else []
+    known, problem = read_registered(listing)
+    if problem:
+        raise ConfigError(f"{listing}: {problem}")
     if str(folder) not in known:
         atomic_write_text(listing, json.dumps(known + [str(folder)], indent=2))
     return folder
 
 
+def read_registered(listing: Path) -> tuple[list[str], str | None]:
+    """The folders a teachers.json lists, and what is wrong with it (None when nothing is)."""
+    if not listing.is_file():
+        return [], None
+    try:
+        known = json.loads(listing.read_text())
+    except (OSError, ValueError) as e:
+        known = e
+    if isinstance(known, list) and all(isinstance(f, str) for f in known):
+        return known, None
+    why = f" ({known})" if isinstance(known, Exception) else ""
+    return [], (f"cannot be read{why}: it should be a JSON list of checkpoint folders. The checkpoints it "
+                f"listed are not affected; fix the file, or delete it and load them again on Data & teacher")
+
+
 def describe_checkpoint(ckpt: Path) -> dict:
-    """What the pages show about one model folder (or its problem, under ``error``)."""
+    """What the pages show about one model folder (or its problem, under ``error``); ``status``
+    is the run's (``interrupted`` when its process died, with ``resume``, the command that
+    continues it, and ``run_error``)."""
     folder = ckpt.parent
     try:
         meta = read_metadata(ckpt)
-        run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
+        run = folder_status(folder)
         metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
     except Exception as e:  # noqa: BLE001 - a broken folder is listed with its problem
         return {"path": str(folder), "error": str(e)}
@@ -43,7 +63,8 @@ def describe_checkpoint(ckpt: Path) -> dict:
             "data": (run.get("config") or {}).get("data", {}).get("name") or meta["extra"].get("data"),
             "status": run.get("status"), "labels": meta["labels"],
             "modalities": [m.name for m in meta["modalities"]], "parameters": run.get("parameters"),
-            "metrics": metrics, "kind": run.get("kind", "model")}
+            "metrics": metrics, "kind": run.get("kind", "model"), "resume": run.get("resume"),
+            "run_error": run.get("error")}
 
 
 def model_label(info: dict) -> str:
@@ -55,16 +76,18 @@ def model_label(info: dict) -> str:
 
 def find_teachers(*roots: str | Path) -> list[dict]:
     """Every trained model under ``roots`` (folders holding model.safetensors), and the
-    checkpoints registered in a root's teachers.json; students are left out."""
-    checkpoints = []
+    checkpoints registered in a root's teachers.json; students are left out. A broken folder or
+    teachers.json is listed with its problem, under ``error``."""
+    checkpoints, problems = [], []
     for root in map(Path, roots):
         if not root.is_dir():
             continue
         checkpoints += sorted(root.rglob(MODEL_FILE))
-        listing = root / REGISTERED
-        if listing.is_file():
-            checkpoints += [Path(f) / MODEL_FILE for f in json.loads(listing.read_text())]
-    found, seen = [], set()
+        registered, problem = read_registered(root / REGISTERED)
+        checkpoints += [Path(f) / MODEL_FILE for f in registered]
+        if problem:
+            problems.append({"path": str(root / REGISTERED), "error": problem})
+    found, seen = problems, set()
     for ckpt in checkpoints:
         if ckpt.resolve() in seen:
             continue

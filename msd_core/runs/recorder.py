@@ -12,7 +12,9 @@ Leaving the block without ``finish`` records the outcome from the exception: ``c
 the error. So a run is ``finished`` only once its final metrics are on disk, and never stays
 ``running`` because its code raised. The trainer knows nothing of this: the recorder listens to
 its callbacks (``on_step_end``, ``on_eval_end``, ``on_checkpoint``). Under ``torchrun`` only
-rank 0 records.
+rank 0 records. While the run is live the recorder holds the folder's lock (``liveness.RunLock``)
+and run.json records its ``pid`` and ``host``, so a run whose process dies is later reported
+interrupted (``liveness.folder_status``), not running forever.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from ..errors import StopRun, TrainingInterrupted
 from ..fileio import atomic_write_text
+from .liveness import RunInUse, RunLock, hostname, resume_command
 from .store import Registry
 
 RUN_FILE = "run.json"
@@ -51,13 +54,23 @@ class RunRecorder:
         self.begun = self.finished = False
         self.trainer = None
         self._stop = threading.Event()
+        self.lock = RunLock(self.out_dir)
+        self.locked_out = False  # another live run holds the folder: write nothing there
 
     # -- the run's life ------------------------------------------------------------
     def __enter__(self) -> "RunRecorder":
+        if self.is_main and (self.registry is not None or self.out_dir.is_dir()):
+            self._take_lock()  # a CLI run's new folder is locked when first written
         if self.is_main and self.registry is not None:
+            self.info.setdefault("id", self.run_id)
             from ..provenance import git_revision, package_versions
 
-            self.registry.start(self.run_id, os.getpid(), package_versions(), git_revision())
+            try:
+                self.info.setdefault("name", self.registry.run(self.run_id)["name"])
+                self.registry.start(self.run_id, os.getpid(), package_versions(), git_revision())
+            except BaseException:
+                self.lock.release()  # __exit__ will not run
+                raise
             threading.Thread(target=self._beat, daemon=True).start()
         return self
 
@@ -88,16 +101,21 @@ class RunRecorder:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         self._stop.set()
-        if self.finished or not self.is_main:
+        try:
+            if self.finished or not self.is_main:
+                return False
+            status, error = outcome(exc, self._cancel_requested())
+            if (self.begun or self.registry is not None) and not self.locked_out:
+                where = {"global_step": self.trainer.global_step} if self.trainer is not None else {}
+                if status == "interrupted":
+                    where["resume"] = resume_command(self.info.get("kind"), self.out_dir)
+                self._write_run(status, error=error, ended=time.time(), **where)
+            if self.registry is not None:
+                self._flush_quietly()
+                self.registry.finish(self.run_id, status, error)
             return False
-        status, error = outcome(exc, self._cancel_requested())
-        if self.begun or self.registry is not None:
-            where = {"global_step": self.trainer.global_step} if self.trainer is not None else {}
-            self._write_run(status, error=error, ended=time.time(), **where)
-        if self.registry is not None:
-            self._flush_quietly()
-            self.registry.finish(self.run_id, status, error)
-        return False
+        finally:
+            self.lock.release()
 
     # -- trainer callbacks -----------------------------------------------------------
     def on_step_end(self, trainer, logs: dict) -> None:
@@ -126,9 +144,19 @@ class RunRecorder:
         self._write_run("running", global_step=info["step"], total_steps=info["total_steps"])
 
     # -- internals -------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        try:
+            self.lock.acquire()
+        except RunInUse:
+            self.locked_out = True
+            raise
+        self.info.update(pid=os.getpid(), host=hostname())
+
     def _write_run(self, status: str, **extra) -> None:
         if not self.is_main:
             return
+        if not self.lock.held:
+            self._take_lock()
         self.info.update(status=status, updated=time.time(), **extra)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out_dir / RUN_FILE, json.dumps(self.info, indent=2, default=str))

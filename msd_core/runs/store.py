@@ -3,22 +3,25 @@
 Safe with one writer per run and any number of readers at once: WAL lets readers proceed while
 a writer commits, and every connection waits (``busy_timeout``) instead of failing with
 "database is locked". A running job beats a heartbeat; ``reap()`` marks a run whose process
-has died (no heartbeat for ``stale_after`` seconds, or its pid is gone) as failed, so no run
-stays "running" forever. Who writes a run's row while it runs: ``recorder.RunRecorder`` only.
+is gone as interrupted (with the command that resumes it, also in its folder's run.json) and
+one silent for ``stale_after`` seconds as failed, so no run stays "running" forever. Who writes
+a run's row while it runs: ``recorder.RunRecorder`` only. A damaged database file is a
+``RegistryError`` saying how to rebuild it (``msd runs --rebuild``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import MSDError
-from ..paths import runs_dir
+from ..errors import MSDError, RegistryError
+from ..paths import resolve_path, runs_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,6 +38,7 @@ CREATE TABLE IF NOT EXISTS artifacts (run_id TEXT NOT NULL, name TEXT NOT NULL, 
 """
 STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
+LAUNCH_GRACE = 5.0  # seconds a queued run may have no process yet (the launcher is starting it)
 
 
 def default_db() -> Path:
@@ -50,13 +54,21 @@ class Registry:
 
     @contextmanager
     def connect(self):
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        """A connection; a damaged or unusable database file raises ``RegistryError``."""
+        try:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as e:
+            raise registry_error(self.path, e) from None
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=30000")
             con.execute("PRAGMA synchronous=NORMAL")
             con.row_factory = sqlite3.Row
             yield con
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise  # a mistake in the code, not in the file
+        except sqlite3.DatabaseError as e:
+            raise registry_error(self.path, e) from None
         finally:
             con.close()
 
@@ -82,8 +94,17 @@ class Registry:
     def start(self, run_id: str, pid: int, versions: dict | None = None, git: str | None = None) -> None:
         now = time.time()
         with self.connect() as con:
-            con.execute("UPDATE runs SET status='running', started=?, heartbeat=?, pid=?, versions=?, git=? "
-                        "WHERE id=?", (now, now, pid, json.dumps(versions or {}), git, run_id))
+            con.execute("UPDATE runs SET status='running', started=COALESCE(started, ?), heartbeat=?, pid=?, "
+                        "versions=?, git=? WHERE id=?", (now, now, pid, json.dumps(versions or {}), git, run_id))
+
+    def admit(self, run_id: str, pid: int) -> bool:
+        """Move a queued run to running now that it holds a run slot; False when it is no longer
+        queued (cancelled while it waited), and then it must not start."""
+        now = time.time()
+        with self.connect() as con:
+            cur = con.execute("UPDATE runs SET status='running', started=?, heartbeat=?, pid=? "
+                              "WHERE id=? AND status='queued'", (now, now, pid, run_id))
+        return cur.rowcount == 1
 
     def heartbeat(self, run_id: str, progress: float | None = None, eta: float | None = None) -> bool:
         """Record liveness (and progress); returns True if a cancel was requested."""
@@ -110,25 +131,41 @@ class Registry:
             con.execute("UPDATE runs SET status=?, error=?, ended=? WHERE id=?", (status, error, time.time(), run_id))
 
     def request_cancel(self, run_id: str) -> None:
+        """Flag a run to stop; a queued run is cancelled at once (its waiting process then exits)."""
         with self.connect() as con:
             con.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
-            row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
-        if row and row["status"] == "queued":
-            self.finish(run_id, "cancelled")
+            con.execute("UPDATE runs SET status='cancelled', error=?, ended=? WHERE id=? AND status='queued'",
+                        ("cancelled while queued", time.time(), run_id))
 
     def reap(self, stale_after: float = 60.0) -> list[str]:
-        """Mark running runs whose process is gone (or silent for ``stale_after`` s) as failed."""
+        """Mark running runs whose process is gone as interrupted (their folder's run.json too, with
+        the command that resumes them; the folder's own end when run.json recorded one) and those
+        alive but silent for ``stale_after`` s as failed; returns their ids."""
         dead = []
         now = time.time()
         for r in self.runs(status="queued"):
             if r["pid"] and not pid_alive(r["pid"]) and now - r["created"] > 5:
                 self.finish(r["id"], "failed", f"the run's process exited before starting; see {r['out_dir']}/log.txt")
                 dead.append(r["id"])
+        from .liveness import interrupt_folder, lock_state
+
         for r in self.runs(status="running"):
-            alive = pid_alive(r["pid"]) if r["pid"] else False
-            if not alive or (r["heartbeat"] and now - r["heartbeat"] > stale_after):
-                reason = "the run's process died" if not alive else f"no heartbeat for {now - r['heartbeat']:.0f} s"
-                self.finish(r["id"], "failed", f"{reason}; see its log in {r['out_dir']}")
+            lock = lock_state(r["out_dir"])
+            if lock == "held":  # its recorder's process is alive (on any machine sharing the folder)
+                gone = False
+            else:  # "free" is also a run admitted from the queue whose recorder has not started yet
+                gone = not (pid_alive(r["pid"]) if r["pid"] else False)
+            stale = bool(r["heartbeat"]) and now - r["heartbeat"] > stale_after
+            if gone or (stale and lock == "free"):  # free and silent: the pid was reused
+                status, error = interrupt_folder(r["out_dir"], r)
+            elif stale:
+                status, error = "failed", f"no heartbeat for {now - r['heartbeat']:.0f} s; see its log in {r['out_dir']}"
+            else:
+                continue
+            with self.connect() as con:  # only if still running: it may have ended meanwhile
+                done = con.execute("UPDATE runs SET status=?, error=?, ended=? WHERE id=? AND status='running'",
+                                   (status, error, time.time(), r["id"])).rowcount
+            if done:
                 dead.append(r["id"])
         return dead
 
@@ -138,6 +175,24 @@ class Registry:
             q = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY created DESC LIMIT ?"
             rows = con.execute(q, ((status, limit) if status else (limit,))).fetchall()
         return [decode_run(r) for r in rows]
+
+    def queue(self) -> list[dict]:
+        """Queued runs still waiting for a run slot, first in line first (``id``, ``pid``,
+        ``created``); one whose process is gone is not waiting (``reap`` fails it)."""
+        with self.connect() as con:
+            rows = con.execute("SELECT id, pid, created FROM runs WHERE status='queued' "
+                               "ORDER BY created, id").fetchall()
+        now = time.time()
+        return [dict(r) for r in rows
+                if (pid_alive(r["pid"]) if r["pid"] else now - (r["created"] or 0) < LAUNCH_GRACE)]
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1 for the next run to get a slot, 2 for the one after, ...; None when not waiting."""
+        return self.queue_positions().get(run_id)
+
+    def queue_positions(self) -> dict[str, int]:
+        """``{run id: position}`` of every waiting run (see ``queue_position``)."""
+        return {r["id"]: i for i, r in enumerate(self.queue(), 1)}
 
     def run(self, run_id: str) -> dict:
         with self.connect() as con:
@@ -159,6 +214,22 @@ class Registry:
     def artifacts(self, run_id: str) -> list[dict]:
         with self.connect() as con:
             return [dict(r) for r in con.execute("SELECT name, path FROM artifacts WHERE run_id=?", (run_id,))]
+
+
+def registry_error(path: Path, e: sqlite3.Error) -> RegistryError:
+    """What to tell the user about ``e`` raised by the registry at ``path``."""
+    rebuild = "msd runs --rebuild"
+    if resolve_path(path) != resolve_path(default_db()):
+        rebuild += f" --db {shlex.quote(str(path))}"
+    text = str(e)
+    damaged = type(e) is sqlite3.DatabaseError or any(w in text for w in ("not a database", "malformed", "corrupt"))
+    if not damaged:
+        return RegistryError(f"{path}: the run registry cannot be used ({text}) — check that its folder is writable "
+                             f"and has free space, and try again; if it keeps failing, `{rebuild}` rebuilds it from "
+                             f"the run folders")
+    return RegistryError(f"{path} is damaged ({text}), so the list of runs cannot be read. The run folders "
+                         f"(checkpoints, run.json, metrics.json) are kept: rebuild the registry from them with "
+                         f"`{rebuild}` (the damaged file is moved aside, not deleted)")
 
 
 def decode_run(row) -> dict:

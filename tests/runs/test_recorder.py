@@ -119,6 +119,30 @@ def test_a_cancel_flag_stops_the_run_at_its_next_step_and_is_recorded(tmp_path):
     assert len(reg.metrics(run_id, ["train/loss"])) == 2  # the last step's metrics were flushed first
 
 
+def test_a_live_run_holds_its_folder_and_records_its_process(tmp_path):
+    import os
+
+    from msd_core.runs.liveness import RunInUse, folder_status, lock_state
+
+    with RunRecorder(tmp_path, {"kind": "teacher"}) as rec:
+        rec.attach(FakeTrainer())
+        assert read(tmp_path)["pid"] == os.getpid() and read(tmp_path)["host"]
+        assert lock_state(tmp_path) == "held" and folder_status(tmp_path)["status"] == "running"
+        with pytest.raises(RunInUse, match="is in use by a live run"):
+            with RunRecorder(tmp_path, {"kind": "teacher"}):
+                pass
+        rec.finish({"val": {}})
+    assert lock_state(tmp_path) == "free" and read(tmp_path)["status"] == "finished"
+
+
+def test_an_interrupted_run_records_the_command_that_resumes_it(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with RunRecorder(tmp_path, {"kind": "teacher"}) as rec:
+            rec.attach(FakeTrainer())
+            raise KeyboardInterrupt
+    assert read(tmp_path)["resume"] == f"msd train-teacher --resume --out {tmp_path}"
+
+
 def test_only_rank_0_records(tmp_path):
     with RunRecorder(tmp_path / "rank1", {}, is_main=False) as rec:
         rec.attach(FakeTrainer())

@@ -46,9 +46,9 @@ def test_two_readers_and_a_writer_at_once(tmp_path):
     assert [r["step"] for r in rows] == list(range(300))
 
 
-def test_a_run_whose_process_died_is_marked_failed(tmp_path):
+def test_a_run_whose_process_died_is_marked_interrupted_with_its_resume_command(tmp_path):
     reg = Registry(tmp_path / "r.sqlite")
-    run_id = reg.create({}, kind="student")
+    run_id = reg.create({"train": {"seed": 0}}, kind="student", out_dir=str(tmp_path / "run"))
     proc = mp.Process(target=time.sleep, args=(60,))
     proc.start()
     reg.start(run_id, proc.pid)
@@ -57,7 +57,8 @@ def test_a_run_whose_process_died_is_marked_failed(tmp_path):
     proc.join()
     assert reg.reap() == [run_id]
     r = reg.run(run_id)
-    assert r["status"] == "failed" and "died" in r["error"]
+    assert r["status"] == "interrupted" and "died" in r["error"]
+    assert r["error"].endswith(f"continue it with: msd distill --resume --out {tmp_path / 'run'}")
 
 
 def student_config(tmp_path, teacher, steps=400):
