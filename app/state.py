@@ -27,13 +27,9 @@ def _dataset(name: str, split: str, root: str | None, options_key: tuple, stamp:
 def stamp(data_json: str | None, teacher_path: str | None = None) -> str:
     """What keys the in-memory caches besides their arguments: the data files' and the teacher
     checkpoint's sizes and modification times, so an edit in place is never served stale."""
-    from pathlib import Path
+    from msd_core.engine.checkpoint import model_file
 
-    from msd_core.engine.checkpoint import MODEL_FILE
-
-    ckpt = None
-    if teacher_path:
-        ckpt = Path(teacher_path) / MODEL_FILE if Path(teacher_path).is_dir() else teacher_path
+    ckpt = model_file(teacher_path) if teacher_path else None
     return files_stamp(DataConfig.from_json(data_json).root if data_json else None, ckpt)
 
 
@@ -112,12 +108,9 @@ def loaded_model(teacher_path: str):
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _loaded_model(teacher_path: str, stamp: str):
-    from pathlib import Path
+    from msd_core.engine.checkpoint import load_model, model_file
 
-    from msd_core.engine.checkpoint import MODEL_FILE, load_model
-
-    p = Path(teacher_path)
-    return load_model(p / MODEL_FILE if p.is_dir() else p, "cpu")[0]
+    return load_model(model_file(teacher_path), "cpu")[0]
 
 
 def attributions(teacher_path: str, data_json: str, split: str, index: int, image_method: str):

@@ -17,11 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataConfig, DistillRunConfig, TeacherRunConfig, check_ranges, describe_range
+from .config import RUN_COMMANDS, DataConfig, DistillRunConfig, TeacherRunConfig, check_ranges, describe_range
 from .errors import MSDError
 from .paths import display_path, resolve_path, runs_dir
 
-COMMANDS = {"teacher": "train-teacher", "student": "distill"}
 PATH_FIELDS = ("teacher", "out_dir", "data.root")  # resolved against the working directory
 SECTIONS = ("data", "model", "train", "distill")
 NO_QUEUE_HELP = ("start now instead of waiting for a free run slot (runs at once: $MSD_STUDIO_MAX_RUNS, "
@@ -136,7 +135,7 @@ def to_cli(cfg, *, relative_paths: bool = True) -> str:
     from .options import value_at
 
     fresh = type(cfg)()
-    words = ["msd", COMMANDS[cfg.kind]]
+    words = ["msd", RUN_COMMANDS[cfg.kind]]
     for flag in config_flags(type(cfg)):
         value, base = value_at(cfg, flag.path), value_at(fresh, flag.path)
         if value == base:
@@ -209,11 +208,14 @@ def limit_threads(cfg) -> None:
 
 
 def cmd_train_teacher(a) -> None:
+    from .engine.run_folder import resumed_config
     from .engine.teacher import train_teacher
 
     cfg = run_config(TeacherRunConfig, a)
     if not cfg.out_dir:
         cfg.out_dir = str(runs_dir() / f"teacher-{cfg.data.name}-{cfg.model.preset}")
+    if a.resume:  # the run continues under its saved config: its threads, its queue limit
+        cfg = resumed_config(cfg, a.train__epochs)
     with run_slot(cfg, a):
         limit_threads(cfg)
         report(train_teacher(cfg, resume=a.resume, epochs=a.train__epochs), cfg)
@@ -221,10 +223,13 @@ def cmd_train_teacher(a) -> None:
 
 def cmd_distill(a) -> None:
     from .engine.distill import distill
+    from .engine.run_folder import resumed_config
 
     cfg = run_config(DistillRunConfig, a)
     if not cfg.out_dir:
         cfg.out_dir = str(runs_dir() / f"{cfg.distill.method}-{cfg.data.name}-{cfg.model.preset}-seed{cfg.train.seed}")
+    if a.resume:
+        cfg = resumed_config(cfg)
     with run_slot(cfg, a):
         limit_threads(cfg)
         report(distill(cfg, resume=a.resume), cfg)
@@ -280,12 +285,11 @@ def cmd_evaluate(a) -> None:
     from .data.collate import Collator
     from .data.registry import load_split
     from .device import pick_device
-    from .engine.checkpoint import MODEL_FILE, check_fits, load_model
+    from .engine.checkpoint import check_fits, load_model, model_file
     from .engine.evaluate import evaluate
 
     device = pick_device(a.device)
-    ckpt = resolve_path(a.checkpoint)
-    ckpt = ckpt / MODEL_FILE if ckpt.is_dir() else ckpt
+    ckpt = model_file(resolve_path(a.checkpoint))
     cfg = data_config(a)
     ds = load_split(cfg, a.split)
     model, meta = load_model(ckpt, device)
@@ -405,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("distill", help="distil a student: none, kd or msd (any weighting)")
     add_config_flags(k, DistillRunConfig)
-    k.add_argument("--resume", action="store_true", help="continue the run in --out under its saved config")
+    k.add_argument("--resume", action="store_true",
+                   help="continue the run in --out under its saved config (other flags are not applied)")
     k.add_argument("--no-queue", action="store_true", help=NO_QUEUE_HELP)
     k.add_argument("--config", help="a DistillRunConfig JSON file or a run's run.json; flags given override it")
     k.set_defaults(func=cmd_distill)
@@ -486,9 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     light = {"dashboard": dashboard_parser, "job": job_parser}.get(argv[0] if argv else "")
     args = (light or build_parser)().parse_args(argv)
-    if args.command in ("train-teacher", "distill"):
-        init_distributed()
     try:
+        if args.command in ("train-teacher", "distill"):
+            init_distributed()
         code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

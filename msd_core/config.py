@@ -26,7 +26,7 @@ def option(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.M
            below: float | None = None):
     """A config field with its help text, the CLI flag's name where it is not the field's, and for
     a number its allowed range (``at_least``/``above`` and ``at_most``/``below``), which
-    ``check_ranges`` enforces before any work starts and the pages give their number inputs."""
+    ``check_ranges`` enforces before any work starts (and ``msd --help`` shows)."""
     bounds = {k: v for k, v in (("at_least", at_least), ("above", above), ("at_most", at_most),
                                 ("below", below)) if v is not None}
     meta = {"help": help, **({"flag": flag} if flag else {}), **({"range": bounds} if bounds else {})}
@@ -168,6 +168,7 @@ class DistillRunConfig(ConfigBase):
 
 
 RUN_CONFIGS = {"teacher": TeacherRunConfig, "student": DistillRunConfig}
+RUN_COMMANDS = {"teacher": "train-teacher", "student": "distill"}  # the msd subcommand of each kind of run
 
 
 def config_from_dict(cls, d: dict[str, Any]):

@@ -13,6 +13,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The files of a run folder: the published weights, what --resume continues from, the run's
+# record (config, seed, versions, status) and its final metrics.
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "trainer_state.pt"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+
 
 def assets_dir() -> Path:
     """Demo teachers and pictures: ``$MSD_STUDIO_ASSETS`` or ``assets/`` in the repository."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..engine.checkpoint import MODEL_FILE, load_model, read_metadata
+from ..engine.checkpoint import MODEL_FILE, load_model, model_file, read_metadata
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
+from ..paths import METRICS_FILE
 from ..models.presets import spec_changes
 from ..runs.liveness import folder_status
 
@@ -18,7 +19,7 @@ def register_checkpoint(path: str | Path, runs_root: str | Path) -> Path:
     """Remember a checkpoint that lives outside ``runs/`` (a model.safetensors or its folder),
     after loading it as an MSD Studio model with finite weights; returns its folder."""
     p = Path(path).expanduser()
-    ckpt = p / MODEL_FILE if p.is_dir() else p
+    ckpt = model_file(p)
     load_model(ckpt)  # a CheckpointError says what is wrong: a foreign file, weights that do not fit or are not finite
     if ckpt.name != MODEL_FILE:
         raise ConfigError(f"{ckpt}: rename the file to {MODEL_FILE} (run.json and metrics.json may sit "
@@ -56,7 +57,7 @@ def describe_checkpoint(ckpt: Path) -> dict:
     try:
         meta = read_metadata(ckpt)
         run = folder_status(folder)
-        metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+        metrics = json.loads((folder / METRICS_FILE).read_text()) if (folder / METRICS_FILE).is_file() else {}
     except Exception as e:  # noqa: BLE001 - a broken folder is listed with its problem
         return {"path": str(folder), "error": str(e)}
     return {"path": str(folder), "preset": meta["spec"].get("preset"), "changes": spec_changes(meta["spec"]),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
+from ..paths import METRICS_FILE
 from ..method.objectives import OBJECTIVES
 
 
@@ -46,7 +47,7 @@ def group_name(config: dict) -> str:
 
 def split_metrics(run: dict, split: str) -> dict | None:
     """``{view: {metric: value}}`` of a finished run on ``split`` (None when it has no metrics.json)."""
-    path = Path(run["out_dir"] or "") / "metrics.json"
+    path = Path(run["out_dir"] or "") / METRICS_FILE
     return json.loads(path.read_text()).get(split, {}) if path.is_file() else None
 
 

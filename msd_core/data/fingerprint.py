@@ -53,17 +53,26 @@ def data_fingerprint(ds: MultimodalDataset) -> str:
 
 def files_stamp(*paths: str | os.PathLike | None) -> str:
     """A cheap stand-in for ``data_fingerprint`` where reading every row is too slow (keying an
-    in-memory cache): name, size and modification time of each of ``paths`` that is a file and,
-    for a folder, of the files directly in it and of its subfolders (whose modification time
-    changes when a file in them is added, removed or replaced by a rename)."""
+    in-memory cache): the name, size and modification time of each of ``paths`` that is a file
+    and of every file under each that is a folder (one ``stat`` a file: tens of milliseconds for 10,000
+    images)."""
     parts = []
+
+    def walk(folder: str) -> None:
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    walk(e.path)
+                else:
+                    st = e.stat()
+                    parts.append(f"{e.path}|{st.st_size}|{st.st_mtime_ns}")
+
     for path in paths:
         if not path:
             continue
         path = os.fspath(path)
-        if not os.path.isdir(path):
+        if os.path.isdir(path):
+            walk(path)
+        else:
             parts.append(_stat(path))
-            continue
-        with os.scandir(path) as entries:
-            parts += sorted(_stat(e.path) for e in entries)
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]

@@ -18,6 +18,7 @@ image above ``LARGE_IMAGE_PIXELS`` is decoded at reduced scale where the format 
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
@@ -28,14 +29,15 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..config import DataConfig
 from ..errors import DataError
 
 # Mean/std of ImageNet, applied by ``normalize``.
 IMAGE_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGE_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
-# Default of ``DataConfig.max_image_pixels`` (PIL's own default limit).
-DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+# For callers without a DataConfig: its default (PIL's own limit).
+DEFAULT_MAX_IMAGE_PIXELS = DataConfig.max_image_pixels
 # Images with more pixels are decoded at reduced scale where possible.
 LARGE_IMAGE_PIXELS = 4096 * 4096
 MAX_PIXELS_FLAG = "--max-image-pixels"
@@ -134,12 +136,21 @@ def open_checked(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, size: in
         yield out
 
 
-@lru_cache(maxsize=8192)
 def _load_path(path: str, size: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
+    """The decoded image, cached by its file's size and modification time too, so a file
+    replaced in place is read again in a long-lived process (the dashboard)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(path) from None
+    return _decoded(path, st.st_size, st.st_mtime_ns, size, max_pixels)
+
+
+@lru_cache(maxsize=8192)
+def _decoded(path: str, nbytes: int, mtime_ns: int, size: int, max_pixels: int) -> np.ndarray:
+    if not Path(path).is_file():
         raise FileNotFoundError(path)
-    with open_checked(str(p), max_pixels, size) as img:
+    with open_checked(path, max_pixels, size) as img:
         return to_rgb_array(img, size)
 
 

@@ -18,10 +18,12 @@ from safetensors.torch import load_file, save_file
 from ..data.example import ModalitySpec
 from ..errors import CheckpointError
 from ..fileio import atomic_write
+from ..paths import MODEL_FILE, STATE_FILE
+
+__all__ = ["MODEL_FILE", "STATE_FILE", "save_model", "load_model", "read_metadata", "model_file", "model_step",
+           "check_finite", "check_fits", "file_hash", "save_state", "load_state", "is_msd_checkpoint", "atomic_write"]
 
 FORMAT = "msd-studio-model/1"
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "trainer_state.pt"
 
 
 def save_model(path: Path, model, labels: list[str], extra: dict | None = None) -> None:
@@ -39,7 +41,7 @@ def write_or_explain(path: Path, write) -> None:
     try:
         atomic_write(path, write)
     except OSError as e:
-        kept = "the previous checkpoint is kept" if path.exists() else "nothing was written"
+        kept = "the previous file is kept" if path.exists() else "nothing was written"
         raise CheckpointError(f"{path}: could not write the checkpoint ({e.strerror or e}); {kept} — free "
                               f"space or fix the folder's permissions, then resume") from e
 
@@ -88,11 +90,24 @@ def read_metadata(path: Path) -> dict:
             "extra": json.loads(meta.get("extra", "{}"))}
 
 
+def model_file(path: str | Path) -> Path:
+    """The model file of ``path``: a folder's model.safetensors, or ``path`` itself."""
+    p = Path(path)
+    return p / MODEL_FILE if p.is_dir() else p
+
+
+def model_step(path: Path) -> int | None:
+    """The training step a model file was saved at (None when it is missing or unreadable)."""
+    try:
+        return read_metadata(path)["extra"].get("global_step")
+    except CheckpointError:
+        return None
+
+
 def is_msd_checkpoint(path: str | Path) -> bool:
     """True when ``path`` (a file, or a folder's model.safetensors) is an MSD Studio checkpoint."""
-    p = Path(path).expanduser()
     try:
-        read_metadata(p / MODEL_FILE if p.is_dir() else p)
+        read_metadata(model_file(Path(path).expanduser()))
     except CheckpointError:
         return False
     return True

@@ -29,10 +29,10 @@ from ..models.base import count_parameters
 from ..models.presets import create_model
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
-from .checkpoint import MODEL_FILE, check_fits, read_metadata
+from .checkpoint import check_fits, model_file, read_metadata
 from .evaluate import evaluate
 from .predict import dataset_fill
-from .run_folder import earlier_sessions, prepare_out_dir, resumed_config
+from .run_folder import earlier_sessions, prepare_out_dir, resume_trainer, resumed_config
 from .teacher_cache import teacher_logits
 from .trainer import Trainer
 
@@ -51,7 +51,7 @@ def check_config(cfg: DistillRunConfig) -> None:
 def check_teacher(path: str | Path, ds) -> None:
     """The teacher checkpoint exists, is an MSD Studio model and fits the data set's modalities and
     labels (its weights are checked when the cache loads them)."""
-    ckpt = Path(path) / MODEL_FILE if Path(path).is_dir() else Path(path)
+    ckpt = model_file(path)
     check_fits(read_metadata(ckpt), ds, ckpt)
 
 
@@ -125,9 +125,7 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
                                                                d.removal))
         trainer.add_callbacks(callbacks)
         if resume:
-            resumed = trainer.resume()
-            log(f"resumed at step {trainer.global_step} of {trainer.total_steps}" if resumed
-                else "no checkpoint saved yet: starting from step 0")
+            resume_trainer(trainer, log)
         recorder.attach(trainer)
         trainer.fit()
         sessions = earlier + [round(time.time() - t0, 1)]

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..runs.recorder import METRICS_FILE, RUN_FILE
+from ..paths import METRICS_FILE, RUN_FILE
 from .checkpoint import MODEL_FILE
 
 
@@ -53,3 +53,11 @@ def earlier_sessions(out: Path) -> list[float]:
     except (OSError, ValueError):
         return []
     return list(saved.get("train_seconds_sessions") or [saved.get("train_seconds", 0.0)])
+
+
+def resume_trainer(trainer, log) -> None:
+    """Continue ``trainer`` from its folder's checkpoint, saying from where."""
+    if trainer.resume():
+        log(f"resumed at step {trainer.global_step} of {trainer.total_steps}")
+    else:
+        log("no checkpoint saved yet: starting from step 0")

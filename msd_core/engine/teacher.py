@@ -22,7 +22,7 @@ from ..models.presets import create_model
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from .evaluate import evaluate
-from .run_folder import earlier_sessions, prepare_out_dir, resumed_config
+from .run_folder import earlier_sessions, prepare_out_dir, resume_trainer, resumed_config
 from .trainer import Trainer
 
 
@@ -69,9 +69,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
                           data_name=cfg.data.name, progress=progress)
         trainer.add_callbacks(callbacks)
         if resume:
-            resumed = trainer.resume()
-            log(f"resumed at step {trainer.global_step} of {trainer.total_steps}" if resumed
-                else "no checkpoint saved yet: starting from step 0")
+            resume_trainer(trainer, log)
         log(f"device {trainer.device}; {trainer.total_steps} steps of batch {cfg.train.batch_size}")
         recorder.attach(trainer)
         trainer.fit()

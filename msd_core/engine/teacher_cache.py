@@ -33,7 +33,7 @@ from ..device import pick_device
 from ..errors import CheckpointError
 from ..method.view_logits import TeacherLogits
 from ..paths import REPO
-from .checkpoint import MODEL_FILE, atomic_write, check_fits, file_hash, load_model
+from .checkpoint import atomic_write, check_fits, file_hash, load_model, model_file
 from .predict import predict_views
 
 __all__ = ["TeacherLogits", "cache_dir", "cache_key", "teacher_logits"]
@@ -55,7 +55,7 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
                    batch_size: int = 256, progress=None) -> TeacherLogits:
     """The teacher's logits on every view of ``ds`` — from the cache when it holds them."""
     path = Path(teacher_path)
-    ckpt = path / MODEL_FILE if path.is_dir() else path
+    ckpt = model_file(path)
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt}: teacher checkpoint not found — train one with msd train-teacher, "
                               f"or pick one of the teachers in assets/teachers")

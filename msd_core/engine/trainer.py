@@ -34,7 +34,8 @@ from ..data.example import MultimodalDataset
 from ..device import autocast, pick_device
 from ..errors import StopRun, TrainingError, TrainingInterrupted
 from ..method.objectives import Objective, Supervised
-from .checkpoint import MODEL_FILE, STATE_FILE, check_finite, load_model, load_state, save_model, save_state
+from .checkpoint import (MODEL_FILE, STATE_FILE, check_finite, load_model, load_state, model_step, save_model,
+                         save_state)
 from .evaluate import evaluate
 
 __all__ = ["Trainer", "StopRun", "TrainingError", "TrainingInterrupted", "derive_seed", "modality_dropout"]
@@ -130,8 +131,8 @@ class Trainer:
     def save(self) -> None:
         """Checkpoint: the trainer state first (it holds the weights too, so resuming never pairs
         one step's weights with another's optimizer), then the model file the run publishes. A
-        kill between the two leaves a state one step ahead of the model file; resuming reads the
-        state."""
+        kill or a full disk between the two leaves the state one checkpoint ahead of the model
+        file; ``resume`` reads the state and brings the model file up to it."""
         if not self.is_main:
             return
         objective_state = getattr(self.objective, "state_dict", None)
@@ -163,6 +164,8 @@ class Trainer:
         self.history = json.loads(state["history"])
         if "objective" in state:
             self.objective.load_state_dict(state["objective"])
+        if model_step(self.out_dir / MODEL_FILE) != self.global_step:
+            self.save()  # the model file lagged the state: publish the weights the run continues from
         return True
 
     # -- the loop ---------------------------------------------------------------------

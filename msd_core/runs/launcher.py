@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import check_ranges
 from ..paths import resolve_path
 from .queue import concurrency_limit
 from .store import Registry
@@ -24,6 +25,7 @@ def launch(config, *, kind: str, registry: Registry | None = None, name: str | N
     """Start a run (a ``TeacherRunConfig`` or ``DistillRunConfig``) in its own process; returns its
     id. A config without ``out_dir`` writes to ``<registry folder>/<run id>``."""
     registry = registry or Registry()
+    check_ranges(config)  # a bad value is a message to the page now, not a failed run later
     concurrency_limit(config.train.threads)  # a bad $MSD_STUDIO_MAX_RUNS is an error here, not a failed run
     run_id = registry.create(config.to_dict(), kind=kind, name=name, out_dir=None)
     out = resolve_path(config.out_dir) if config.out_dir else registry.path.parent / run_id

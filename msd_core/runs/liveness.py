@@ -20,15 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..config import RUN_COMMANDS
 from ..errors import MSDError
 from ..fileio import atomic_write_text
-from .store import pid_alive
+from ..paths import RUN_FILE, STATE_FILE
+from .store import ACTIVE, pid_alive
 
 LOCK_FILE = ".run.lock"
-RUN_FILE = "run.json"
-LIVE = ("queued", "running")
-COMMANDS = {"teacher": "train-teacher", "student": "distill"}  # as msd_core.cli.COMMANDS
-CHECKPOINT = ("model.safetensors", "trainer_state.pt")  # engine.checkpoint's MODEL_FILE and STATE_FILE
+LIVE = ACTIVE
 
 
 class RunInUse(MSDError):
@@ -117,13 +116,13 @@ def read_run(path: Path, missing_ok: bool = False) -> dict:
 
 
 def has_checkpoint(folder: str | Path) -> bool:
-    return all((Path(folder) / name).is_file() for name in CHECKPOINT)
+    return (Path(folder) / STATE_FILE).is_file()  # what --resume continues from
 
 
 def resume_command(kind: str | None, folder: str | Path) -> str:
     """The command that continues the run in ``folder`` (from step 0 when it saved no checkpoint;
     ``--out`` absolute, so it works from any directory)."""
-    return f"msd {COMMANDS.get(kind or '', 'distill')} --resume --out {shlex.quote(os.path.abspath(folder))}"
+    return f"msd {RUN_COMMANDS.get(kind or '', 'distill')} --resume --out {shlex.quote(os.path.abspath(folder))}"
 
 
 def died_message(info: dict, folder: str | Path) -> str:

@@ -19,12 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import display_path
+from ..paths import METRICS_FILE, MODEL_FILE, display_path
 from .liveness import LIVE, RUN_FILE, RunFileError, folder_status, resume_command
 from .store import STATUSES, Registry, registry_error
 
-METRICS_FILE = "metrics.json"
-MODEL_FILE = "model.safetensors"
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # what Registry.create names a run
 
 

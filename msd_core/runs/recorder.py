@@ -27,12 +27,11 @@ import time
 from pathlib import Path
 
 from ..errors import StopRun, TrainingInterrupted
+from ..paths import METRICS_FILE, MODEL_FILE, RUN_FILE
 from ..fileio import atomic_write_text
 from .liveness import RunInUse, RunLock, hostname, resume_command
 from .store import Registry
 
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.json"
 
 
 class RunCancelled(StopRun):
@@ -95,7 +94,7 @@ class RunRecorder:
             self._write_run("finished", ended=time.time())
             if self.registry is not None:
                 self._flush()
-                self.registry.add_artifact(self.run_id, "model", str(self.out_dir / "model.safetensors"))
+                self.registry.add_artifact(self.run_id, "model", str(self.out_dir / MODEL_FILE))
                 self.registry.finish(self.run_id, "finished")
         self.finished = True
 

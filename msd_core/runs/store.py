@@ -144,7 +144,7 @@ class Registry:
         dead = []
         now = time.time()
         for r in self.runs(status="queued"):
-            if r["pid"] and not pid_alive(r["pid"]) and now - r["created"] > 5:
+            if r["pid"] and not pid_alive(r["pid"]) and now - r["created"] > LAUNCH_GRACE:
                 self.finish(r["id"], "failed", f"the run's process exited before starting; see {r['out_dir']}/log.txt")
                 dead.append(r["id"])
         from .liveness import interrupt_folder, lock_state

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,7 +42,13 @@ class Trial:
     killed_at: float        # seconds after the run said "running"
     killed_while_running: bool
     resumed_code: int
-    output: str
+    output: str             # what the resuming command printed
+
+    @property
+    def resumed_from(self) -> int:
+        """The step the resumed run continued from (0: it had saved nothing yet)."""
+        match = re.search(r"resumed at step (\d+) of", self.output)
+        return int(match.group(1)) if match else 0
 
 
 def kill_trial(name: str, args: list[str], env: dict, started, delay: float, resume_args: list[str]) -> Trial:
@@ -57,7 +64,7 @@ def kill_trial(name: str, args: list[str], env: dict, started, delay: float, res
         proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = msd(resume_args, env)
-    return Trial(name, delay, alive, done.returncode, done.stdout[-2000:] + done.stderr[-2000:])
+    return Trial(name, delay, alive, done.returncode, done.stdout + done.stderr)
 
 
 def running(folder: Path):

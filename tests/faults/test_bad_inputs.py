@@ -130,7 +130,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_gives_a_message_not_a_traceback(name, tmp_path, monkeypatch, capsys):
+def test_bad_input_gives_a_message_not_a_traceback(name, tmp_path, monkeypatch, capsys, reliability):
     monkeypatch.setenv("MSD_STUDIO_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
@@ -144,6 +144,7 @@ def test_bad_input_gives_a_message_not_a_traceback(name, tmp_path, monkeypatch, 
     assert err.startswith("error: ") and "Traceback" not in err, err
     assert re.search(expected, err, re.S), err
     assert not list(tmp_path.rglob("model.safetensors")) or name.startswith("NaN"), "a refused run wrote a checkpoint"
+    reliability("bad input through msd: a message, no traceback, nothing written", 1, 1)
 
 
 def test_skip_bad_rows_lists_a_bomb_instead_of_stopping(tmp_path, capsys):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.engine import checkpoint
-from msd_core.engine.checkpoint import MODEL_FILE, STATE_FILE, load_model
+from msd_core.engine.checkpoint import MODEL_FILE, STATE_FILE, load_model, model_step
 from msd_core.engine.teacher import train_teacher
 from msd_core.errors import CheckpointError
 from tests.conftest import TINY
@@ -24,36 +25,47 @@ def config(out: Path, epochs: int) -> TeacherRunConfig:
                             train=TrainConfig(epochs=epochs, batch_size=16, seed=2), out_dir=str(out))
 
 
-def fill_disk_after(nbytes: int):
-    """A ``save_file`` that writes ``nbytes`` of the file and then finds the disk full."""
-    real = checkpoint.save_file
+def fill_disk_after(real, nbytes: int):
+    """A writer (``save_file`` or ``torch.save``) that writes ``nbytes`` of its file and then finds
+    the disk full."""
 
-    def save_file(state, tmp, metadata=None):
-        real(state, tmp, metadata=metadata)
-        data = Path(tmp).read_bytes()
-        Path(tmp).write_bytes(data[:nbytes])
-        raise OSError(errno.ENOSPC, "No space left on device", tmp)
+    def write(obj, tmp, *args, **kwargs):
+        real(obj, tmp, *args, **kwargs)
+        Path(tmp).write_bytes(Path(tmp).read_bytes()[:nbytes])
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
 
-    return save_file
+    return write
 
 
-def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failing", ["model file", "trainer state"])
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, reliability, failing):
     out = tmp_path / "run"
     train_teacher(config(out, 1), progress=False)
-    before = (out / MODEL_FILE).read_bytes()
-    state_before = torch.load(out / STATE_FILE, weights_only=True)["global_step"]
+    before = {name: (out / name).read_bytes() for name in (MODEL_FILE, STATE_FILE)}
+    steps = torch.load(out / STATE_FILE, weights_only=True)["global_step"]
 
-    monkeypatch.setattr(checkpoint, "save_file", fill_disk_after(1000))
-    with pytest.raises(CheckpointError, match=r"model.safetensors: could not write the checkpoint \(No space left "
-                                              r"on device\); the previous checkpoint is kept — free space"):
+    if failing == "model file":  # the state, written first, has gone through
+        monkeypatch.setattr(checkpoint, "save_file", fill_disk_after(checkpoint.save_file, 1000))
+        name = MODEL_FILE
+    else:
+        monkeypatch.setattr(checkpoint.torch, "save", fill_disk_after(torch.save, 1000))
+        name = STATE_FILE
+    with pytest.raises(CheckpointError, match=rf"{name}: could not write the checkpoint \(No space left on "
+                                              rf"device\); the previous file is kept — free space"):
         train_teacher(config(out, 2), resume=True, epochs=2, progress=False)
-    assert (out / MODEL_FILE).read_bytes() == before  # untouched, and it still loads
+    assert (out / name).read_bytes() == before[name]  # untouched
+    if failing == "trainer state":
+        assert (out / MODEL_FILE).read_bytes() == before[MODEL_FILE]  # never reached
     load_model(out / MODEL_FILE)
     assert not list(out.glob(".*.tmp")), "a half-written temporary file was left behind"
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "failed" and "No space left on device" in run["error"]
 
-    monkeypatch.undo()  # space freed: resume finishes from the last good state
+    monkeypatch.undo()  # space freed: resume finishes, and the model file holds the final weights
     metrics = train_teacher(config(out, 2), resume=True, progress=False)
-    assert torch.load(out / STATE_FILE, weights_only=True)["global_step"] == 2 * state_before
+    state = torch.load(out / STATE_FILE, weights_only=True)
+    assert state["global_step"] == 2 * steps and model_step(out / MODEL_FILE) == 2 * steps
+    published = load_file(str(out / MODEL_FILE))
+    assert all(torch.equal(published[k], v) for k, v in state["model"].items())
     assert set(metrics["test"]) == {"full", "only:image", "only:text"}
+    reliability("disk full (ENOSPC) while writing a checkpoint: previous one kept", 1, 1)

@@ -41,7 +41,7 @@ def stepped(folder, steps=2):
     return check
 
 
-def test_a_cli_run_killed_mid_training_is_interrupted_with_a_resume_command_that_works(tmp_path):
+def test_a_cli_run_killed_mid_training_is_interrupted_with_a_resume_command_that_works(tmp_path, reliability):
     env = env_for(tmp_path)
     out = tmp_path / "runs" / "teacher"
     proc = subprocess.Popen([sys.executable, "-m", "msd_core.cli", *TEACHER, "--out", str(out)], cwd=ROOT, env=env,
@@ -67,9 +67,11 @@ def test_a_cli_run_killed_mid_training_is_interrupted_with_a_resume_command_that
     run = run_json(out)
     assert run["status"] == "finished" and "error" not in run and "resume" not in run
     assert lock_state(out) == "free"
+    reliability("SIGKILL of a CLI or launched run: shown interrupted, with the command that resumes it", 1, 1)
 
 
-def test_a_launched_run_killed_mid_training_is_interrupted_on_reap_and_on_the_pages(tmp_path, monkeypatch):
+def test_a_launched_run_killed_mid_training_is_interrupted_on_reap_and_on_the_pages(tmp_path, monkeypatch,
+                                                                                   reliability):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -122,3 +124,4 @@ def test_a_launched_run_killed_mid_training_is_interrupted_on_reap_and_on_the_pa
         assert not at.exception, (page, [e.value for e in at.exception])
         assert any("msd runs --rebuild" in e.value for e in at.error), page
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    reliability("SIGKILL of a CLI or launched run: shown interrupted, with the command that resumes it", 1, 1)

@@ -57,7 +57,7 @@ def _reader(db, go, stop, errors):
         errors.append(repr(e))
 
 
-def test_eight_writers_and_readers_at_once_lose_nothing(tmp_path):
+def test_eight_writers_and_readers_at_once_lose_nothing(tmp_path, reliability):
     db = tmp_path / "registry.sqlite"
     Registry(db)
     go, stop, errors = mp.Event(), mp.Event(), mp.Manager().list()
@@ -83,6 +83,7 @@ def test_eight_writers_and_readers_at_once_lose_nothing(tmp_path):
         rows = reg.metrics(r["id"], ["train/loss"])
         assert [(m["step"], m["value"]) for m in rows] == [(s, value(n, s)) for s in range(STEPS)]
         assert len(reg.metrics(r["id"], ["train/ce"])) == STEPS
+    reliability(f"{WRITERS} concurrent registry writers + 2 readers: no error, no lost row", 1, 1)
 
 
 # -- (b) SIGKILL in the middle of writes ------------------------------------------------------
@@ -105,7 +106,7 @@ for k in range(10_000):
 """
 
 
-def test_sigkill_during_writes_never_loses_a_committed_row(tmp_path):
+def test_sigkill_during_writes_never_loses_a_committed_row(tmp_path, reliability):
     db = tmp_path / "registry.sqlite"
     rng = random.Random(SEED)
     committed: dict[str, dict] = {}  # run id -> {"n": .., "steps": {..}, "finished": bool}
@@ -136,6 +137,7 @@ def test_sigkill_during_writes_never_loses_a_committed_row(tmp_path):
             assert c["steps"] <= set(rows), (trial, run_id)
             assert all(v == c["n"] * 1000 + s * 0.5 for s, v in rows.items())  # intact, none half-written
     assert len(committed) >= KILL_TRIALS // 2  # the kills landed in the writing
+    reliability("SIGKILL during registry writes, then reopen: every committed row intact", KILL_TRIALS, KILL_TRIALS)
 
 
 # -- (c) a damaged database file ----------------------------------------------------------------
@@ -183,7 +185,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("damage", ["random-bytes", "truncated"])
-def test_a_damaged_registry_is_a_message_and_rebuild_brings_every_run_folder_back(tmp_path, capsys, damage):
+def test_a_damaged_registry_is_a_message_and_rebuild_brings_every_run_folder_back(tmp_path, capsys, damage,
+                                                                                reliability):
     runs = tmp_path / "runs"
     db = runs / "registry.sqlite"
     reg = Registry(db)
@@ -233,9 +236,11 @@ def test_a_damaged_registry_is_a_message_and_rebuild_brings_every_run_folder_bac
     assert main(["runs", "--db", str(db)]) == 0
     listing = capsys.readouterr().out
     assert listing.splitlines()[0].split() == ["id", "kind", "status", "folder"] and ids["failed"] in listing
+    reliability("damaged registry (random bytes, truncated): message, then rebuilt from the run folders", 1, 1)
 
 
-def test_a_damaged_teachers_json_is_a_listed_problem_and_the_other_teachers_still_list(tmp_path, synthetic3):
+def test_a_damaged_teachers_json_is_a_listed_problem_and_the_other_teachers_still_list(tmp_path, synthetic3,
+                                                                                     reliability):
     from msd_core.analysis.catalog import find_teachers, register_checkpoint
     from msd_core.engine.checkpoint import save_model
     from msd_core.errors import ConfigError
@@ -252,3 +257,4 @@ def test_a_damaged_teachers_json_is_a_listed_problem_and_the_other_teachers_stil
     assert problem.startswith("cannot be read (") and "delete it and load them again" in problem
     with pytest.raises(ConfigError, match=f"{tmp_path / 'teachers.json'}: cannot be read"):
         register_checkpoint(tmp_path / "good", tmp_path)
+    reliability("damaged teachers.json: listed as a problem, the other teachers still list", 1, 1)
