@@ -162,7 +162,9 @@ def curves_figure(series: dict[str, pd.DataFrame], title: str = "", smoothing: f
     for name, df in series.items():
         if df.empty:
             continue
-        fig.add_scatter(x=df[x], y=smooth(list(df["value"]), smoothing), mode="lines", name=name)
+        # a series of a few points (a validation curve after one or two epochs) shows its points
+        fig.add_scatter(x=df[x], y=smooth(list(df["value"]), smoothing), name=name,
+                        mode="lines+markers" if len(df) <= 20 else "lines")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       xaxis_title="step" if x == "step" else "seconds", legend=dict(orientation="h", y=-0.25))
     if log_y:

@@ -8,6 +8,7 @@ import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from safetensors.torch import load_file
 
 from msd_core.paths import demo_teacher
@@ -19,6 +20,8 @@ DATA = ["--data", "synthetic", "--data-option", "n=96", "--max-eval", "32"]
 TRAIN = ["--batch-size", "8", "--save-every", "2", "--seed", "3"]
 SEED = 20261202
 TRIALS = {"teacher": 6, "distill": 6, "cache": 3}  # with tests/faults/test_registry_faults.py: > 20 kills
+
+pytestmark = pytest.mark.slow  # real training runs, killed and resumed
 
 
 def teacher_args(out):
