@@ -487,6 +487,27 @@ def init_distributed() -> None:
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
 
 
+@contextmanager
+def sigterm_as_interrupt(active: bool):
+    """While a run trains, a SIGTERM (a scheduler's stop, a dashboard cancel that timed out) ends it
+    as Ctrl-C does: the trainer keeps its checkpoint and the recorder writes how the run ended."""
+    import signal
+    import threading
+
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     light = {"dashboard": dashboard_parser, "job": job_parser}.get(argv[0] if argv else "")
@@ -494,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("train-teacher", "distill"):
             init_distributed()
-        code = args.func(args)
+        with sigterm_as_interrupt(args.command in ("train-teacher", "distill", "job")):
+            code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -33,10 +33,14 @@ def launch(config, *, kind: str, registry: Registry | None = None, name: str | N
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(config.to_json())
     registry.set_folder(run_id, str(out), config.to_dict())
-    log = open(out / "log.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "msd_core.cli", "job", "--db", str(registry.path), "--run", run_id],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"})
+    try:
+        with open(out / "log.txt", "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "msd_core.cli", "job", "--db", str(registry.path),
+                                     "--run", run_id], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"})
+    except OSError as e:  # the row must not wait in line for a process that never started
+        registry.finish(run_id, "failed", f"its process could not be started ({e})")
+        raise
     registry.set_pid(run_id, proc.pid)
     return run_id
 

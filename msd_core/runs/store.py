@@ -144,7 +144,12 @@ class Registry:
         dead = []
         now = time.time()
         for r in self.runs(status="queued"):
-            if r["pid"] and not pid_alive(r["pid"]) and now - r["created"] > LAUNCH_GRACE:
+            if now - r["created"] <= LAUNCH_GRACE:
+                continue
+            if not r["pid"]:
+                self.finish(r["id"], "failed", "its process was never started (the launch failed); launch it again")
+                dead.append(r["id"])
+            elif not pid_alive(r["pid"]):
                 self.finish(r["id"], "failed", f"the run's process exited before starting; see {r['out_dir']}/log.txt")
                 dead.append(r["id"])
         from .liveness import interrupt_folder, lock_state

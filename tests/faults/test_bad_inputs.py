@@ -190,3 +190,12 @@ def test_os_errors_name_the_file_and_what_to_do(tmp_path):
     denied = PermissionError(errno.EACCES, "Permission denied", "/data/train.csv")
     assert explain(denied).message.startswith("/data/train.csv: Permission denied — you may not read or write it")
     assert json.dumps(explain(denied).expected) == "true"
+
+
+def test_the_dashboards_load_refuses_a_checkpoint_with_nan_weights(tmp_path):
+    from msd_core.analysis.catalog import register_checkpoint
+    from msd_core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="the weights hold NaN or infinite values"):
+        register_checkpoint(nan_checkpoint(tmp_path / "nan"), tmp_path / "runs")
+    assert not (tmp_path / "runs" / "teachers.json").exists()

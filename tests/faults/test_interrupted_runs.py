@@ -125,3 +125,42 @@ def test_a_launched_run_killed_mid_training_is_interrupted_on_reap_and_on_the_pa
         assert any("msd runs --rebuild" in e.value for e in at.error), page
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     reliability("SIGKILL of a CLI or launched run: shown interrupted, with the command that resumes it", 1, 1)
+
+
+def test_a_sigterm_ends_a_cli_run_as_interrupted_with_its_checkpoint(tmp_path, reliability):
+    """A scheduler's SIGTERM is not a kill: the run records that it was interrupted, and how to resume."""
+    env = env_for(tmp_path)
+    out = tmp_path / "runs" / "teacher"
+    proc = subprocess.Popen([sys.executable, "-m", "msd_core.cli", *TEACHER, "--out", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(stepped(out))
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert "continue with --resume" in err
+    run = run_json(out)
+    assert run["status"] == "interrupted" and run["resume"] == f"msd train-teacher --resume --out {out}"
+    assert lock_state(out) == "free"
+    reliability("SIGTERM of a run (a scheduler, a forced cancel): it records how it ended", 1, 1)
+
+
+def test_a_cancel_that_has_to_terminate_a_run_still_records_it_cancelled(tmp_path, monkeypatch, reliability):
+    from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
+    from msd_core.runs.launcher import cancel
+    from tests.conftest import TINY as TINY_SPEC
+
+    monkeypatch.setenv("MSD_STUDIO_MAX_RUNS", "4")
+    reg = Registry(tmp_path / "runs" / "registry.sqlite")
+    out = tmp_path / "runs" / "launched"
+    cfg = TeacherRunConfig(data=DataConfig("synthetic", options={"n": 64}, max_eval_examples=16),
+                           model=ModelConfig("student-small", dict(TINY_SPEC)),
+                           train=TrainConfig(epochs=50, batch_size=16, save_every=1, threads=1), out_dir=str(out))
+    run_id = launch(cfg, kind="teacher", registry=reg)
+    wait_for(stepped(out))
+    pid = reg.run(run_id)["pid"]
+    cancel(run_id, reg, grace=0)  # no time to stop at a step: SIGTERM at once
+    wait_for(lambda: not pid_alive(pid))
+    assert reg.run(run_id)["status"] == "cancelled"
+    assert run_json(out)["status"] == "cancelled"  # the folder agrees with the registry
+    assert folder_status(out)["status"] == "cancelled" and lock_state(out) == "free"
+    reliability("SIGTERM of a run (a scheduler, a forced cancel): it records how it ended", 1, 1)

@@ -90,6 +90,27 @@ def wait_for(predicate, timeout=120.0):
 
 
 @pytest.mark.slow
+def test_a_launch_whose_process_never_started_does_not_wait_in_line_forever(tmp_path, monkeypatch):
+    import subprocess
+
+    reg = Registry(tmp_path / "registry.sqlite")
+    orphan = reg.create({"train": {"seed": 0}}, kind="student")  # a launcher that died before Popen
+    with reg.connect() as con:
+        con.execute("UPDATE runs SET created = created - 60 WHERE id=?", (orphan,))
+    assert reg.reap() == [orphan]
+    assert reg.run(orphan)["status"] == "failed" and "never started" in reg.run(orphan)["error"]
+
+    def no_processes(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_processes)
+    with pytest.raises(OSError):
+        launch(TeacherRunConfig(out_dir=str(tmp_path / "t")), kind="teacher", registry=reg)
+    failed = [r for r in reg.runs() if r["id"] != orphan][0]
+    assert failed["status"] == "failed" and "could not be started" in failed["error"]
+    assert reg.queue() == []
+
+
 def test_launched_run_streams_metrics_and_can_be_cancelled(tmp_path, teacher, monkeypatch):
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
     reg = Registry(tmp_path / "r.sqlite")
