@@ -367,6 +367,26 @@ def cmd_runs(a) -> None:
     print(format_runs(reg.runs(limit=a.limit), reg.queue_positions()))
 
 
+def cmd_export(a) -> None:
+    """Per-example predictions (Parquet/CSV) or the metrics table (CSV/Markdown/LaTeX) of finished runs."""
+    from .analysis.export import FORMATS, export, format_from_suffix
+    from .errors import ConfigError
+    from .runs.store import Registry, default_db
+
+    out = resolve_path(a.out)
+    fmt = a.format or format_from_suffix(out)
+    if fmt is None:
+        raise ConfigError(f"--out {a.out}: say the format with --format ({' or '.join(FORMATS[a.what])}) or give the "
+                          f"file a suffix that names it (.{' .'.join(FORMATS[a.what])})")
+    reg = Registry(resolve_path(a.db) if a.db else default_db())
+    runs = [reg.run(run_id) for run_id in dict.fromkeys(a.runs)]
+    unfinished = [f"{r['id']} ({r['status']})" for r in runs if r["status"] != "finished"]
+    if unfinished:
+        raise ConfigError(f"only finished runs can be exported; not finished: {', '.join(unfinished)} "
+                          f"(msd runs lists the runs and their status)")
+    print(f"{export(runs, a.what, fmt, out, a.split, a.device)} -> {display_path(out)}")
+
+
 def cmd_dashboard(a) -> None:
     import subprocess
 
@@ -451,6 +471,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--db", help="the registry file (default: registry.sqlite in the runs folder)")
     r.add_argument("--limit", type=int, default=50, help="list at most this many runs, newest first")
     r.set_defaults(func=cmd_runs)
+
+    x = sub.add_parser("export", help="per-example predictions or the metrics table of finished runs, as a file")
+    x.add_argument("--runs", nargs="+", required=True, metavar="ID", help="run ids (msd runs lists them)")
+    x.add_argument("--what", choices=("examples", "table"), default="table",
+                   help="examples: one row per example with the teacher's and each run's logits, predictions, "
+                        "saliency and Shapley values; table: mean ± std over seeds per method and view")
+    x.add_argument("--format", choices=("parquet", "csv", "md", "tex"),
+                   help="examples: parquet or csv; table: csv, md or tex (default: from --out's suffix)")
+    x.add_argument("--out", required=True, help="the file to write")
+    x.add_argument("--split", default="test", choices=choices("distill.population_split"))
+    x.add_argument("--db", help="the registry file (default: registry.sqlite in the runs folder)")
+    x.add_argument("--device", default="cpu", help="where the models predict (examples)")
+    x.set_defaults(func=cmd_export)
 
     add_dashboard_command(sub)
 

@@ -1,19 +1,27 @@
-"""Compare: finished runs side by side — metrics across seeds, curves, config diff, per-example wins."""
+"""Compare: finished runs side by side — metrics across seeds, curves, config diff, per-example wins, which
+differences are real (paired tests, McNemar), learned weights against the teacher's saliency, and exports."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.figures import curves_figure
+from app.components.figures import curves_figure, modality_colour
 from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
-from msd_core.analysis.compare import config_diff, group_name, per_run_metrics, results_table, seed_bands
+from msd_core.analysis import significance as sig
+from msd_core.analysis.compare import (config_diff, group_name, per_run_metrics, results_table, seed_bands,
+                                       split_metrics)
+from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, format_table,
+                                      metrics_summary, parquet_bytes, run_predictions)
 from msd_core.analysis.preview import example_record
 from msd_core.cli import to_cli
 from msd_core.config import DistillRunConfig
+from msd_core.errors import MSDError
 
 st.title("Compare")
 try:
@@ -93,6 +101,164 @@ else:
                 example_cards(recs, columns=6)
         except Exception as e:  # noqa: BLE001
             show_error(e)
+
+
+@st.cache_data(show_spinner="Running the students on the split…", max_entries=64)
+def correct_on(run_id: str, split: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Ids, labels and, per example, whether the run's final model is right on the full input."""
+    run = registry().run(run_id)
+    ds = dataset_for(json.dumps(run["config"]["data"], sort_keys=True), split)
+    logits, targets = run_predictions(run, ds)
+    return ([e.id for e in ds.examples], [ds.labels[i] for i in targets.tolist()],
+            (logits["full"].argmax(-1) == targets).numpy())
+
+
+def number(value, digits: int = 4) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def p_text(p) -> str:
+    return "" if p is None or pd.isna(p) else ("< 0.0001" if p < 1e-4 else f"{p:.4f}")
+
+
+def paired_table(tests: pd.DataFrame) -> pd.DataFrame:
+    """The paired tests as the page shows them: a reading instead of NaN where there is no test."""
+    rows = []
+    for _, t in tests.iterrows():
+        tested = pd.notna(t["p"])
+        reading = t["note"] if not tested else (
+            ("B better" if t["B − A"] > 0 else "A better") + " (p < 0.05)" if t["p"] < 0.05 else "no clear difference")
+        rows.append({"data": t["data"], "paired seeds": ", ".join(str(s) for s in t["seeds"]),
+                     "A mean": number(t["A mean"]), "B mean": number(t["B mean"]), "B − A": number(t["B − A"]),
+                     "t (dof)": f"{t['t']:.3f} ({int(t['dof'])})" if tested else "",
+                     "p": p_text(t["p"]),
+                     "95% CI of B − A": f"[{t['CI low']:+.4f}, {t['CI high']:+.4f}]" if tested else "",
+                     "reading": reading})
+    return pd.DataFrame(rows)
+
+
+def weights_figure(learned: list[dict]) -> go.Figure:
+    """Each learned run's weight share per modality over steps, and the teacher's saliency share
+    (docs/METHOD.md §13.4) as dashed horizontal lines in the same colour."""
+    fig = go.Figure()
+    shares = {}
+    for r in learned:
+        curves = sig.weight_trajectories(r, reg.metrics)
+        for i, (m, part) in enumerate(curves.groupby("modality", sort=False)):
+            fig.add_scatter(x=part["step"], y=part["share"], name=f"{m} · {r['name']} · {r['id'][-6:]}",
+                            mode="lines", line_color=modality_colour(m, i))
+        for m, v in sig.saliency_share(sig.population_saliency_of(r)).items():
+            shares.setdefault(m, v)
+    for i, (m, v) in enumerate(shares.items()):
+        fig.add_hline(y=v, line_dash="dash", line_color=modality_colour(m, i),
+                      annotation_text=f"teacher's saliency share: {m} {v:.2f}")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step",
+                      yaxis_title="share of the weight budget", yaxis_range=[0, 1],
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+st.subheader("Which differences are real")
+st.caption("A method is a group of runs that differ only in seed. Runs of the same seed see the same batches and "
+           "start from the same weights, so two methods are compared seed by seed (docs/METHOD.md §13).")
+method_names = sig.groups(chosen)
+if len(method_names) < 2:
+    st.caption("Pick runs of two methods (KD and MSD, say, each over a few seeds) to test their difference.")
+else:
+    s1, s2, s3 = st.columns(3)
+    index_a = next((i for i, g in enumerate(method_names) if g.startswith("kd")), 0)
+    index_b = next((i for i, g in enumerate(method_names) if g.startswith("msd") and i != index_a),
+                   1 if index_a == 0 else 0)
+    group_a = s1.selectbox("Method A (baseline)", method_names, index=index_a)
+    group_b = s2.selectbox("Method B", method_names, index=index_b)
+    view_names = list(dict.fromkeys(v for r in chosen for v in (split_metrics(r, split) or {})))
+    view = s3.selectbox("View", view_names or ["full"])
+    if group_a == group_b:
+        st.caption("Pick two different methods.")
+    elif not sig.pair_by_seed(chosen, group_a, group_b):
+        st.caption("The two methods share no seed on any data set: runs pair up by seed, so train both with "
+                   "the same seeds.")
+    else:
+        st.markdown(f"**Per seed** ({split} accuracy on the {view} view): **B − A** is the mean over paired seeds "
+                    "of B's accuracy minus A's. **t** and **p** are a paired t-test of those differences (two-sided: "
+                    "p is how often differences this large would appear if the methods were equally good). The "
+                    "**95% CI** is a bootstrap interval of the mean difference (10,000 resamples): when it excludes "
+                    "0, the sign of the difference holds up. A test needs at least two paired seeds.")
+        st.dataframe(paired_table(sig.paired_metric_tests(chosen, group_a, group_b, split, view)), hide_index=True)
+        try:
+            mc_rows, changes = [], []
+            for data, pairs in sig.pair_by_seed(chosen, group_a, group_b).items():
+                correct = {}
+                for _, run_a, run_b in pairs:
+                    for r in (run_a, run_b):
+                        ids, labels, correct[r["id"]] = correct_on(r["id"], split)
+                test = sig.example_tests(pairs, correct)
+                mc_rows.append({"data": data, "seed pairs": test["seed pairs"], "example pairs": test["pairs"],
+                                "b: A right, B wrong": test["b"], "c: A wrong, B right": test["c"],
+                                "test": test["test"], "χ²": number(test["statistic"], 3), "p": p_text(test["p"])})
+                found = sig.consistent_changes(pairs, correct, ids, labels)
+                found.insert(0, "data", data)
+                changes.append(found)
+            st.markdown(f"**Per example** (McNemar's test, {split}, full input): every example of every seed pair "
+                        "is one pair of outcomes. Only disagreements count: **b** where A is right and B wrong, "
+                        "**c** the reverse. With the methods equally good b and c are equally likely; p is exact "
+                        f"(binomial) when b + c < {sig.EXACT_BELOW}, else chi-square with continuity correction.")
+            st.dataframe(pd.DataFrame(mc_rows), hide_index=True)
+            changed = pd.concat(changes, ignore_index=True)
+            st.markdown("**Examples B fixes or breaks in every seed** (A wrong and B right in each seed pair, or the "
+                        "reverse); **index** is the example's row in the split, **id** its id in the saliency "
+                        "explorer's table.")
+            if changed.empty:
+                st.caption("No example changes the same way in every seed.")
+            else:
+                st.dataframe(changed, hide_index=True)
+                data_json = {sig.data_name(r["config"]): json.dumps(r["config"]["data"], sort_keys=True)
+                             for r in chosen}
+                recs = []
+                for _, row in changed.groupby(["data", "change"], sort=False).head(3).iterrows():
+                    rec = example_record(dataset_for(data_json[row["data"]], split), int(row["index"]))
+                    rec["label"] = f"{rec['label']} · {row['change'].split(' by')[0]} · {row['id']}"
+                    recs.append(rec)
+                if recs:
+                    example_cards(recs, columns=6)
+        except Exception as e:  # noqa: BLE001
+            show_error(e)
+
+st.subheader("Learned weights against the teacher's saliency")
+learned_runs = [r for r in chosen if sig.is_learned_run(r)]
+if not learned_runs:
+    st.caption("None of the chosen runs uses a meta-learned weighting (learned, learned-global). Such runs log "
+               "their weights every step; this chart then shows them next to the teacher's saliency.")
+else:
+    st.caption("Solid: each modality's share of the MSD weight budget per step (the batch mean w_m over Σ w); "
+               "dashed: the teacher's population saliency share S_m⁺ / Σ S⁺ on the population split (§13.4). "
+               "Weights above their dashed line give that modality more than the teacher's reliance on it.")
+    st.plotly_chart(weights_figure(learned_runs), key="learned-weights")
+
+st.subheader("Export")
+st.caption("Examples: one row per example of the split with the teacher's and each chosen run's logits and "
+           "predictions on every view, the teacher's loss-drop saliency and Shapley values (Parquet). Table: "
+           "mean ± std over seeds per method and view, the best mean of each column in bold (CSV holds the "
+           "numbers: mean, std, seeds).")
+e1, e2, e3, e4 = st.columns(4)
+chosen_key = tuple(r["id"] for r in chosen)
+try:
+    check_same_data(chosen)
+    e1.download_button("Examples (Parquet)",
+                       data=lambda: parquet_bytes(*examples_frame([reg.run(i) for i in chosen_key], split)),
+                       file_name=f"msd-examples-{split}.parquet", mime="application/vnd.apache.parquet")
+except MSDError as e:
+    e1.caption(str(e))
+summary = metrics_summary(chosen, split)
+if not summary.empty:
+    for col, fmt, name, mime in ((e2, "csv", "CSV", "text/csv"), (e3, "md", "Markdown", "text/markdown"),
+                                 (e4, "tex", "LaTeX", "application/x-tex")):
+        col.download_button(f"Table ({name})", format_table(summary, fmt), file_name=f"msd-table-{split}.{fmt}",
+                            mime=mime)
+run_ids = " ".join(chosen_key)
+cli_hint(f"msd export --runs {run_ids} --what examples --split {split} --out examples-{split}.parquet\n"
+         f"msd export --runs {run_ids} --what table --split {split} --out table-{split}.md  "
+         f"# or .{', .'.join(f for f in FORMATS['table'] if f != 'md')}")
 
 def rerun_command(run: dict) -> str:
     """The command that retrains ``run`` from its recorded config, into a new folder."""

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from tests.app.test_pages import run_app, texts
 
 
@@ -233,3 +235,83 @@ def test_compare_page_shows_the_commands_that_retrain_its_runs(finished_students
         want = DistillRunConfig.from_dict(recorded[cfg.distill.method])
         want.out_dir = ""
         assert cfg == want
+
+
+@pytest.fixture(scope="module")
+def two_seed_students(tiny_teacher_runs, tmp_path_factory):
+    """A registry of four finished students of the tiny teacher: KD and MSD (learned-global
+    weighting) with seeds 0 and 1."""
+    from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
+    from msd_core.engine.distill import distill
+    from msd_core.runs import Registry, RunRecorder
+    from tests.conftest import TINY
+
+    home = tmp_path_factory.mktemp("two-seeds")
+    reg = Registry(home / "registry.sqlite")
+    ids = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
+        for seed in (0, 1):
+            for method in ("kd", "msd"):
+                cfg = DistillRunConfig(teacher=str(tiny_teacher_runs / "teacher-synthetic"),
+                                       data=DataConfig("synthetic", options={"n": 2000}, max_train_examples=64,
+                                                       max_eval_examples=32),
+                                       model=ModelConfig("student-two-tower", dict(TINY)),
+                                       train=TrainConfig(epochs=1, batch_size=16, seed=seed),
+                                       distill=DistillConfig(method=method, weighting="learned-global"),
+                                       out_dir=str(home / f"{method}-{seed}"))
+                run_id = reg.create(cfg.to_dict(), kind="student", name=f"{method} seed {seed}", out_dir=cfg.out_dir)
+                distill(cfg, progress=False, log=lambda *_: None,
+                        recorder=RunRecorder(cfg.out_dir, {}, registry=reg, run_id=run_id))
+                ids.append(run_id)
+    return home, ids
+
+
+def test_compare_page_with_one_seed_says_the_paired_test_needs_two(finished_students, monkeypatch):
+    home, ids = finished_students
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(home))
+    at = run_app("app_pages/compare.py")
+    paired = next(d.value for d in at.dataframe if "reading" in d.value.columns)
+    assert list(paired["reading"]) == ["needs ≥ 2 paired seeds (has 1)"]
+    assert list(paired["p"]) == [""] and list(paired["t (dof)"]) == [""]  # no NaN shown
+    mc = next(d.value for d in at.dataframe if "b: A right, B wrong" in d.value.columns)
+    assert list(mc["seed pairs"]) == [1] and list(mc["example pairs"]) == [32]
+    assert "None of the chosen runs uses a meta-learned weighting" in texts(at.caption)  # instance-soft MSD
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Examples (Parquet)", "Table (CSV)", "Table (Markdown)", "Table (LaTeX)"} <= set(labels)
+    assert any("msd export --runs" in c.value for c in at.code)
+    assert not at.exception
+
+
+def test_compare_page_tests_two_methods_over_seeds_and_shows_learned_weights(two_seed_students, monkeypatch):
+    import json
+
+    from msd_core.analysis.significance import paired_t
+    from msd_core.runs import Registry
+
+    home, ids = two_seed_students
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(home))
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
+    at = run_app("app_pages/compare.py")
+    assert [s.value for s in at.selectbox if s.label.startswith("Method")] == [
+        "kd · student-two-tower", "msd learned-global λ=1.0 · student-two-tower"]
+    paired = next(d.value for d in at.dataframe if "reading" in d.value.columns)
+    assert list(paired["paired seeds"]) == ["0, 1"]
+    runs = {r["id"]: r for r in Registry(home / "registry.sqlite").runs()}
+    acc = {(r["config"]["distill"]["method"], r["config"]["train"]["seed"]):
+           json.loads((home / f"{r['config']['distill']['method']}-{r['config']['train']['seed']}" / "metrics.json")
+                      .read_text())["test"]["full"]["accuracy"] for r in runs.values()}
+    want = paired_t([acc["kd", 0], acc["kd", 1]], [acc["msd", 0], acc["msd", 1]])
+    assert paired["B − A"][0] == f"{want['mean_diff']:.4f}"
+    assert paired["t (dof)"][0].endswith("(1)") and paired["95% CI of B − A"][0].startswith("[")
+    mc = next(d.value for d in at.dataframe if "b: A right, B wrong" in d.value.columns)
+    assert list(mc["example pairs"]) == [64] and mc["test"][0].startswith(("exact binomial", "chi-square", "none"))
+    assert any("fixes or breaks in every seed" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 2  # the curves and the learned weights
+    weights_chart = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert {t["name"].split(" · ")[0] for t in weights_chart["data"]} == {"image", "text"}
+    assert len(weights_chart["layout"]["shapes"]) == 2  # one saliency share line per modality
+    next(s for s in at.selectbox if s.label == "View").set_value("only:text").run()
+    assert not at.exception
+    next(s for s in at.selectbox if s.label == "Method B").set_value("kd · student-two-tower").run()
+    assert "Pick two different methods." in texts(at.caption) and not at.exception

@@ -1,0 +1,266 @@
+"""Exports of finished runs: a per-example table (Parquet or CSV) and the metrics table (CSV,
+Markdown, LaTeX). The Compare page's download buttons and ``msd export`` call the same functions.
+
+Per-example columns (one row per example of the split, in data-set order):
+
+- ``index``, ``id``, ``label``;
+- ``teacher/<view>/logit:<class>`` and ``teacher/<view>/pred`` for ``full``, ``only:m`` and
+  ``without:m`` (the teacher cache, §9, with the runs' removal), ``teacher/sal:<m>``
+  (loss-drop saliency, §5.1) and ``teacher/shapley:<m>`` (§6);
+- for every run, ``<run id>/<view>/logit:<class>``, ``<run id>/<view>/pred`` and
+  ``<run id>/<view>/correct`` for ``full`` and ``only:m`` (the views of §10).
+
+The Parquet file's metadata key ``msd_export`` holds JSON: split, teacher, removal and each run's
+name, group and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import DataConfig, DistillConfig
+from ..errors import ConfigError
+from .compare import group_name, split_metrics
+from .significance import data_name, seed_of
+
+FORMATS = {"examples": ("parquet", "csv"), "table": ("csv", "md", "tex")}
+TABLE_METRICS = ("accuracy", "auroc", "agreement")  # higher is better for each
+DIGITS = 4
+
+
+# -- per-example -----------------------------------------------------------------------
+def check_same_data(runs: list[dict]) -> None:
+    """Runs exported example by example must share the data config and the teacher."""
+    if not runs:
+        raise ConfigError("no runs to export: pick at least one finished distillation run")
+    for r in runs:
+        if r.get("kind", "student") != "student" or "teacher" not in r["config"]:
+            raise ConfigError(f"run {r['id']} is a {r.get('kind')} run: per-example exports take distillation "
+                              f"(student) runs; export a teacher's table with msd saliency")
+    first = runs[0]
+    for r in runs[1:]:
+        if r["config"]["data"] != first["config"]["data"]:
+            raise ConfigError(f"runs {first['id']} and {r['id']} used different data ({data_name(first['config'])} "
+                              f"vs {data_name(r['config'])}, or other data settings): export them separately")
+        if r["config"]["teacher"] != first["config"]["teacher"]:
+            raise ConfigError(f"runs {first['id']} and {r['id']} distilled different teachers: export them "
+                              f"separately")
+
+
+def removal_of(runs: list[dict]) -> str:
+    """The removal the runs share (their students' views and the teacher's); the default when they differ."""
+    found = {r["config"].get("distill", {}).get("removal", DistillConfig().removal) for r in runs}
+    return found.pop() if len(found) == 1 else DistillConfig().removal
+
+
+def run_predictions(run: dict, ds, device: str = "cpu") -> tuple[dict, "object"]:
+    """``({view: N x C logits}, N targets)`` of a student run's final model on ``ds`` (views
+    ``full`` and ``only:m`` formed with the run's removal, as evaluation forms them)."""
+    from ..data.collate import Collator
+    from ..data.views import named_views
+    from ..engine.checkpoint import check_fits, load_model, model_file
+    from ..engine.predict import predict_views
+    from ..errors import CheckpointError
+
+    ckpt = model_file(Path(run.get("out_dir") or ""))
+    if not ckpt.is_file():
+        raise CheckpointError(f"{ckpt}: run {run['id']} has no model file — only finished runs can be exported")
+    model, meta = load_model(ckpt, device)
+    check_fits(meta, ds, ckpt)
+    data = DataConfig.from_dict(run["config"]["data"])
+    removal = run["config"].get("distill", {}).get("removal", DistillConfig().removal)
+    return predict_views(model, ds, Collator.for_data(ds.modalities, data), device,
+                         named_views(ds.modality_names), removal=removal)
+
+
+def _logit_columns(frame: dict, who: str, view: str, logits, labels: list[str], targets=None) -> None:
+    z = logits.numpy()
+    for j, name in enumerate(labels):
+        frame[f"{who}/{view}/logit:{name}"] = z[:, j]
+    pred = z.argmax(-1)
+    frame[f"{who}/{view}/pred"] = [labels[i] for i in pred]
+    if targets is not None:
+        frame[f"{who}/{view}/correct"] = pred == targets
+
+
+def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -> tuple[pd.DataFrame, dict]:
+    """The per-example table of ``runs`` on ``split`` (see the module docstring) and its metadata."""
+    from ..data.registry import load_split
+    from ..engine.teacher_cache import teacher_logits
+    from ..method.saliency import modality_saliency, shapley_values
+
+    check_same_data(runs)
+    cfg = runs[0]["config"]
+    data = DataConfig.from_dict(cfg["data"])
+    ds = load_split(data, split)
+    removal = removal_of(runs)
+    cache = teacher_logits(cfg["teacher"], data, ds, removal=removal, subsets=True, device=device)
+    y = cache.targets.numpy()
+    frame: dict = {"index": np.arange(len(ds)), "id": list(cache.ids), "label": [ds.labels[i] for i in y]}
+    for view, z in cache.logits.items():
+        if not view.startswith("subset:"):
+            _logit_columns(frame, "teacher", view, z, ds.labels)
+    for m, v in modality_saliency(cache, "loss-drop").items():
+        frame[f"teacher/sal:{m}"] = v.numpy()
+    for m, v in shapley_values(cache).items():
+        frame[f"teacher/shapley:{m}"] = v.numpy()
+    for r in runs:
+        logits, targets = run_predictions(r, ds, device)
+        for view, z in logits.items():
+            _logit_columns(frame, r["id"], view, z, ds.labels, targets.numpy())
+    meta = {"split": split, "data": cfg["data"], "teacher": cfg["teacher"], "removal": removal,
+            "runs": {r["id"]: {"name": r.get("name"), "group": group_name(r["config"]), "seed": seed_of(r)}
+                     for r in runs}}
+    return pd.DataFrame(frame), meta
+
+
+def parquet_bytes(frame: pd.DataFrame, meta: dict) -> bytes:
+    """``frame`` as a Parquet file whose schema metadata holds ``meta`` under ``msd_export``."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           b"msd_export": json.dumps(meta, default=str).encode()})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def read_export_meta(path: str | Path) -> dict:
+    """The ``msd_export`` metadata of an exported Parquet file."""
+    import pyarrow.parquet as pq
+
+    return json.loads(pq.read_schema(path).metadata[b"msd_export"])
+
+
+# -- metrics table ---------------------------------------------------------------------
+def metrics_summary(runs: list[dict], split: str = "test") -> pd.DataFrame:
+    """Mean, sample std (``ddof = 1``) and count over seeds of each view's accuracy, AUROC and
+    agreement, one row per data set and run group; columns ``<view> <metric> mean`` / ``std``."""
+    rows = []
+    for r in runs:
+        metrics = split_metrics(r, split)
+        if metrics is None:
+            continue
+        row = {"data": data_name(r["config"]), "group": group_name(r["config"])}
+        for view, m in metrics.items():
+            for k in TABLE_METRICS:
+                if k in m and m[k] is not None and not (isinstance(m[k], float) and math.isnan(m[k])):
+                    row[f"{view} {k}"] = float(m[k])
+        rows.append(row)
+    per_run = pd.DataFrame(rows)
+    if per_run.empty:
+        return per_run
+    cols = [c for c in per_run.columns if c not in ("data", "group")]
+    out = []
+    for (data, group), part in per_run.groupby(["data", "group"], sort=False):
+        row = {"data": data, "group": group, "seeds": len(part)}
+        for c in cols:
+            vals = part[c].dropna().to_numpy()
+            row[f"{c} mean"] = float(vals.mean()) if len(vals) else math.nan
+            row[f"{c} std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def value_columns(summary: pd.DataFrame) -> list[str]:
+    return [c.removesuffix(" mean") for c in summary.columns if c.endswith(" mean")]
+
+
+def best_rows(summary: pd.DataFrame, col: str) -> set[int]:
+    """Rows holding the best (highest) mean of ``col`` among rows of the same data set; ties all count."""
+    best = set()
+    for _, part in summary.groupby("data", sort=False):
+        vals = part[f"{col} mean"]
+        if vals.notna().any():
+            top = round(vals.max(), DIGITS)
+            best |= {i for i, v in vals.items() if pd.notna(v) and round(v, DIGITS) == top}
+    return best
+
+
+def cell(mean: float, std: float, pm: str = " ± ") -> str:
+    """``mean ± std`` to ``DIGITS`` places; the plain mean with one seed; empty when missing."""
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.{DIGITS}f}" + (f"{pm}{std:.{DIGITS}f}" if pd.notna(std) else "")
+
+
+LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{",
+         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "λ": r"$\lambda$", "·": r"$\cdot$",
+         "±": r"$\pm$"}
+
+
+def _latex(text: str) -> str:
+    return "".join(LATEX.get(ch, ch) for ch in str(text))
+
+
+def format_table(summary: pd.DataFrame, fmt: str) -> str:
+    """The metrics table as ``csv`` (numbers: mean, std, seeds), ``md`` or ``tex`` (``mean ± std``,
+    the best mean of each column within a data set in bold)."""
+    if fmt not in FORMATS["table"]:
+        raise ConfigError(f"table format {fmt!r}: use one of {', '.join(FORMATS['table'])}")
+    if summary.empty:
+        raise ConfigError("none of the runs has metrics for this split: pick finished runs")
+    if fmt == "csv":
+        return summary.to_csv(index=False)
+    cols = value_columns(summary)
+    best = {c: best_rows(summary, c) for c in cols}
+    header = ["data", "method", "seeds", *cols]
+    body = []
+    for i, row in summary.iterrows():
+        cells = []
+        for c in cols:
+            text = cell(row[f"{c} mean"], row[f"{c} std"], " ± " if fmt == "md" else r" $\pm$ ")
+            if text and i in best[c]:
+                text = f"**{text}**" if fmt == "md" else r"\textbf{" + text + "}"
+            cells.append(text)
+        body.append([row["data"], row["group"], str(row["seeds"]), *cells])
+    if fmt == "md":
+        esc = lambda s: str(s).replace("|", r"\|")  # noqa: E731
+        lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in body]
+        return "\n".join(lines) + "\n"
+    lines = [r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule",
+             " & ".join(_latex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join([_latex(r[0]), _latex(r[1]), *r[2:]]) + r" \\" for r in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+# -- one entry point for the CLI ------------------------------------------------------
+def export(runs: list[dict], what: str, fmt: str, out: Path, split: str = "test", device: str = "cpu") -> str:
+    """Write ``what`` (``examples`` or ``table``) of ``runs`` to ``out`` as ``fmt``; returns a summary line."""
+    if what not in FORMATS:
+        raise ConfigError(f"--what {what!r}: use examples or table")
+    if fmt not in FORMATS[what]:
+        raise ConfigError(f"--format {fmt!r} cannot hold the {what} export: use one of {', '.join(FORMATS[what])}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if what == "examples":
+        frame, meta = examples_frame(runs, split, device)
+        if fmt == "parquet":
+            out.write_bytes(parquet_bytes(frame, meta))
+        else:
+            frame.to_csv(out, index=False)
+        return f"{len(frame)} examples × {frame.shape[1]} columns ({split})"
+    summary = metrics_summary(runs, split)
+    out.write_text(format_table(summary, fmt))
+    return f"{len(summary)} groups × {len(value_columns(summary)) if not summary.empty else 0} metrics ({split})"
+
+
+def format_from_suffix(path: Path) -> str | None:
+    """``parquet``, ``csv``, ``md`` or ``tex`` from a file name's suffix (None when it says nothing)."""
+    suffix = path.suffix.lower().lstrip(".")
+    return {"markdown": "md", "latex": "tex", "pq": "parquet"}.get(suffix, suffix) \
+        if suffix in {"parquet", "pq", "csv", "md", "markdown", "tex", "latex"} else None
+
+
+__all__ = ["FORMATS", "check_same_data", "examples_frame", "export", "format_table", "metrics_summary",
+           "parquet_bytes", "read_export_meta", "run_predictions"]
