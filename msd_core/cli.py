@@ -390,8 +390,8 @@ def cmd_export(a) -> None:
 def cmd_dashboard(a) -> None:
     import subprocess
 
-    entry = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
-    sys.exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(entry), "--server.headless", "true",
+    serve = Path(__file__).resolve().parent.parent / "app" / "serve.py"  # streamlit run, first visit prepared
+    sys.exit(subprocess.call([sys.executable, str(serve), "--server.headless", "true",
                               "--server.address", a.address, "--server.port", str(a.port),
                               "--browser.gatherUsageStats", "false"]))
 

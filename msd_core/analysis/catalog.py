@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import DataConfig
 from ..engine.checkpoint import MODEL_FILE, load_model, model_file, read_metadata
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
-from ..paths import METRICS_FILE
+from ..paths import METRICS_FILE, RUN_FILE
 from ..models.presets import spec_changes
 from ..runs.liveness import folder_status
 
@@ -97,3 +98,14 @@ def find_teachers(*roots: str | Path) -> list[dict]:
         if info.get("kind") != "student":
             found.append(info)
     return found
+
+
+def training_data_config(teacher: dict, options: dict | None = None) -> DataConfig:
+    """The data config the model described by ``teacher`` (``describe_checkpoint``) was trained
+    with, from its run.json; without one, its data set's name with ``options``."""
+    run = Path(teacher["path"]) / RUN_FILE
+    if run.is_file():
+        data = json.loads(run.read_text()).get("config", {}).get("data")
+        if data:
+            return DataConfig.from_dict(data)
+    return DataConfig(name=teacher["data"], options=dict(options or {}))

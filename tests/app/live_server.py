@@ -24,10 +24,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def dashboard(env: dict[str, str] | None = None, timeout: float = 90.0):
+def dashboard(env: dict[str, str] | None = None, timeout: float = 240.0):
     """Yield the base URL of a freshly started dashboard; stop it afterwards."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+    cmd = [sys.executable, str(ROOT / "app" / "serve.py"),  # as msd dashboard starts it
            "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     log = open(ROOT / "test-artifacts" / f"streamlit-{port}.log", "w") if (ROOT / "test-artifacts").is_dir() \

@@ -29,3 +29,34 @@ def test_occlusion_map_is_constant_on_each_patch(synthetic3):
     assert img.shape == (64, 64)
     patch = img[:8, :8]
     assert np.allclose(patch, patch[0, 0])
+
+
+def test_attributions_kept_on_disk_equal_a_fresh_computation_and_follow_the_model(tmp_path, monkeypatch):
+    from msd_core.config import DataConfig
+    from msd_core.data import load_split
+    from msd_core.engine import attribution_cache
+    from msd_core.engine.checkpoint import save_model
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    cfg = DataConfig("synthetic", options={"n": 32})
+    ds = load_split(cfg, "val")
+    model = tiny_model(ds)
+    save_model(tmp_path / "m" / "model.safetensors", model, ds.labels)
+    first = attribution_cache.cached_explain(tmp_path / "m", cfg, ds, 3, "ig")
+    files = list((tmp_path / "cache" / "attributions").glob("*.json"))
+    assert len(files) == 1
+
+    def never(*a, **k):
+        raise AssertionError("computed again instead of read from disk")
+
+    monkeypatch.setattr(attribution_cache, "explain", never)
+    again = attribution_cache.cached_explain(tmp_path / "m", cfg, ds, 3, "ig")
+    assert again["target"] == first["target"] and np.array_equal(again["image"], first["image"])
+    assert again["text"] == first["text"]
+    monkeypatch.undo()
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    with torch.no_grad():  # new weights in the same folder: a new key, computed again
+        next(model.parameters()).add_(1.0)
+    save_model(tmp_path / "m" / "model.safetensors", model, ds.labels)
+    attribution_cache.cached_explain(tmp_path / "m", cfg, ds, 3, "ig")
+    assert len(list((tmp_path / "cache" / "attributions").glob("*.json"))) == 2
