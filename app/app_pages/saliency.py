@@ -10,6 +10,7 @@ import streamlit as st
 from app.components.figures import (SCATTER_META, bars, image_heatmap, saliency_histograms, saliency_scatter,
                                     scatter_point_index, view_label, weights_figure)
 from app.components.hover_images import hover_images
+from app.components.ledger import ledger_section
 from app.components.views import cli_hint, display_path, show_error, short_name, token_html
 from app.state import attributions, explorer_cache, saliency_table, teacher_data_config, teachers, thumbnails
 from msd_core.analysis.explore import scheme_weights
@@ -148,3 +149,5 @@ if index is not None:
 
 cli_hint(f"msd saliency --teacher {display_path(teacher['path'])} --data {data_cfg.name} --split {split} "
          f"--measure {measure} --removal {removal} --out saliency.csv")
+
+ledger_section(teacher, data_json, split, removal, measure)

@@ -89,3 +89,49 @@ def test_every_page_renders_with_the_shipped_demo_teachers(tmp_path, monkeypatch
         assert not at.error, (page, texts(at.error))
     at.switch_page("app_pages/saliency.py").run()
     assert [m.value for m in at.metric][1].endswith("%")
+
+
+def test_saliency_page_modality_ledger_with_the_demo_teacher_and_a_tiny_student(tmp_path, monkeypatch):
+    """The ledger section: the demo teacher and a tiny student of the same data, computed on a
+    small sample when asked, with the reliance scatter and the collapse list."""
+    from msd_core.config import DataConfig
+    from msd_core.data import load_split
+    from msd_core.engine.checkpoint import save_model
+    from msd_core.paths import REPO
+    from tests.conftest import tiny_model
+
+    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(REPO / "assets"))
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    teacher = REPO / "assets" / "teachers" / "synthetic"
+    data = json.loads((teacher / "run.json").read_text())["config"]["data"]
+    student = tmp_path / "runs" / "tiny-kd"
+    student.mkdir(parents=True)
+    save_model(student / "model.safetensors", tiny_model(load_split(DataConfig.from_dict(data), "val")),
+               ["ALPHA", "BRAVO", "CHARLIE", "DELTA"])
+    (student / "run.json").write_text(json.dumps({"kind": "student", "status": "finished", "config": {
+        "data": data, "teacher": str(teacher), "distill": {"method": "kd"}}}))
+
+    at = run_app()
+    at.switch_page("app_pages/saliency.py").run()
+    teacher_box = at.selectbox[0]
+    teacher_box.set_value(next(t for t in teacher_box.options if "synthetic" in t)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, texts(at.error)
+    pick = next(m for m in at.multiselect if m.label.startswith("Students"))
+    assert len(pick.options) == 1 and len(pick.value) == 1  # its own student is chosen by default
+    assert not [d for d in at.dataframe if "model" in d.value]  # nothing heavy before the click
+    at.number_input(key="ledger-n").set_value(24)
+    at.number_input(key="ledger-k").set_value(2)
+    at.number_input(key="ledger-emap").set_value(6)
+    at.button(key="ledger-go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "model" in d.value)
+    assert list(table["model"]) == ["teacher", "tiny-kd"]
+    for col in ["saliency image", "shapley text", "interaction image×text", "perceptual image", "EMAP gap"]:
+        assert col in table
+    assert len(at.get("plotly_chart")) >= 6  # the explorer's charts and the reliance scatter
+    assert "Modality collapse" in texts(at.markdown)
+    at.number_input(key="ledger-relies").set_value(0.3).run()  # new thresholds: redrawn, not recomputed
+    assert not at.exception and not at.error
+    assert next(d.value for d in at.dataframe if "model" in d.value).shape[0] == 2
