@@ -9,8 +9,8 @@ runs pair up by seed within a data set (§4: same seed, same batches, same initi
   and the examples B fixes (or breaks) in every seed (§13.3).
 - The learned weightings' trajectories next to the teacher's population saliency (§13.4).
 
-numpy and the standard library only (no scipy); the tests check the p-values against scipy
-when it is installed.
+Distributions and the exact binomial test come from scipy.stats; the tests check them against
+hand computations.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..paths import METRICS_FILE
 from .compare import group_name, split_metrics
@@ -29,56 +30,6 @@ MIN_SEEDS = 2          # a paired t-test needs at least two paired seeds
 EXACT_BELOW = 25       # McNemar: the exact binomial test when b + c is below this, else chi-square
 RESAMPLES = 10_000     # bootstrap resamples
 LEVEL = 0.95           # confidence level of the bootstrap interval
-
-
-# -- distributions ---------------------------------------------------------------------
-def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function ``I_x(a, b)``."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _beta_cf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
-
-
-def t_two_sided_p(t: float, dof: float) -> float:
-    """``P(|T| ≥ |t|)`` for Student's t with ``dof`` degrees of freedom: ``I_{dof/(dof+t²)}(dof/2, 1/2)``."""
-    if math.isinf(t):
-        return 0.0
-    return betainc(dof / 2.0, 0.5, dof / (dof + t * t))
-
-
-def chi2_1_sf(x: float) -> float:
-    """``P(X ≥ x)`` for chi-square with one degree of freedom: ``erfc(√(x/2))``."""
-    return math.erfc(math.sqrt(max(x, 0.0) / 2.0))
 
 
 # -- tests -----------------------------------------------------------------------------
@@ -98,7 +49,7 @@ def paired_t(a, b) -> dict:
         out["note"] = "the same difference in every seed"
     else:
         t = mean / (sd / math.sqrt(n))
-    out.update(t=t, dof=n - 1, p=1.0 if t == 0.0 else t_two_sided_p(t, n - 1))
+    out.update(t=t, dof=n - 1, p=1.0 if t == 0.0 else float(2.0 * stats.t.sf(abs(t), n - 1)))
     return out
 
 
@@ -127,10 +78,11 @@ def mcnemar(a_right, b_right) -> dict:
     if n == 0:
         return {"b": 0, "c": 0, "test": "none (no disagreements)", "statistic": None, "p": 1.0}
     if n < EXACT_BELOW:
-        tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2.0 ** n
-        return {"b": b, "c": c, "test": "exact binomial", "statistic": None, "p": min(1.0, 2.0 * tail)}
+        p = stats.binomtest(min(b, c), n, 0.5).pvalue
+        return {"b": b, "c": c, "test": "exact binomial", "statistic": None, "p": float(p)}
     stat = (abs(b - c) - 1.0) ** 2 / n
-    return {"b": b, "c": c, "test": "chi-square (continuity corrected)", "statistic": stat, "p": chi2_1_sf(stat)}
+    return {"b": b, "c": c, "test": "chi-square (continuity corrected)", "statistic": stat,
+            "p": float(stats.chi2.sf(stat, 1))}
 
 
 # -- runs ------------------------------------------------------------------------------
