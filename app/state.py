@@ -154,3 +154,72 @@ def compare_examples(run_a_id: str, run_b_id: str, split: str):
 
     reg = registry()
     return per_example(reg.run(run_a_id), reg.run(run_b_id), split)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _students_under(labels: tuple, modalities: tuple, data_name: str | None, teacher_path: str,
+                    *roots: str) -> list[dict]:
+    from msd_core.analysis.counterfactual import find_students
+
+    return find_students(list(labels), list(modalities), data_name, *roots, teacher=teacher_path)
+
+
+def students_for(teacher: dict) -> list[dict]:
+    """Finished students under runs/ and assets/ that fit ``teacher``'s data (its labels and
+    modalities), its own students first (re-read every few seconds)."""
+    return _students_under(tuple(teacher["labels"]), tuple(teacher["modalities"]), teacher.get("data"),
+                           teacher["path"], str(runs_dir()), str(assets_dir()))
+
+
+def removal_fill(data_json: str, split: str):
+    return _removal_fill(data_json, split, stamp(data_json))
+
+
+@st.cache_resource(show_spinner="Averaging the data for mean removal (once)…", max_entries=4)
+def _removal_fill(data_json: str, split: str, stamp: str):
+    """``mean`` removal's fill of a split (``predict.dataset_fill``), computed once."""
+    from msd_core.analysis.counterfactual import collator_for
+    from msd_core.engine.predict import dataset_fill
+
+    cfg = DataConfig.from_json(data_json)
+    ds = dataset_for(data_json, split)
+    return dataset_fill(ds, collator_for(ds, cfg))
+
+
+def counterfactual_of(teacher_path: str, students: tuple, data_json: str, split: str, index: int,
+                      edit_json: str, removal: str):
+    """``msd_core.analysis.counterfactual.counterfactual`` (no attributions) of the teacher and
+    ``students`` (``((name, path), ...)``) on one edited example; models and data are cached
+    resources, and each (example, edit) is computed once."""
+    return _counterfactual_of(teacher_path, students, data_json, split, index, edit_json, removal,
+                              stamp(data_json, teacher_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _counterfactual_of(teacher_path: str, students: tuple, data_json: str, split: str, index: int,
+                       edit_json: str, removal: str, stamp: str):
+    from msd_core.analysis.counterfactual import Edit, counterfactual
+
+    models = {"teacher": loaded_model(teacher_path), **{name: loaded_model(path) for name, path in students}}
+    fill = removal_fill(data_json, split) if removal == "mean" else None
+    return counterfactual(models, dataset_for(data_json, split), DataConfig.from_json(data_json), index,
+                          Edit.from_json(edit_json), removal=removal, fill=fill, image_method=None, threads=1)
+
+
+def edit_attributions(teacher_path: str, data_json: str, split: str, index: int, edit_json: str, removal: str,
+                      image_method: str):
+    """The explorer's captum attributions of the teacher on one edited example
+    (``msd_core.analysis.counterfactual.explain_edit``), once per (example, edit)."""
+    return _edit_attributions(teacher_path, data_json, split, index, edit_json, removal, image_method,
+                              stamp(data_json, teacher_path))
+
+
+@st.cache_data(show_spinner="Computing attributions with captum…", max_entries=128)
+def _edit_attributions(teacher_path: str, data_json: str, split: str, index: int, edit_json: str, removal: str,
+                       image_method: str, stamp: str):
+    from msd_core.analysis.counterfactual import Edit, explain_edit
+
+    fill = removal_fill(data_json, split) if removal == "mean" else None
+    return explain_edit(loaded_model(teacher_path), dataset_for(data_json, split), DataConfig.from_json(data_json),
+                        index, Edit.from_json(edit_json), removal=removal, fill=fill, image_method=image_method,
+                        threads=1)
