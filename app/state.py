@@ -8,7 +8,7 @@ from msd_core.config import DataConfig
 from msd_core.data.fingerprint import files_stamp
 from msd_core.data.registry import load_split
 from msd_core.paths import assets_dir, runs_dir
-from msd_core.analysis.catalog import find_teachers
+from msd_core.analysis.catalog import find_teachers, training_data_config
 
 BUILT_IN = {"easy-vqa": {}, "synthetic": {"n": 2000}}
 
@@ -49,15 +49,7 @@ def teachers() -> list[dict]:
 
 def teacher_data_config(teacher: dict) -> DataConfig:
     """The data config a teacher was trained with (so the explorer shows the same data)."""
-    import json
-    from pathlib import Path
-
-    run = Path(teacher["path"]) / "run.json"
-    if run.is_file():
-        data = json.loads(run.read_text()).get("config", {}).get("data")
-        if data:
-            return DataConfig.from_dict(data)
-    return DataConfig(name=teacher["data"], options=dict(BUILT_IN.get(teacher["data"], {})))
+    return training_data_config(teacher, BUILT_IN.get(teacher["data"], {}))
 
 
 def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
@@ -117,17 +109,12 @@ def attributions(teacher_path: str, data_json: str, split: str, index: int, imag
     return _attributions(teacher_path, data_json, split, index, image_method, stamp(data_json, teacher_path))
 
 
-@st.cache_data(show_spinner="Computing attributions with captum…", max_entries=64)
+@st.cache_data(show_spinner="Computing attributions with captum (once; then kept on disk)…", max_entries=64)
 def _attributions(teacher_path: str, data_json: str, split: str, index: int, image_method: str, stamp: str):
-    import json
+    from msd_core.engine.attribution_cache import cached_explain
 
-    from msd_core.engine.attributions import explain
-    from msd_core.data import Collator
-
-    cfg = DataConfig.from_json(data_json)
-    ds = load_split(cfg, split)
-    batch = Collator.for_data(ds.modalities, cfg)([ds.examples[index]])
-    return explain(loaded_model(teacher_path), batch, image_method=image_method)
+    return cached_explain(teacher_path, DataConfig.from_json(data_json), dataset_for(data_json, split), index,
+                          image_method, model=loaded_model(teacher_path))
 
 
 def registry():
@@ -159,7 +146,7 @@ def compare_examples(run_a_id: str, run_b_id: str, split: str):
 @st.cache_data(ttl=5, show_spinner=False)
 def _students_under(labels: tuple, modalities: tuple, data_name: str | None, teacher_path: str,
                     *roots: str) -> list[dict]:
-    from msd_core.analysis.counterfactual import find_students
+    from msd_core.analysis.catalog import find_students
 
     return find_students(list(labels), list(modalities), data_name, *roots, teacher=teacher_path)
 

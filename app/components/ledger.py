@@ -16,14 +16,11 @@ from app.components.views import show_error
 COLLAPSED, OTHER = "#d62728", "#9e9e9e"
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def ledger_students(data_json: str, teacher_path: str) -> list[dict]:
-    """Student run folders under runs/ trained on the same data as the teacher (re-read every few seconds)."""
-    from msd_core.analysis.ledger import find_students
-    from msd_core.config import DataConfig
-    from msd_core.paths import runs_dir
+def ledger_students(teacher: dict) -> list[dict]:
+    """Finished students that fit the teacher's data (``app.state.students_for``)."""
+    from app.state import students_for
 
-    return find_students(DataConfig.from_json(data_json), runs_dir(), teacher=teacher_path)
+    return students_for(teacher)
 
 
 def modality_ledger(teacher_path: str, data_json: str, split: str, removal: str, measure: str,
@@ -72,9 +69,7 @@ def reliance_scatter(frame: pd.DataFrame, modality: str, student: str, relies: f
 
 
 def _label(s: dict) -> str:
-    origin = "distilled from this teacher" if s["same_teacher"] else "another teacher"
-    return f"{s['name']} · {s.get('method') or '?'} · {origin}" + (f" · {s['status']}" if s.get("status") not in
-                                                                   (None, "finished") else "")
+    return s["name"] + ("" if s["of_teacher"] else " (another teacher)")
 
 
 def ledger_section(teacher: dict, data_json: str, split: str, removal: str, measure: str) -> None:
@@ -87,10 +82,10 @@ def ledger_section(teacher: dict, data_json: str, split: str, removal: str, meas
                "saliency and Shapley value, the image×text interaction, the perceptual score (the metric's drop "
                "when a modality is shuffled across examples) and the EMAP gap (the metric minus that of the "
                "model's best additive approximation: near 0 means no cross-modal interaction is used).")
-    students = ledger_students(data_json, teacher["path"])
+    students = ledger_students(teacher)
     by_path = {s["path"]: s for s in students}
     chosen = st.multiselect("Students (run folders trained on the same data)", list(by_path),
-                            default=[s["path"] for s in students if s["same_teacher"]][:3],
+                            default=[s["path"] for s in students if s["of_teacher"]][:3],
                             format_func=lambda p: _label(by_path[p]), key=f"ledger-students|{teacher['path']}|{split}")
     if not students:
         st.caption("No student trained on this data yet: distill one on the Distill page to compare it with the "

@@ -109,3 +109,37 @@ def training_data_config(teacher: dict, options: dict | None = None) -> DataConf
         if data:
             return DataConfig.from_dict(data)
     return DataConfig(name=teacher["data"], options=dict(options or {}))
+
+
+def find_students(labels: list[str], modalities: list[str], data_name: str | None, *roots: str | Path,
+                  teacher: str | Path | None = None) -> list[dict]:
+    """Student run folders under ``roots`` (kind ``student`` in run.json) whose model takes these
+    modalities and predicts these labels and whose data set is ``data_name``: ``{path, name, teacher,
+    of_teacher, method}``, this ``teacher``'s students first. What a student is compared with the
+    teacher on (the ledger, the counterfactual editor) is the teacher's data, so the student's
+    own data options (its size, say) may differ."""
+    from .compare import group_name
+
+    out, seen = [], set()
+    tpath = Path(teacher).resolve() if teacher else None
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for ckpt in sorted(root.rglob(MODEL_FILE)):
+            if ckpt.resolve() in seen:
+                continue
+            seen.add(ckpt.resolve())
+            info = describe_checkpoint(ckpt)
+            if info.get("kind") != "student" or "error" in info or info.get("status") not in (None, "finished"):
+                continue
+            if info["labels"] != labels or info["modalities"] != modalities or \
+                    (data_name and info.get("data") != data_name):
+                continue
+            config = folder_status(ckpt.parent, write=False).get("config") or {}
+            t = config.get("teacher")
+            of = bool(tpath and t and Path(t).expanduser().resolve() in (tpath, tpath / MODEL_FILE))
+            seed = (config.get("train") or {}).get("seed")
+            out.append({"path": info["path"], "teacher": t, "of_teacher": of,
+                        "method": (config.get("distill") or {}).get("method"),
+                        "name": f"{group_name(config)} · seed {seed} · {ckpt.parent.name}"})
+    return sorted(out, key=lambda s: (not s["of_teacher"], s["name"]))

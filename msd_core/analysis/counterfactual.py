@@ -27,7 +27,6 @@ import torch
 from ..data.collate import Collator
 from ..data.example import Example, MultimodalDataset
 from ..data.views import make_view, named_views
-from ..engine.checkpoint import MODEL_FILE
 from ..errors import ConfigError, DataError
 from ..method.saliency import MEASURES
 
@@ -286,38 +285,6 @@ def view_frame(original: Counterfactual, edited: Counterfactual) -> pd.DataFrame
                          "p(label) edited": None if z is None else float(z.softmax(-1)[y])})
     return pd.DataFrame(rows)
 
-
-def find_students(labels: list[str], modalities: list[str], data_name: str | None, *roots: str | Path,
-                  teacher: str | Path | None = None) -> list[dict]:
-    """Student run folders under ``roots`` (kind ``student`` in run.json) whose model takes these
-    modalities and predicts these labels and whose data set is ``data_name``: ``{path, name, teacher,
-    of_teacher}``, this ``teacher``'s students first."""
-    from ..runs.liveness import folder_status
-    from .catalog import describe_checkpoint
-    from .compare import group_name
-
-    out, seen = [], set()
-    tpath = Path(teacher).resolve() if teacher else None
-    for root in map(Path, roots):
-        if not root.is_dir():
-            continue
-        for ckpt in sorted(root.rglob(MODEL_FILE)):
-            if ckpt.resolve() in seen:
-                continue
-            seen.add(ckpt.resolve())
-            info = describe_checkpoint(ckpt)
-            if info.get("kind") != "student" or "error" in info or info.get("status") not in (None, "finished"):
-                continue
-            if info["labels"] != labels or info["modalities"] != modalities or \
-                    (data_name and info.get("data") != data_name):
-                continue
-            config = folder_status(ckpt.parent, write=False).get("config") or {}
-            t = config.get("teacher")
-            of = bool(tpath and t and Path(t).expanduser().resolve() in (tpath, tpath / MODEL_FILE))
-            seed = (config.get("train") or {}).get("seed")
-            out.append({"path": info["path"], "teacher": t, "of_teacher": of,
-                        "name": f"{group_name(config)} · seed {seed} · {ckpt.parent.name}"})
-    return sorted(out, key=lambda s: (not s["of_teacher"], s["name"]))
 
 
 def example_image(example: Example, size: int = 128):

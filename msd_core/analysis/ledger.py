@@ -16,8 +16,7 @@ Plain pandas and tensors out; no streamlit.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -28,13 +27,12 @@ from ..config import DataConfig
 from ..data.collate import Collator
 from ..data.example import Example, MultimodalDataset
 from ..data.views import named_views
-from ..engine.checkpoint import MODEL_FILE, check_fits, load_model, model_file
+from ..engine.checkpoint import check_fits, load_model, model_file
 from ..engine.evaluate import auroc
 from ..engine.predict import predict_views
 from ..errors import ConfigError
 from ..method.saliency import interactions, modality_saliency, shapley_values
 from ..method.view_logits import TeacherLogits
-from ..paths import RUN_FILE
 
 CACHE_BATCH = 256  # the teacher cache's batch size: students use it too, so `swap` pairs the same partners
 
@@ -232,39 +230,6 @@ class Ledger:
     @property
     def collapsed(self) -> pd.DataFrame:
         return self.reliance[self.reliance["collapsed"]].reset_index(drop=True)
-
-
-def _same_data(a: dict, b: dict) -> bool:
-    keys = ("name", "root", "options")
-    return all((a or {}).get(k) == (b or {}).get(k) for k in keys)
-
-
-def find_students(data_cfg: DataConfig, *roots: str | Path, teacher: str | Path | None = None) -> list[dict]:
-    """Student run folders under ``roots`` trained on the same data (name, root, options) as
-    ``data_cfg``: ``{path, name, method, status, same_teacher}``, those of ``teacher`` first."""
-    want = asdict(data_cfg)
-    t_path = Path(teacher).resolve() if teacher else None
-    found, seen = [], set()
-    for root in map(Path, roots):
-        if not root.is_dir():
-            continue
-        for ckpt in sorted(root.rglob(MODEL_FILE)):
-            folder = ckpt.parent.resolve()
-            if folder in seen:
-                continue
-            seen.add(folder)
-            try:
-                run = json.loads((folder / RUN_FILE).read_text())
-            except (OSError, ValueError):
-                continue
-            config = run.get("config") or {}
-            if run.get("kind") != "student" or not _same_data(config.get("data") or {}, want):
-                continue
-            own = config.get("teacher")
-            same = bool(t_path and own and Path(own).resolve() == t_path)
-            found.append({"path": str(folder), "name": folder.name, "status": run.get("status"),
-                          "method": (config.get("distill") or {}).get("method"), "same_teacher": same})
-    return sorted(found, key=lambda s: (not s["same_teacher"], s["path"]))
 
 
 def _model_row(name: str, views: TeacherLogits, perc: Perceptual, emap: Emap | None, measure: str,

@@ -6,7 +6,8 @@ import time
 import pytest
 import torch
 
-from msd_core.analysis.counterfactual import (Edit, counterfactual, edited_example, find_students,
+from msd_core.analysis.catalog import find_students
+from msd_core.analysis.counterfactual import (Edit, counterfactual, edited_example,
                                               prediction_frame, saliency_frame)
 from msd_core.config import DataConfig
 from msd_core.data.registry import load_split

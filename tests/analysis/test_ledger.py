@@ -2,13 +2,15 @@
 hand-made models with known answers, and the whole ledger of a tiny teacher and student."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from msd_core.analysis.ledger import (additive_projection, collapse_flags, emap_gap, find_students, flag_collapse,
+from msd_core.analysis.catalog import find_students
+from msd_core.analysis.ledger import (additive_projection, collapse_flags, emap_gap, flag_collapse,
                                       modality_ledger, perceptual_score, reliance_frame, reliance_shares)
 from msd_core.config import DataConfig
 from msd_core.data import Collator, load_split
@@ -129,8 +131,10 @@ def test_ledger_of_a_teacher_and_its_copy_as_student(tmp_path, monkeypatch):
     (tmp_path / "runs/copy/run.json").write_text(json.dumps(run))
     run["config"]["data"] = {**run["config"]["data"], "options": {"n": 65}}
     (tmp_path / "runs/other/run.json").write_text(json.dumps(run))
-    found = find_students(cfg, tmp_path / "runs", teacher=tmp_path / "teacher")
-    assert [(s["name"], s["same_teacher"], s["method"]) for s in found] == [("copy", True, "kd")]
+    # both fit the teacher's data (its labels and modalities); the ledger runs them on the teacher's examples
+    found = find_students(ds.labels, ds.modality_names, "synthetic", tmp_path / "runs", teacher=tmp_path / "teacher")
+    assert [(Path(s["path"]).name, s["of_teacher"], s["method"]) for s in found] == [("copy", True, "kd"),
+                                                                                      ("other", True, "kd")]
 
     steps = []
     ledger = modality_ledger(tmp_path / "teacher", cfg, ds, [found[0]["path"]], removal="swap", permutations=2,
