@@ -21,7 +21,7 @@ from .config import RUN_COMMANDS, DataConfig, DistillRunConfig, TeacherRunConfig
 from .errors import MSDError
 from .paths import display_path, resolve_path, runs_dir
 
-PATH_FIELDS = ("teacher", "out_dir", "data.root")  # resolved against the working directory
+PATH_FIELDS = ("teacher", "out_dir", "data.root", "data.slice")  # resolved against the working directory
 SECTIONS = ("data", "model", "train", "distill")
 NO_QUEUE_HELP = ("start now instead of waiting for a free run slot (runs at once: $MSD_STUDIO_MAX_RUNS, "
                  "else cores ÷ --threads)")
@@ -122,6 +122,10 @@ def apply_flags(cfg, a: argparse.Namespace):
         if flag.kind == "dict":
             example = "n=500" if flag.path.startswith("data") else "image_encoder=maxpool"
             value = {**value_at(cfg, flag.path), **dict(parse_option(o, flag.name, example) for o in value)}
+        elif flag.path == "data.slice":  # a saved slice's name, or a file
+            from .data.slices import resolve_slice
+
+            value = str(resolve_slice(value))
         elif flag.path in PATH_FIELDS:
             value = str(resolve_path(value))
         set_value_at(cfg, flag.path, value)

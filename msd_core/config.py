@@ -81,6 +81,13 @@ class DataConfig(ConfigBase):
     split_seed: int = option(0, "seed of carved splits and of --max-train / --max-eval subsets")
     max_train_examples: int | None = option(None, "use at most N training examples", flag="--max-train", at_least=1)
     max_eval_examples: int | None = option(None, "use at most N val/test examples", flag="--max-eval", at_least=1)
+    slice: str | None = option(None, "train on a saved slice of the train split: its name or its file "
+                                     "(runs/slices/NAME.json); see --slice-mode (docs/METHOD.md §15)")
+    slice_mode: str = option("only", "only: train on the slice's examples alone; upweight: every slice example "
+                                     "--slice-weight times per epoch, the others once")
+    slice_weight: int = option(2, "upweight: how many times each slice example appears per epoch", at_least=1)
+    slice_hash: str | None = option(None, "the slice's ids hash, recorded when a run starts; a slice whose ids "
+                                          "differ is refused")
     skip_bad_rows: bool = option(False, "skip bad rows (listed) instead of stopping")
     images_outside_root: bool = option(False, "allow image paths in a data file that lead outside --data-root "
                                               "(absolute paths, ../)", flag="--allow-images-outside-root")

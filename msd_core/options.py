@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any, Callable
 
 from .data.registry import DATASETS, SPLITS
+from .data.slices import SLICE_MODES
 from .data.views import REMOVALS
 from .method.objectives import OBJECTIVES
 from .method.saliency import MEASURES
@@ -22,6 +23,7 @@ from .models.presets import PRESETS
 
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "data.name": DATASETS.names,
+    "data.slice_mode": lambda: list(SLICE_MODES),
     "model.preset": lambda: list(PRESETS),
     "distill.method": OBJECTIVES.names,
     "distill.weighting": WEIGHTINGS.names,

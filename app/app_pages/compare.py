@@ -14,13 +14,14 @@ from app.components.figures import curves_figure, modality_colour
 from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
 from msd_core.analysis import significance as sig
-from msd_core.analysis.compare import (config_diff, group_name, per_run_metrics, results_table, seed_bands,
-                                       split_metrics)
+from msd_core.analysis.compare import (config_diff, eval_data, group_name, per_run_metrics, results_table,
+                                       seed_bands, slice_table, split_metrics, views_correct)
 from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, format_table,
-                                      metrics_summary, parquet_bytes, run_predictions)
+                                      metrics_summary, parquet_bytes)
 from msd_core.analysis.preview import example_record
 from msd_core.cli import to_cli
 from msd_core.config import DistillRunConfig
+from msd_core.data.slices import list_slices
 from msd_core.errors import MSDError
 
 st.title("Compare")
@@ -48,6 +49,32 @@ st.dataframe(table, hide_index=True)
 long = per_run_metrics(chosen, split)
 st.download_button("Download metrics (CSV)", long.to_csv(index=False), file_name=f"msd-metrics-{split}.csv",
                    mime="text/csv")
+
+
+@st.cache_data(show_spinner="Running the students on the split…", max_entries=64)
+def views_correct_on(run_id: str, split: str) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
+    """Ids, labels and, per view, whether the run's final model is right on each example of the
+    whole split (without the run's training slice, §15)."""
+    run = registry().run(run_id)
+    ds = dataset_for(json.dumps(eval_data(run["config"]["data"]), sort_keys=True), split)
+    return [e.id for e in ds.examples], [ds.labels[e.target] for e in ds.examples], views_correct(run, ds)
+
+
+st.subheader("Metrics by slice")
+data_names = {sig.data_name(r["config"]) for r in chosen}
+saved_slices = [s for s in list_slices() if s.data_name in data_names]
+if not saved_slices:
+    st.caption("No saved slice of these runs' data set. Save one in the saliency explorer (its selection or "
+               "filter result): each run's accuracy on it, per view, then appears here.")
+else:
+    st.caption("Each run's accuracy on the examples of every saved slice of its data set (on the split the slice "
+               "was saved from), next to its accuracy on that whole split; per view: full input and each "
+               "modality alone.")
+    try:
+        by_slice = slice_table(chosen, saved_slices, lambda r, s: views_correct_on(r["id"], s)[::2])
+        st.dataframe(by_slice.round(4), hide_index=True, key="slice-metrics")
+    except Exception as e:  # noqa: BLE001
+        show_error(e)
 
 st.subheader("Curves")
 c1, c2, c3, c4 = st.columns(4)
@@ -106,11 +133,8 @@ else:
 @st.cache_data(show_spinner="Running the students on the split…", max_entries=64)
 def correct_on(run_id: str, split: str) -> tuple[list[str], list[str], np.ndarray]:
     """Ids, labels and, per example, whether the run's final model is right on the full input."""
-    run = registry().run(run_id)
-    ds = dataset_for(json.dumps(run["config"]["data"], sort_keys=True), split)
-    logits, targets = run_predictions(run, ds)
-    return ([e.id for e in ds.examples], [ds.labels[i] for i in targets.tolist()],
-            (logits["full"].argmax(-1) == targets).numpy())
+    ids, labels, correct = views_correct_on(run_id, split)
+    return ids, labels, correct["full"]
 
 
 def number(value, digits: int = 4) -> str:

@@ -14,7 +14,9 @@ import streamlit as st
 from app.components.live import active_runs, run_card
 from app.components.views import cli_hint, display_path, show_error, short_name
 from app.state import registry, teacher_data_config, teachers
+from msd_core.analysis.compare import slice_label
 from msd_core.cli import to_cli
+from msd_core.data.slices import list_slices
 from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
 from msd_core.method.objectives import OBJECTIVES
 from msd_core.options import choices, default, default_index, help_text
@@ -27,10 +29,14 @@ C = DistillRunConfig  # every default below is this config's
 
 
 def student_configs(teacher: dict, student: str, methods: list[str], seeds: list[int], form: dict,
-                    max_train: int) -> list[DistillRunConfig]:
-    """One run config per seed and method, from the form's values."""
+                    max_train: int, chosen_slice=None) -> list[DistillRunConfig]:
+    """One run config per seed and method, from the form's values; with ``chosen_slice`` (a saved
+    slice) the data config names its file and ids hash and the form's slice mode and weight (§15)."""
     data = teacher_data_config(teacher)
     data.max_train_examples = int(max_train) or None
+    if chosen_slice is not None:
+        data.slice, data.slice_hash = str(chosen_slice.path), chosen_slice.ids_hash
+        data.slice_mode, data.slice_weight = form["slice_mode"], int(form["slice_weight"])
     return [DistillRunConfig(teacher=teacher["path"], data=data, model=ModelConfig(student),
                              train=TrainConfig(epochs=int(form["epochs"]), lr=float(form["lr"]), seed=seed,
                                                modality_dropout=default(C, "train.modality_dropout")),
@@ -75,6 +81,19 @@ form["epochs"] = c9.number_input("Epochs", 1, 100, 2)
 form["lr"] = c10.number_input("Learning rate", 1e-5, 1e-1, default(C, "train.lr"), format="%.4f")
 seeds_text = c11.text_input("Seeds", "0", help="comma-separated, e.g. 0,1,2")
 max_train = c12.number_input("Training examples (0 = all)", 0, 1_000_000, 2000, 500)
+train_slices = list_slices(data_name=teacher["data"], split="train") if teacher is not None else []
+s1, s2, s3 = st.columns([2, 1, 1])
+chosen_slice = s1.selectbox("Slice (train split)", [None] + train_slices, key="distill-slice",
+                            format_func=lambda s: "(none: the whole train split)" if s is None else
+                            f"{s.name} — {len(s.ids):,} examples · {s.ids_hash}",
+                            help=help_text(C, "data.slice") + (" — none saved for this data set yet: save one in the "
+                                                               "saliency explorer with Split: train"
+                                                               if not train_slices else ""))
+form["slice_mode"] = s2.selectbox("Slice mode", choices("data.slice_mode"), index=default_index(C, "data.slice_mode"),
+                                  help=help_text(C, "data.slice_mode"), disabled=chosen_slice is None)
+form["slice_weight"] = s3.number_input("Slice weight (upweight)", 1, 100, default(C, "data.slice_weight"),
+                                       help=help_text(C, "data.slice_weight"),
+                                       disabled=chosen_slice is None or form["slice_mode"] != "upweight")
 
 configs, problem = [], None
 try:
@@ -82,7 +101,7 @@ try:
     if not seeds or not methods:
         problem = "choose at least one method and one seed"
     elif teacher is not None:
-        configs = student_configs(teacher, student, methods, seeds, form, max_train)
+        configs = student_configs(teacher, student, methods, seeds, form, max_train, chosen_slice)
 except ValueError:
     problem = f"seeds must be whole numbers separated by commas, not {seeds_text!r}"
 if problem:
@@ -93,7 +112,8 @@ if st.button("Launch", type="primary", disabled=not configs):
         for cfg in configs:
             d = cfg.distill
             weighted = OBJECTIVES.get(d.method).weighted
-            name = f"{d.method}{'-' + d.weighting if weighted else ''} {cfg.model.preset} seed {cfg.train.seed}"
+            name = (f"{d.method}{'-' + d.weighting if weighted else ''} {cfg.model.preset} seed {cfg.train.seed}"
+                    f"{slice_label(cfg.data.to_dict())}")
             launched.append(launch(cfg, kind="student", registry=reg, name=name))
         limit = concurrency_limit(configs[0].train.threads)
         waits = (f"; {limit} run(s) at a time, the others wait in line ({MAX_RUNS_ENV} sets the limit)"

@@ -11,6 +11,7 @@ from app.components.figures import (SCATTER_META, bars, image_heatmap, saliency_
                                     scatter_point_index, view_label, weights_figure)
 from app.components.hover_images import hover_images
 from app.components.ledger import ledger_section
+from app.components.slices import filters_note, slice_section
 from app.components.views import cli_hint, display_path, show_error, short_name, token_html
 from app.state import attributions, explorer_cache, saliency_table, teacher_data_config, teachers, thumbnails
 from msd_core.analysis.explore import scheme_weights
@@ -100,6 +101,9 @@ table_cols = ["id", "label", "pred full", "correct", *[f"sal {m}" for m in mods]
 table_cols += ["reliance"] if "reliance" in view else []
 picked = st.dataframe(view[table_cols], hide_index=True, on_select="rerun", selection_mode="single-row",
                       key="table", height=260)
+
+slice_section(data_cfg, split, frame, view, points,
+              filters_note(**{"class": label, "teacher": correct, "dominant": dominant, "text contains": text.strip()}))
 
 # The shown example changes only when the user picks one (table row or scatter point), not when a
 # filter changes: the detail does not jump around, and filtering stays a cheap redraw.

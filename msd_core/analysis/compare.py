@@ -42,7 +42,60 @@ def group_name(config: dict) -> str:
     method = d.get("method", config.get("kind", "?"))
     weighted = method in OBJECTIVES and OBJECTIVES.get(method).weighted
     extra = f" {d.get('weighting')} λ={d.get('lam')}" if weighted else ""
-    return f"{method}{extra} · {config.get('model', {}).get('preset')}"
+    return f"{method}{extra} · {config.get('model', {}).get('preset')}{slice_label(config.get('data', {}))}"
+
+
+def slice_label(data: dict) -> str:
+    """`` · slice NAME only`` or `` · slice NAME ×k`` for a run trained with a slice (§15), else ''."""
+    if not data.get("slice"):
+        return ""
+    how = "only" if data.get("slice_mode", "only") == "only" else f"×{data.get('slice_weight')}"
+    return f" · slice {Path(data['slice']).stem} {how}"
+
+
+def eval_data(data: dict) -> dict:
+    """A run's data config without its training slice: the splits it is evaluated on, whole."""
+    return {**data, "slice": None, "slice_hash": None} if data.get("slice") else dict(data)
+
+
+def views_correct(run: dict, ds) -> dict[str, np.ndarray]:
+    """``{view: per-example bool}``: whether the run's final model is right on each example of
+    ``ds`` on each view (``full`` and ``only:m``, formed as evaluation forms them)."""
+    from .export import run_predictions
+
+    logits, targets = run_predictions(run, ds)
+    return {view: (z.argmax(-1) == targets).numpy() for view, z in logits.items()}
+
+
+def slice_table(runs: list[dict], slices: list, correct_of) -> pd.DataFrame:
+    """Per saved slice of the runs' data set and per run: accuracy on the slice's examples, per
+    view, next to the accuracy on the whole split the slice was saved from (§15). ``correct_of(run,
+    split)`` gives ``(ids, {view: per-example bool})`` of the run on the whole split."""
+    from .significance import data_name
+
+    rows = []
+    for s in slices:
+        for r in runs:
+            if data_name(r["config"]) != s.data_name:
+                continue
+            ids, correct = correct_of(r, s.split)
+            where = {i: k for k, i in enumerate(ids)}
+            rows_of = [where[i] for i in s.ids if i in where]
+            row = {"slice": s.name, "split": s.split, "size": len(s.ids), "run": r["id"], "name": r.get("name"),
+                   "group": group_name(r["config"])}
+            if len(rows_of) < len(s.ids):
+                row["note"] = (f"{len(s.ids) - len(rows_of)} of the slice's examples are not in this run's "
+                               f"{s.split} split (other data settings)")
+            for view, ok in correct.items():
+                row[f"{view} accuracy (whole split)"] = float(ok.mean()) if len(ok) else float("nan")
+                row[f"{view} accuracy (slice)"] = float(ok[rows_of].mean()) if rows_of else float("nan")
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    views = [c for c in frame.columns if c.endswith("(slice)")]
+    order = ["slice", "split", "size", "name"] + [c for v in views for c in (v.replace("(slice)", "(whole split)"), v)]
+    return frame[order + [c for c in frame.columns if c not in order]]  # then run, group (and note)
 
 
 def split_metrics(run: dict, split: str) -> dict | None:

@@ -15,6 +15,7 @@ from .easy_vqa_data import make_easy_vqa
 from .example import MultimodalDataset
 from .folder import make_folder, split_file
 from .hateful_memes import make_hateful_memes
+from .slices import apply_slice
 from .synthetic import make_synthetic
 
 SPLITS = ("train", "val", "test")
@@ -61,7 +62,8 @@ DATASETS.register("folder")(DataSet(
 
 
 def load_split(cfg: DataConfig, split: str) -> MultimodalDataset:
-    """The ``split`` (train/val/test) of the data set named in ``cfg``."""
+    """The ``split`` (train/val/test) of the data set named in ``cfg``; the train split restricted
+    to, or up-weighting, ``cfg.slice`` when one is given (docs/METHOD.md §15)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of {SPLITS}")
     ds = DATASETS.get(cfg.name).load(cfg, split)
@@ -69,4 +71,6 @@ def load_split(cfg: DataConfig, split: str) -> MultimodalDataset:
     if limit is not None and limit < len(ds):
         keep = np.random.default_rng(cfg.split_seed).permutation(len(ds))[:limit]
         ds = ds.subset(sorted(keep.tolist()))
+    if split == "train" and cfg.slice:
+        ds = apply_slice(ds, cfg)
     return ds

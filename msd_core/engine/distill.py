@@ -18,9 +18,11 @@ import torch
 from ..config import DistillRunConfig, check_ranges
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
+from ..data.slices import SLICE_MODES, pin_slice
 from ..data.views import REMOVALS
 from ..device import is_main_process
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
 from ..method.objectives import OBJECTIVES, WeightSource, build_objective
 from ..method.saliency import MEASURES, modality_saliency, population_saliency
 from ..method.view_logits import TeacherLogits
@@ -36,6 +38,8 @@ from .run_folder import earlier_sessions, prepare_out_dir, resume_trainer, resum
 from .teacher_cache import teacher_logits
 from .trainer import Trainer
 
+SLICE_COPY = "slice.json"  # a run's copy of the slice it trained on (§15)
+
 
 def check_config(cfg: DistillRunConfig) -> None:
     """Every name and range of ``cfg`` checked before any work starts."""
@@ -45,6 +49,8 @@ def check_config(cfg: DistillRunConfig) -> None:
         registry.get(name)
     if d.population_split not in SPLITS:
         raise ConfigError(f"population_split must be one of {', '.join(SPLITS)}, got {d.population_split!r}")
+    if cfg.data.slice_mode not in SLICE_MODES:
+        raise ConfigError(f"--slice-mode must be one of {', '.join(SLICE_MODES)}, got {cfg.data.slice_mode!r}")
     check_ranges(cfg)
 
 
@@ -76,8 +82,17 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
     d = cfg.distill
+    if resume and cfg.data.slice and not Path(cfg.data.slice).is_file() and (out / SLICE_COPY).is_file():
+        cfg.data.slice = str(out / SLICE_COPY)  # the saved slice was deleted: its copy (the hash is checked)
+    chosen = pin_slice(cfg.data)  # the config records the slice's file and ids hash (§15)
     recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
                     git=git_revision(), saliency_split={"instance": "train", "population": d.population_split})
+    if chosen is not None:
+        recorder.update(slice={"name": chosen.name, "file": cfg.data.slice, "ids_hash": chosen.ids_hash,
+                               "size": len(chosen.ids), "mode": cfg.data.slice_mode,
+                               "weight": cfg.data.slice_weight, "copy": SLICE_COPY})
+        if is_main_process() and Path(chosen.path) != out / SLICE_COPY:
+            atomic_write_text(out / SLICE_COPY, chosen.path.read_text())
     kind = OBJECTIVES.get(d.method)
     weighted = kind.weighted
     with recorder:
@@ -90,7 +105,8 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
             perm = torch.randperm(len(train_set), generator=g).tolist()
             n_meta = max(1, int(len(train_set) * d.meta_fraction))
             meta_examples = [train_set.examples[i] for i in perm[:n_meta]]
-            train_set = train_set.subset(sorted(perm[n_meta:]))
+            meta_ids = {e.id for e in meta_examples}  # an up-weighted slice's copies stay out of train too
+            train_set = train_set.subset(sorted(i for i in perm[n_meta:] if train_set.examples[i].id not in meta_ids))
         splits = {"train": train_set, "val": val_set, "test": test_set}
         caches: dict[str, TeacherLogits] = {}
 

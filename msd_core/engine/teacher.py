@@ -16,6 +16,7 @@ import torch
 from ..config import TeacherRunConfig, check_ranges
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
+from ..data.slices import pin_slice
 from ..device import is_main_process
 from ..models.base import count_parameters
 from ..models.presets import create_model
@@ -45,6 +46,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     prepare_out_dir(out, resume=resume)
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
+    pin_slice(cfg.data)  # a slice's file and ids hash recorded with the config (docs/METHOD.md §15)
     recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
                     git=git_revision())
     with recorder:
