@@ -1,8 +1,8 @@
 """Start the dashboard's server with its first visit ready: ``python -m app.serve [streamlit flags]``.
 
 Before the server listens, this process imports what the pages import (torch, transformers,
-plotly, the library) and makes sure the demo teachers' saliency is in the teacher cache (computed
-once per clone, then read from disk), so the first page a browser opens does not wait for either.
+plotly, the library) and computes what the Overview and the Saliency explorer show first
+(``warm_first_views``), so the first page a browser opens waits for neither.
 Then it runs ``streamlit run app/streamlit_app.py`` in this same process, so the pages find those
 modules already imported. ``msd dashboard`` and ``./studio`` start the server this way.
 """
@@ -20,11 +20,11 @@ if str(ROOT) not in sys.path:
 
 def import_page_modules() -> None:
     """The modules the pages import at their first run (transformers' BERT alone takes seconds)."""
+    import altair  # noqa: F401 - st.bar_chart's
     import plotly.graph_objects  # noqa: F401
     import torch  # noqa: F401
     from transformers import BertConfig, BertModel  # noqa: F401
 
-    import streamlit  # noqa: F401 - app/ is imported by the first page run: its caches want the runtime
     import msd_core.analysis.compare  # noqa: F401
     import msd_core.analysis.explore  # noqa: F401
     import msd_core.analysis.preview  # noqa: F401
@@ -35,30 +35,37 @@ def import_page_modules() -> None:
     default_tokenizer()
 
 
-def warm_demo_caches(log=print) -> None:
-    """What the Saliency explorer's first view of each shipped demo teacher needs (its training data
-    config, the val split, the default removal): the teacher cache of every view, and the
-    attributions of the example it opens on (the first, by Integrated Gradients)."""
-    from msd_core.analysis.catalog import find_teachers, training_data_config
-    from msd_core.analysis.explore import explorer_data
-    from msd_core.engine.attribution_cache import cached_explain
+def warm_first_views(log=print) -> None:
+    """Compute, through the pages' own cached accessors, what the Overview and the Saliency
+    explorer show first: the built-in data sets, and for each shipped demo teacher its saliency
+    table (the teacher cache of every view), thumbnails and the attributions of the example the
+    explorer opens on. Results on disk (the teacher cache, attributions) are computed once per
+    clone; the in-memory caches are global, so the first browser session finds them filled."""
+    import logging
+
+    from msd_core.analysis.catalog import find_teachers
     from msd_core.config import DistillRunConfig
-    from msd_core.data.registry import load_split
     from msd_core.options import default
     from msd_core.paths import assets_dir
 
+    for quiet in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.scriptrunner_utils.script_run_context"):
+        logging.getLogger(quiet).setLevel(logging.ERROR)  # "no runtime yet": expected before the server starts
+    from app.state import (BUILT_IN, attributions, built_in, data_key, saliency_table, teacher_data_config,
+                           thumbnails)
 
+    for name in BUILT_IN:
+        built_in(name)
+    removal, measure = (default(DistillRunConfig, f"distill.{k}") for k in ("removal", "saliency"))
     for teacher in find_teachers(assets_dir()):
         if "error" in teacher:
             continue
-        cfg = training_data_config(teacher)
-        t = time.time()
-        val = load_split(cfg, "val")
-        cache = explorer_data(teacher["path"], cfg, val, removal=default(DistillRunConfig, "distill.removal"))
-        cached_explain(teacher["path"], cfg, val, 0, "ig")
-        if not cache.hit:
-            log(f"computed the saliency of the demo teacher {Path(teacher['path']).name} once "
-                f"({time.time() - t:.0f} s; cached on disk from now on)")
+        data_json, t = data_key(teacher_data_config(teacher)), time.time()
+        saliency_table(teacher["path"], data_json, "val", removal, measure)
+        thumbnails(data_json, "val")
+        attributions(teacher["path"], data_json, "val", 0, "ig")
+        if time.time() - t > 5:
+            log(f"prepared the demo teacher {Path(teacher['path']).name} ({time.time() - t:.0f} s; its saliency "
+                f"and attributions are kept on disk from now on)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.time()
     import_page_modules()
     try:
-        warm_demo_caches()
+        warm_first_views()
     except Exception as e:  # noqa: BLE001 - a page says what is wrong when it gets there; the server starts
         print(f"the demo teachers' saliency could not be prepared: {e}", flush=True)
     print(f"ready to serve ({time.time() - t:.1f} s)", flush=True)

@@ -13,6 +13,11 @@ from msd_core.analysis.catalog import find_teachers, training_data_config
 BUILT_IN = {"easy-vqa": {}, "synthetic": {"n": 2000}}
 
 
+def data_key(cfg: DataConfig) -> str:
+    """A data config as the cached accessors take it (JSON, sorted keys)."""
+    return cfg.to_json()
+
+
 def dataset(name: str, split: str, root: str | None = None, options_key: tuple = ()):
     """A data split, loaded once per process while its files stay as they are (errors propagate to
     the page as messages)."""
@@ -114,7 +119,7 @@ def _attributions(teacher_path: str, data_json: str, split: str, index: int, ima
     from msd_core.engine.attribution_cache import cached_explain
 
     return cached_explain(teacher_path, DataConfig.from_json(data_json), dataset_for(data_json, split), index,
-                          image_method, model=loaded_model(teacher_path))
+                          image_method, load=lambda: loaded_model(teacher_path))
 
 
 def registry():

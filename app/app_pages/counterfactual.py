@@ -3,15 +3,13 @@ see the teacher's and students' predictions, saliency and attributions change.""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.figures import image_heatmap, modality_colour, view_label
 from app.components.views import display_path, show_error, short_name, token_html
-from app.state import (counterfactual_of, dataset_for, edit_attributions, students_for, teacher_data_config,
+from app.state import (counterfactual_of, data_key, dataset_for, edit_attributions, students_for, teacher_data_config,
                        teachers)
 from msd_core.analysis.counterfactual import (Edit, example_image, prediction_frame, probability_frame,
                                               saliency_frame, view_frame)
@@ -42,7 +40,7 @@ method = c4.selectbox("Image attribution", ["ig", "ablation"], key="cf-method",
                       format_func={"ig": "Integrated Gradients", "ablation": "Patch occlusion"}.get)
 
 data_cfg = teacher_data_config(teacher)
-data_json = json.dumps(asdict(data_cfg), sort_keys=True)
+data_json = data_key(data_cfg)
 try:
     ds = dataset_for(data_json, split)
     found = students_for(teacher)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from app.components.figures import per_view_metrics_figure
+from app.components.figures import label_counts_figure, per_view_metrics_figure
 from app.components.views import cli_hint, display_path, example_cards, show_error, teacher_metrics_table
 from app.state import BUILT_IN, built_in, teachers
 from msd_core.data.registry import DATASETS
@@ -94,7 +93,7 @@ for name in BUILT_IN:
                         f"{len(ds.labels)} labels · metric: {ds.metric}")
             picks = [int(i * len(ds) / 8) for i in range(8)]
             example_cards([example_record(ds, i) for i in picks], columns=8)
-            st.bar_chart(pd.Series(counts, name="examples"), height=160, x_label="label", y_label="examples")
+            st.plotly_chart(label_counts_figure(counts), key=f"label-counts-{name}")
         except Exception as e:  # noqa: BLE001
             show_error(e)
 cli_hint("msd data --data easy-vqa --show 5\nmsd presets")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 
 import streamlit as st
 
@@ -13,7 +11,8 @@ from app.components.hover_images import hover_images
 from app.components.ledger import ledger_section
 from app.components.slices import filters_note, slice_section
 from app.components.views import cli_hint, display_path, show_error, short_name, token_html
-from app.state import attributions, explorer_cache, saliency_table, teacher_data_config, teachers, thumbnails
+from app.state import (attributions, data_key, explorer_cache, saliency_table, teacher_data_config, teachers,
+                       thumbnails)
 from msd_core.analysis.explore import scheme_weights
 from msd_core.analysis.preview import example_record
 from msd_core.config import DistillRunConfig
@@ -39,7 +38,7 @@ removal = c4.selectbox("Removal", choices("distill.removal"), index=default_inde
                        help="drop: tokens left out; mask: blanked; mean: data-set "
                        "mean / neutral caption; swap: another example's content")
 data_cfg = teacher_data_config(teacher)
-data_json = json.dumps(asdict(data_cfg), sort_keys=True)
+data_json = data_key(data_cfg)
 
 try:
     frame = saliency_table(teacher["path"], data_json, split, removal, measure)

@@ -129,6 +129,14 @@ def bars(values: dict[str, float], title: str, colour: str = "#4C78A8") -> go.Fi
     return fig
 
 
+def label_counts_figure(counts: dict[str, int]) -> go.Figure:
+    """Examples per label (plotly, as every chart of the first pages: one chart library to load)."""
+    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color="#4C78A8"))
+    fig.update_layout(height=180, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="label",
+                      yaxis_title="examples")
+    return fig
+
+
 def weights_figure(table: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for m, part in table.groupby("modality", sort=False):

@@ -33,9 +33,9 @@ def attribution_file(checkpoint: Path, ds: MultimodalDataset, index: int, image_
 
 
 def cached_explain(model_path: str | Path, data_cfg: DataConfig, ds: MultimodalDataset, index: int,
-                   image_method: str = "ig", model=None) -> dict:
-    """``explain`` of example ``index`` of ``ds`` by the model at ``model_path`` (``model``: that
-    model, already loaded), read from disk when it was computed before."""
+                   image_method: str = "ig", load=None) -> dict:
+    """``explain`` of example ``index`` of ``ds`` by the model at ``model_path``, read from disk when
+    it was computed before (``load``: a function returning that model, loaded, called on a miss)."""
     checkpoint = model_file(model_path)
     path = attribution_file(checkpoint, ds, index, image_method, data_cfg)
     if path.is_file():
@@ -48,8 +48,7 @@ def cached_explain(model_path: str | Path, data_cfg: DataConfig, ds: MultimodalD
             return saved
         except (OSError, ValueError):
             path.unlink(missing_ok=True)  # damaged: computed again below
-    if model is None:
-        model = load_model(checkpoint)[0]
+    model = load() if load is not None else load_model(checkpoint)[0]
     batch = Collator.for_data(ds.modalities, data_cfg)([ds.examples[index]])
     out = explain(model, batch, image_method=image_method)
     atomic_write_text(path, json.dumps({**out, **({"image": np.asarray(out["image"]).tolist()} if "image" in out

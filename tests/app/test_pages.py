@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.state import BUILT_IN
 from tests.app.conftest import APP
 
 
@@ -33,7 +34,7 @@ def test_overview_with_no_teacher_shows_how_to_get_one(empty_home):
 def test_overview_lists_a_trained_teacher_with_per_view_metrics(home_with_teacher):
     at = run_app()
     assert "No trained teacher yet" not in texts(at.info)
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 1 + len(BUILT_IN)  # the teachers' views, then labels per data set
     frame = at.dataframe[0].value
     assert list(frame["data"]) == ["synthetic"]
     metrics = json.loads((home_with_teacher / "teacher-synthetic" / "metrics.json").read_text())
