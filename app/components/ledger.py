@@ -6,6 +6,7 @@ two cached accessors live here, beside the section that alone uses them."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -115,11 +116,12 @@ def ledger_section(teacher: dict, data_json: str, split: str, removal: str, meas
         done.append(args)
     for note in ledger.notes:
         st.caption(note)
-    st.dataframe(ledger.table.round(4), hide_index=True, key="ledger-table")
+    named = {Path(p).name: by_path[p]["name"] for p in chosen if p in by_path}  # the ledger names folders
+    st.dataframe(ledger.table.replace({"model": named}).round(4), hide_index=True, key="ledger-table")
     if not chosen:
         return
     try:
-        reliance = flag_collapse(ledger.reliance, relies=relies, ignores=ignores)
+        reliance = flag_collapse(ledger.reliance, relies=relies, ignores=ignores).replace({"student": named})
     except Exception as e:  # noqa: BLE001
         show_error(e)
         return

@@ -129,7 +129,7 @@ def test_saliency_page_modality_ledger_with_the_demo_teacher_and_a_tiny_student(
     at.button(key="ledger-go").click().run()
     assert not at.exception, [e.value for e in at.exception]
     table = next(d.value for d in at.dataframe if "model" in d.value)
-    assert list(table["model"]) == ["teacher", "tiny-kd"]
+    assert list(table["model"]) == ["teacher", pick.format_func(pick.value[0])]  # named as in the picker
     for col in ["saliency image", "shapley text", "interaction image×text", "perceptual image", "EMAP gap"]:
         assert col in table
     assert len(at.get("plotly_chart")) >= 6  # the explorer's charts and the reliance scatter
