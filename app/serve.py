@@ -48,8 +48,9 @@ def warm_first_views(log=print) -> None:
     from msd_core.options import default
     from msd_core.paths import assets_dir
 
-    for quiet in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.scriptrunner_utils.script_run_context"):
-        logging.getLogger(quiet).setLevel(logging.ERROR)  # "no runtime yet": expected before the server starts
+    quiet = ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.scriptrunner_utils.script_run_context")
+    for name in quiet:  # they warn that there is no runtime yet: expected before the server starts
+        logging.getLogger(name).setLevel(logging.ERROR)
     from app.state import (BUILT_IN, attributions, built_in, data_key, saliency_table, teacher_data_config,
                            thumbnails)
 

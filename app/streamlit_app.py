@@ -17,7 +17,8 @@ PAGES = [
     st.Page(str(ROOT / "app" / "app_pages" / "overview.py"), title="Overview", icon=":material/home:", default=True),
     st.Page(str(ROOT / "app" / "app_pages" / "data_teacher.py"), title="Data & teacher", icon=":material/dataset:"),
     st.Page(str(ROOT / "app" / "app_pages" / "saliency.py"), title="Saliency explorer", icon=":material/insights:"),
-    st.Page(str(ROOT / "app" / "app_pages" / "counterfactual.py"), title="Counterfactual editor", icon=":material/edit_note:"),
+    st.Page(str(ROOT / "app" / "app_pages" / "counterfactual.py"), title="Counterfactual editor",
+            icon=":material/edit_note:"),
     st.Page(str(ROOT / "app" / "app_pages" / "distill.py"), title="Distill", icon=":material/model_training:"),
     st.Page(str(ROOT / "app" / "app_pages" / "compare.py"), title="Compare", icon=":material/compare_arrows:"),
 ]

@@ -150,8 +150,8 @@ def paired_table(tests: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, t in tests.iterrows():
         tested = pd.notna(t["p"])
-        reading = t["note"] if not tested else (
-            ("B better" if t["B − A"] > 0 else "A better") + " (p < 0.05)" if t["p"] < 0.05 else "no clear difference")
+        better = ("B better" if t["B − A"] > 0 else "A better") + " (p < 0.05)"
+        reading = t["note"] if not tested else (better if t["p"] < 0.05 else "no clear difference")
         rows.append({"data": t["data"], "paired seeds": ", ".join(str(s) for s in t["seeds"]),
                      "A mean": number(t["A mean"]), "B mean": number(t["B mean"]), "B − A": number(t["B − A"]),
                      "t (dof)": f"{t['t']:.3f} ({int(t['dof'])})" if tested else "",

@@ -51,7 +51,8 @@ def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
     bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in state.items()
            if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        listed = ", ".join(f"{k} ({n:,} values)" for k, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        listed = ", ".join(f"{k} ({n:,} values)" for k, n in bad[:3])
+        listed += f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise CheckpointError(f"{path}: the weights hold NaN or infinite values in {listed} — the file is damaged "
                               f"or its run diverged; retrain it or use an earlier checkpoint")
 

@@ -39,7 +39,8 @@ def resumed_config(cfg, epochs: int | None = None):
     try:
         old = type(cfg).from_dict(json.loads(saved.read_text())["config"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{saved}: cannot read the run's config ({e}) — start a new run with another --out") from None
+        raise ConfigError(f"{saved}: cannot read the run's config ({e}) — start a new run with another "
+                          f"--out") from None
     old.out_dir = cfg.out_dir  # the folder may have moved
     if epochs is not None:
         old.train.epochs = epochs

@@ -191,7 +191,7 @@ def test_an_interrupted_distillation_resumes_to_the_same_weights(tmp_path, teach
     again = config("resumed")
     again.distill.lam = 9.0
     metrics = distill(again, resume=True, progress=False, log=lambda *_: None)
-    a, b = load_file(str(tmp_path / "straight" / "model.safetensors")), load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    a, b = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("straight", "resumed"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert set(metrics["test"]) == {"full", "only:image", "only:text"}
     run = json.loads((tmp_path / "resumed" / "run.json").read_text())
