@@ -38,6 +38,12 @@ def students(runs: Path) -> None:
     print("runs:", {reg.run(i)["name"]: reg.run(i)["status"] for i in ids}, flush=True)
 
 
+def pick_synthetic_teacher(page) -> None:
+    page.get_by_role("combobox", name="Teacher", exact=True).click()
+    page.get_by_role("option", name="synthetic", exact=False).first.click()
+    wait_until_idle(page)
+
+
 def section(page, heading: str, out: Path, name: str, height: int = 1100) -> None:
     """A screenshot from ``heading`` down ``height`` pixels."""
     box = page.get_by_role("heading", name=heading).first.bounding_box()  # the viewport holds the whole page
@@ -63,9 +69,7 @@ def main(out: Path, runs: Path | None = None) -> None:
         page.goto(f"{url}/saliency")
         page.get_by_role("heading", name="Saliency explorer").wait_for()
         wait_until_idle(page)
-        page.get_by_role("combobox", name="Teacher", exact=True).click()
-        page.get_by_role("option", name="synthetic", exact=False).first.click()
-        wait_until_idle(page)
+        pick_synthetic_teacher(page)
         section(page, "Slices", out, "slices", 700)
         page.get_by_role("button", name="Compute the ledger").click()
         page.get_by_text("collapsed", exact=False).first.wait_for(timeout=600_000)
@@ -75,9 +79,7 @@ def main(out: Path, runs: Path | None = None) -> None:
         page.goto(f"{url}/counterfactual")
         page.get_by_role("heading", name="Counterfactual editor").wait_for()
         wait_until_idle(page)
-        page.get_by_role("combobox", name="Teacher", exact=True).click()
-        page.get_by_role("option", name="synthetic", exact=False).first.click()
-        wait_until_idle(page)
+        pick_synthetic_teacher(page)
         text = page.get_by_role("textbox", name="Text")
         text.fill("look at this delta")
         text.press("Control+Enter")

@@ -50,3 +50,14 @@ def write_png(path, size=(40, 30), mode="RGB", color=(200, 10, 10)):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def registered_distill(cfg, registry, name: str) -> str:
+    """Distil ``cfg`` in this process, recorded in ``registry`` as a launched run would be; its id."""
+    from msd_core.engine.distill import distill
+    from msd_core.runs import RunRecorder
+
+    run_id = registry.create(cfg.to_dict(), kind="student", name=name, out_dir=cfg.out_dir)
+    distill(cfg, progress=False, log=lambda *_: None,
+            recorder=RunRecorder(cfg.out_dir, {}, registry=registry, run_id=run_id))
+    return run_id

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.figures import image_heatmap, modality_colour, view_label
-from app.components.views import display_path, show_error, short_name, token_html
+from app.components.views import pick_teacher, show_error, token_html
 from app.state import (counterfactual_of, data_key, dataset_for, edit_attributions, students_for, teacher_data_config,
                        teachers)
 from msd_core.analysis.counterfactual import (Edit, example_image, prediction_frame, probability_frame,
@@ -22,15 +22,8 @@ st.caption("Change one example and watch the models react: swap its image for an
            "from each model's own views of the edited example, with its label) and the teacher's attributions "
            "(§11) are computed for this one example only, next to the original's.")
 
-usable = [t for t in teachers() if "error" not in t]
-if not usable:
-    st.info("No trained teacher yet: train one first (Overview shows how), or run `./studio` from the "
-            "repository, which ships two demo teachers in assets/teachers.")
-    st.stop()
-
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}",
-                       key="cf-teacher")
+teacher = pick_teacher(c1, teachers(), key="cf-teacher")
 split = c2.selectbox("Split", ["val", "test", "train"], key="cf-split")
 removal = c3.selectbox("Removal", choices("distill.removal"), index=default_index(DistillRunConfig, "distill.removal"),
                        key="cf-removal", help="How a removed modality is removed (as in the Saliency explorer): "

@@ -10,7 +10,7 @@ from app.components.figures import (SCATTER_META, bars, image_heatmap, saliency_
 from app.components.hover_images import hover_images
 from app.components.ledger import ledger_section
 from app.components.slices import filters_note, slice_section
-from app.components.views import cli_hint, display_path, show_error, short_name, token_html
+from app.components.views import cli_hint, display_path, pick_teacher, show_error, token_html
 from app.state import (attributions, data_key, explorer_cache, saliency_table, teacher_data_config, teachers,
                        thumbnails)
 from msd_core.analysis.explore import scheme_weights
@@ -23,14 +23,8 @@ st.caption("Modality saliency of the teacher (docs/METHOD.md §5): loss-drop is 
            "positive means the modality helps this example. Everything is computed once per teacher, data "
            "split and removal strategy and cached on disk; changing the measure or a filter only redraws.")
 
-usable = [t for t in teachers() if "error" not in t]
-if not usable:
-    st.info("No trained teacher yet: train one first (Overview shows how), or run `./studio` from the "
-            "repository, which ships two demo teachers in assets/teachers.")
-    st.stop()
-
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
+teacher = pick_teacher(c1, teachers())
 split = c2.selectbox("Split", ["val", "test", "train"], help="Saliency on held-out data (val/test) is what the "
                      "teacher knows; on train, a memorised example's loss-drop is just the reduced view's loss.")
 measure = c3.selectbox("Measure", choices("distill.saliency"), index=default_index(DistillRunConfig, "distill.saliency"))

@@ -46,6 +46,18 @@ def short_name(teacher: dict) -> str:
     return f"{teacher.get('data')} · {teacher.get('preset')}"
 
 
+def pick_teacher(column, teachers: list[dict], key: str | None = None) -> dict:
+    """A selectbox of the usable teachers in ``column``; without one, says how to get one and
+    stops the page."""
+    usable = [t for t in teachers if "error" not in t]
+    if not usable:
+        st.info("No trained teacher yet: train one first (Overview shows how), or run `./studio` from the "
+                "repository, which ships two demo teachers in assets/teachers.")
+        st.stop()
+    return column.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}",
+                            key=key)
+
+
 def cli_hint(command: str) -> None:
     st.caption("The same from the command line:")
     st.code(command, language="bash", wrap_lines=True)

@@ -11,7 +11,7 @@ from msd_core.analysis.export import (check_same_data, examples_frame, format_ta
                                       parquet_bytes, read_export_meta)
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.errors import ConfigError
-from tests.conftest import TINY
+from tests.conftest import TINY, registered_distill
 
 DATA = dict(options={"n": 2000}, max_train_examples=64, max_eval_examples=24)
 
@@ -19,9 +19,8 @@ DATA = dict(options={"n": 2000}, max_train_examples=64, max_eval_examples=24)
 @pytest.fixture(scope="module")
 def students(tmp_path_factory):
     """A tiny teacher and two finished students (KD and MSD, seed 0) in a registry."""
-    from msd_core.engine.distill import distill
     from msd_core.engine.teacher import train_teacher
-    from msd_core.runs import Registry, RunRecorder
+    from msd_core.runs import Registry
 
     home = tmp_path_factory.mktemp("export")
     with pytest.MonkeyPatch.context() as mp:
@@ -36,10 +35,7 @@ def students(tmp_path_factory):
                                    model=ModelConfig("student-two-tower", dict(TINY)),
                                    train=TrainConfig(epochs=1, batch_size=16, seed=0),
                                    distill=DistillConfig(method=method), out_dir=str(home / method))
-            run_id = reg.create(cfg.to_dict(), kind="student", name=f"{method} seed 0", out_dir=cfg.out_dir)
-            distill(cfg, progress=False, log=lambda *_: None,
-                    recorder=RunRecorder(cfg.out_dir, {}, registry=reg, run_id=run_id))
-            ids.append(run_id)
+            ids.append(registered_distill(cfg, reg, f"{method} seed 0"))
         yield home, reg, ids
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.engine.teacher import train_teacher
-from tests.conftest import TINY
+from tests.conftest import TINY, registered_distill
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 
@@ -42,8 +42,7 @@ def finished_students(tiny_teacher_runs, tmp_path_factory):
     import os
 
     from msd_core.config import DistillConfig, DistillRunConfig
-    from msd_core.engine.distill import distill
-    from msd_core.runs import Registry, RunRecorder
+    from msd_core.runs import Registry
 
     home = tmp_path_factory.mktemp("students")
     os.environ["MSD_STUDIO_CACHE"] = str(home / "cache")
@@ -56,8 +55,30 @@ def finished_students(tiny_teacher_runs, tmp_path_factory):
                                model=ModelConfig("student-two-tower", dict(TINY)),
                                train=TrainConfig(epochs=1, batch_size=16, seed=0),
                                distill=DistillConfig(method=method), out_dir=str(home / method))
-        run_id = reg.create(cfg.to_dict(), kind="student", name=f"{method} seed 0", out_dir=cfg.out_dir)
-        distill(cfg, progress=False, log=lambda *_: None,
-                recorder=RunRecorder(cfg.out_dir, {}, registry=reg, run_id=run_id))
-        ids.append(run_id)
+        ids.append(registered_distill(cfg, reg, f"{method} seed 0"))
     return home, ids
+
+
+@pytest.fixture
+def demo_teacher_and_tiny_student(tmp_path, monkeypatch):
+    """The shipped synthetic demo teacher and a finished tiny KD student of its data (untrained
+    weights, run folder ``runs/tiny-kd``); runs and caches in ``tmp_path``."""
+    import json
+
+    from msd_core.data import load_split
+    from msd_core.engine.checkpoint import save_model
+    from msd_core.paths import REPO
+    from tests.conftest import tiny_model
+
+    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(REPO / "assets"))
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    teacher = REPO / "assets" / "teachers" / "synthetic"
+    data = json.loads((teacher / "run.json").read_text())["config"]["data"]
+    student = tmp_path / "runs" / "tiny-kd"
+    ds = load_split(DataConfig.from_dict(data), "val")
+    save_model(student / "model.safetensors", tiny_model(ds), ds.labels)
+    (student / "run.json").write_text(json.dumps({"kind": "student", "status": "finished", "config": {
+        "data": data, "teacher": str(teacher), "distill": {"method": "kd"}, "model": {"preset": "student-small"},
+        "train": {"seed": 0}}}))
+    return teacher, student

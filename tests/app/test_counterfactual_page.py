@@ -1,31 +1,16 @@
 """The counterfactual editor under streamlit's AppTest, with the shipped demo teacher and a tiny student."""
 
-import json
-
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import APP
 
 
-def test_counterfactual_page_edits_change_the_shown_prediction(tmp_path, monkeypatch):
-    from msd_core.config import DataConfig
+def test_counterfactual_page_edits_change_the_shown_prediction(demo_teacher_and_tiny_student):
+    from msd_core.config import TeacherRunConfig
     from msd_core.data import load_split
-    from msd_core.engine.checkpoint import save_model
-    from msd_core.paths import REPO
-    from tests.conftest import tiny_model
 
-    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(REPO / "assets"))
-    monkeypatch.setenv("MSD_STUDIO_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
-    teacher = REPO / "assets" / "teachers" / "synthetic"
-    data = json.loads((teacher / "run.json").read_text())["config"]["data"]
-    student = tmp_path / "runs" / "tiny-kd"
-    ds = load_split(DataConfig.from_dict(data), "val")
-    save_model(student / "model.safetensors", tiny_model(ds), ds.labels)
-    (student / "run.json").write_text(json.dumps({"kind": "student", "status": "finished", "config": {
-        "data": data, "teacher": str(teacher), "distill": {"method": "kd"}, "model": {"preset": "student-small"},
-        "train": {"seed": 0}}}))
-
+    teacher, _ = demo_teacher_and_tiny_student
+    ds = load_split(TeacherRunConfig.load(teacher / "run.json").data, "val")
     at = AppTest.from_file(APP, default_timeout=180).run()
     at.switch_page("app_pages/counterfactual.py").run()
     at.selectbox(key="cf-teacher").set_value(

@@ -242,9 +242,8 @@ def two_seed_students(tiny_teacher_runs, tmp_path_factory):
     """A registry of four finished students of the tiny teacher: KD and MSD (learned-global
     weighting) with seeds 0 and 1."""
     from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
-    from msd_core.engine.distill import distill
-    from msd_core.runs import Registry, RunRecorder
-    from tests.conftest import TINY
+    from msd_core.runs import Registry
+    from tests.conftest import TINY, registered_distill
 
     home = tmp_path_factory.mktemp("two-seeds")
     reg = Registry(home / "registry.sqlite")
@@ -260,10 +259,7 @@ def two_seed_students(tiny_teacher_runs, tmp_path_factory):
                                        train=TrainConfig(epochs=1, batch_size=16, seed=seed),
                                        distill=DistillConfig(method=method, weighting="learned-global"),
                                        out_dir=str(home / f"{method}-{seed}"))
-                run_id = reg.create(cfg.to_dict(), kind="student", name=f"{method} seed {seed}", out_dir=cfg.out_dir)
-                distill(cfg, progress=False, log=lambda *_: None,
-                        recorder=RunRecorder(cfg.out_dir, {}, registry=reg, run_id=run_id))
-                ids.append(run_id)
+                ids.append(registered_distill(cfg, reg, f"{method} seed {seed}"))
     return home, ids
 
 

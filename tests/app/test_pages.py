@@ -93,27 +93,9 @@ def test_every_page_renders_with_the_shipped_demo_teachers(tmp_path, monkeypatch
     assert [m.value for m in at.metric][1].endswith("%")
 
 
-def test_saliency_page_modality_ledger_with_the_demo_teacher_and_a_tiny_student(tmp_path, monkeypatch):
+def test_saliency_page_modality_ledger_with_the_demo_teacher_and_a_tiny_student(demo_teacher_and_tiny_student):
     """The ledger section: the demo teacher and a tiny student of the same data, computed on a
     small sample when asked, with the reliance scatter and the collapse list."""
-    from msd_core.config import DataConfig
-    from msd_core.data import load_split
-    from msd_core.engine.checkpoint import save_model
-    from msd_core.paths import REPO
-    from tests.conftest import tiny_model
-
-    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(REPO / "assets"))
-    monkeypatch.setenv("MSD_STUDIO_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
-    teacher = REPO / "assets" / "teachers" / "synthetic"
-    data = json.loads((teacher / "run.json").read_text())["config"]["data"]
-    student = tmp_path / "runs" / "tiny-kd"
-    student.mkdir(parents=True)
-    save_model(student / "model.safetensors", tiny_model(load_split(DataConfig.from_dict(data), "val")),
-               ["ALPHA", "BRAVO", "CHARLIE", "DELTA"])
-    (student / "run.json").write_text(json.dumps({"kind": "student", "status": "finished", "config": {
-        "data": data, "teacher": str(teacher), "distill": {"method": "kd"}}}))
-
     at = run_app()
     at.switch_page("app_pages/saliency.py").run()
     teacher_box = at.selectbox[0]
