@@ -18,11 +18,10 @@ import torch
 from ..config import DistillRunConfig, check_ranges
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
-from ..data.slices import SLICE_MODES, pin_slice
+from ..data.slices import SLICE_MODES
 from ..data.views import REMOVALS
 from ..device import is_main_process
 from ..errors import ConfigError
-from ..fileio import atomic_write_text
 from ..method.objectives import OBJECTIVES, WeightSource, build_objective
 from ..method.saliency import MEASURES, modality_saliency, population_saliency
 from ..method.view_logits import TeacherLogits
@@ -34,11 +33,9 @@ from ..runs.recorder import RunRecorder
 from .checkpoint import check_fits, model_file, read_metadata
 from .evaluate import evaluate
 from .predict import dataset_fill
-from .run_folder import earlier_sessions, prepare_out_dir, resume_trainer, resumed_config
+from .run_folder import earlier_sessions, pin_run_slice, prepare_out_dir, resume_trainer, resumed_config
 from .teacher_cache import teacher_logits
 from .trainer import Trainer
-
-SLICE_COPY = "slice.json"  # a run's copy of the slice it trained on (§15)
 
 
 def check_config(cfg: DistillRunConfig) -> None:
@@ -82,17 +79,9 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
     d = cfg.distill
-    if resume and cfg.data.slice and not Path(cfg.data.slice).is_file() and (out / SLICE_COPY).is_file():
-        cfg.data.slice = str(out / SLICE_COPY)  # the saved slice was deleted: its copy (the hash is checked)
-    chosen = pin_slice(cfg.data)  # the config records the slice's file and ids hash (§15)
+    pin_run_slice(cfg.data, out, recorder, resume=resume)
     recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
                     git=git_revision(), saliency_split={"instance": "train", "population": d.population_split})
-    if chosen is not None:
-        recorder.update(slice={"name": chosen.name, "file": cfg.data.slice, "ids_hash": chosen.ids_hash,
-                               "size": len(chosen.ids), "mode": cfg.data.slice_mode,
-                               "weight": cfg.data.slice_weight, "copy": SLICE_COPY})
-        if is_main_process() and Path(chosen.path) != out / SLICE_COPY:
-            atomic_write_text(out / SLICE_COPY, chosen.path.read_text())
     kind = OBJECTIVES.get(d.method)
     weighted = kind.weighted
     with recorder:

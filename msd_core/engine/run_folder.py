@@ -6,7 +6,9 @@ import json
 import tempfile
 from pathlib import Path
 
+from ..data.slices import pin_slice
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
 from ..paths import METRICS_FILE, RUN_FILE
 from .checkpoint import MODEL_FILE
 
@@ -62,3 +64,23 @@ def resume_trainer(trainer, log) -> None:
         log(f"resumed at step {trainer.global_step} of {trainer.total_steps}")
     else:
         log("no checkpoint saved yet: starting from step 0")
+
+
+SLICE_COPY = "slice.json"  # a run's copy of the slice it trained on (docs/METHOD.md §15)
+
+
+def pin_run_slice(data_cfg, out: Path, recorder, *, resume: bool) -> None:
+    """Record in ``data_cfg`` the file and ids hash of the slice the run trains on, note it in
+    run.json and keep a copy in ``out``; a resumed run whose saved slice was deleted uses its copy
+    (its hash is checked)."""
+    if resume and data_cfg.slice and not Path(data_cfg.slice).is_file() and (out / SLICE_COPY).is_file():
+        data_cfg.slice = str(out / SLICE_COPY)
+    chosen = pin_slice(data_cfg)
+    if chosen is None:
+        return
+    recorder.update(slice={"name": chosen.name, "file": data_cfg.slice, "ids_hash": chosen.ids_hash,
+                           "size": len(chosen.ids), "mode": data_cfg.slice_mode, "weight": data_cfg.slice_weight,
+                           "copy": SLICE_COPY})
+    if recorder.is_main and Path(chosen.path) != out / SLICE_COPY:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / SLICE_COPY, chosen.path.read_text())

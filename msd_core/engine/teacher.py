@@ -16,14 +16,13 @@ import torch
 from ..config import TeacherRunConfig, check_ranges
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
-from ..data.slices import pin_slice
 from ..device import is_main_process
 from ..models.base import count_parameters
 from ..models.presets import create_model
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from .evaluate import evaluate
-from .run_folder import earlier_sessions, prepare_out_dir, resume_trainer, resumed_config
+from .run_folder import earlier_sessions, pin_run_slice, prepare_out_dir, resume_trainer, resumed_config
 from .trainer import Trainer
 
 
@@ -46,7 +45,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     prepare_out_dir(out, resume=resume)
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
-    pin_slice(cfg.data)  # a slice's file and ids hash recorded with the config (docs/METHOD.md §15)
+    pin_run_slice(cfg.data, out, recorder, resume=resume)
     recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
                     git=git_revision())
     with recorder:
