@@ -28,26 +28,13 @@ from ..data.collate import Collator
 from ..data.example import Example, MultimodalDataset
 from ..data.views import named_views
 from ..engine.checkpoint import check_fits, load_model, model_file
-from ..engine.evaluate import auroc
+from ..engine.evaluate import headline_metric
 from ..engine.predict import predict_views
 from ..errors import ConfigError
 from ..method.saliency import interactions, modality_saliency, shapley_values
 from ..method.view_logits import TeacherLogits
 
 CACHE_BATCH = 256  # the teacher cache's batch size: students use it too, so `swap` pairs the same partners
-
-
-def task_metric(logits: torch.Tensor, targets: torch.Tensor, metric: str = "accuracy") -> float:
-    """The data set's metric (§10): AUROC of class 1 for binary AUROC sets, else accuracy."""
-    if metric == "auroc" and logits.shape[-1] == 2:
-        return auroc(logits.float().softmax(-1)[:, 1], targets)
-    return (logits.argmax(-1) == targets).float().mean().item()
-
-
-def subset(ds: MultimodalDataset, rows: list[int]) -> MultimodalDataset:
-    """The examples of ``ds`` at ``rows``, as a data set of their own."""
-    return MultimodalDataset(ds.name, ds.split, ds.modalities, ds.labels, [ds.examples[i] for i in rows],
-                             metric=ds.metric, neutral_text=ds.neutral_text)
 
 
 def predict_mixed(model, ds: MultimodalDataset, collator: Collator, device, sources: dict[str, torch.Tensor], *,
@@ -110,7 +97,7 @@ def perceptual_score(model, ds: MultimodalDataset, collator: Collator, device, *
         full_logits = predict_mixed(model, ds, collator, device, {m: ident for m in mods}, batch_size=batch_size)
     y = torch.tensor([e.target for e in ds.examples], dtype=torch.long)
     base_loss = F.cross_entropy(full_logits, y, reduction="none")
-    base = task_metric(full_logits, y, ds.metric)
+    base = headline_metric(full_logits, y, ds.metric)
     score, increase, permuted = {}, {}, {}
     steps, done = len(mods) * permutations, 0
     for mi, m in enumerate(mods):
@@ -120,7 +107,7 @@ def perceptual_score(model, ds: MultimodalDataset, collator: Collator, device, *
             pi = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009 + k))
             z = predict_mixed(model, ds, collator, device, {x: (pi if x == m else ident) for x in mods},
                               targets_from=ident, batch_size=batch_size)
-            permuted[m].append(task_metric(z, y, ds.metric))
+            permuted[m].append(headline_metric(z, y, ds.metric))
             total += F.cross_entropy(z, y, reduction="none") - base_loss
             done += 1
             if progress is not None:
@@ -176,7 +163,7 @@ def emap_gap(model, ds: MultimodalDataset, collator: Collator, device, *, n: int
     diag = torch.arange(k)
     y = torch.tensor([ds.examples[i].target for i in rows], dtype=torch.long)
     own, projected = f[diag, diag], proj[diag, diag]
-    m_own, m_proj = task_metric(own, y, ds.metric), task_metric(projected, y, ds.metric)
+    m_own, m_proj = headline_metric(own, y, ds.metric), headline_metric(projected, y, ds.metric)
     return Emap(m_own, m_proj, m_own - m_proj, list(rows), own, projected)
 
 
@@ -271,7 +258,7 @@ def modality_ledger(teacher: str | Path, data_cfg: DataConfig, ds: MultimodalDat
     say = progress or (lambda *_: None)
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed)).tolist()
     rows = sorted(order[:max_examples]) if max_examples else list(range(len(ds)))
-    sample = subset(ds, rows)
+    sample = ds.subset(rows)
     position = {r: k for k, r in enumerate(rows)}
     emap_local = [position[r] for r in order[:min(emap_examples, len(rows))]]  # order[:n] ⊆ rows
     counts = torch.bincount(torch.tensor([e.target for e in ds.examples]), minlength=len(ds.labels)).float() + 1

@@ -42,6 +42,13 @@ def view_metrics(logits: torch.Tensor, targets: torch.Tensor, metric: str) -> di
     return out
 
 
+def headline_metric(logits: torch.Tensor, targets: torch.Tensor, metric: str) -> float:
+    """The data set's headline metric of these logits: its ``metric`` where ``view_metrics`` has it
+    (AUROC of a binary set), else accuracy."""
+    values = view_metrics(logits, targets, metric)
+    return values.get(metric, values["accuracy"])
+
+
 def evaluate(model, dataset: MultimodalDataset, collator: Collator, device, *, teacher: TeacherLogits | None = None,
              **kw) -> dict[str, dict[str, float]]:
     """``{view: {metric: value}}`` for the full view and each single-modality view (``kw`` as for

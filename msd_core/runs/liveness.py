@@ -27,7 +27,6 @@ from ..paths import RUN_FILE, STATE_FILE
 from .store import ACTIVE, pid_alive
 
 LOCK_FILE = ".run.lock"
-LIVE = ACTIVE
 
 
 class RunInUse(MSDError):
@@ -158,7 +157,7 @@ def folder_status(folder: str | Path, *, write: bool = True) -> dict:
     folder = Path(folder)
     path = folder / RUN_FILE
     info = read_run(path, missing_ok=True)
-    if info.get("status") not in LIVE:
+    if info.get("status") not in ACTIVE:
         return info
     with _probe(folder) as lock:
         if lock == "held":
@@ -166,7 +165,7 @@ def folder_status(folder: str | Path, *, write: bool = True) -> dict:
         if (lock == "missing" or info.get("status") == "queued") and not _dead_without_lock(info):
             return info  # a queued run takes the lock only when its turn comes: its pid decides
         info = read_run(path, missing_ok=True)  # again, under the lock: it may have ended meanwhile
-        if info.get("status") not in LIVE:
+        if info.get("status") not in ACTIVE:
             return info
         info = interrupted(info, folder)
         if write:

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import METRICS_FILE, MODEL_FILE, display_path
-from .liveness import LIVE, RUN_FILE, RunFileError, folder_status, resume_command
-from .store import STATUSES, Registry, registry_error
+from ..paths import METRICS_FILE, MODEL_FILE, RUN_FILE, display_path
+from .liveness import RunFileError, folder_status, resume_command
+from .store import ACTIVE, STATUSES, Registry, registry_error
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # what Registry.create names a run
 
@@ -110,8 +110,8 @@ def row_of(folder: Path, info: dict) -> dict:
     return {"id": run_id_of(folder, info, created), "name": info.get("name") or folder.name,
             "kind": info.get("kind") or cfg.get("kind"), "config": json.dumps(cfg), "status": status,
             "error": info.get("error") if status != "running" else None, "created": created,
-            "started": info.get("started"), "ended": None if status in LIVE else info.get("ended"),
-            "heartbeat": time.time() if status in LIVE else info.get("updated"),
+            "started": info.get("started"), "ended": None if status in ACTIVE else info.get("ended"),
+            "heartbeat": time.time() if status in ACTIVE else info.get("updated"),
             "seed": info.get("seed", (cfg.get("train") or {}).get("seed")),
             "versions": json.dumps(info.get("versions") or {}), "git": info.get("git"), "pid": info.get("pid"),
             "out_dir": str(folder), "progress": progress}
