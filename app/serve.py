@@ -20,11 +20,11 @@ if str(ROOT) not in sys.path:
 
 def import_page_modules() -> None:
     """The modules the pages import at their first run (transformers' BERT alone takes seconds)."""
-    import altair  # noqa: F401 - st.bar_chart's
     import plotly.graph_objects  # noqa: F401
     import torch  # noqa: F401
     from transformers import BertConfig, BertModel  # noqa: F401
 
+    import app.components.charts  # noqa: F401 - altair, for the first pages' charts
     import msd_core.analysis.compare  # noqa: F401
     import msd_core.analysis.explore  # noqa: F401
     import msd_core.analysis.preview  # noqa: F401

@@ -46,7 +46,7 @@ def main(out: Path) -> None:
         page.get_by_text("why the teacher says").wait_for()
         wait_until_idle(page)
         tip = hover_first_scatter_point(page)
-        box = page.locator(".js-plotly-plot").first.bounding_box()
+        box = page.locator(".vega-embed").first.bounding_box()
         page.screenshot(path=str(out / "saliency_hover.png"),
                         clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]})
         print("saved", out / "saliency_hover.png", "(thumbnail shown)" if tip.is_visible() else "(NO thumbnail)")

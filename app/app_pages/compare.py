@@ -10,7 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.figures import curves_figure, modality_colour
+from app.components.figures import curves_figure
+from app.components.palette import modality_colour
 from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
 from msd_core.analysis import significance as sig

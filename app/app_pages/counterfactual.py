@@ -7,7 +7,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.figures import image_heatmap, modality_colour, view_label
+from app.components.charts import attribution_overlay
+from app.components.palette import modality_colour, view_label
 from app.components.views import pick_teacher, show_error, token_html
 from app.state import (counterfactual_of, data_key, dataset_for, edit_attributions, students_for, teacher_data_config,
                        teachers)
@@ -171,7 +172,8 @@ for col, which, cf, e in ((a1, "original", original, Edit()), (a2, "edited", edi
         if "image" in attr and "image" not in e.remove:
             img = example_image(cf.example, data_cfg.image_size)
             if img is not None:
-                st.plotly_chart(image_heatmap(img, attr["image"]), key=f"cf-heat-{which}")
+                overlay, lim = attribution_overlay(img, attr["image"])
+                st.image(overlay, width=320, caption=f"full colour at |attribution| = {lim:.3g}")
         elif "image" in mods:
             st.caption(f"image removed ({removal})")
         if "text" in attr:

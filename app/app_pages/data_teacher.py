@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.components.figures import history_figure, per_view_metrics_figure
+from app.components.charts import per_view_metrics_chart
+from app.components.figures import history_figure
 from app.components.views import (cli_hint, display_path, example_cards, show_error, short_name,
                                   teacher_metrics_table)
 from app.components.live import active_runs, run_card
@@ -187,7 +188,7 @@ else:
         if table.empty:
             st.info("This checkpoint has no metrics.json yet (training may still be running).")
         else:
-            st.plotly_chart(per_view_metrics_figure(table), key="teacher-per-view")
+            st.altair_chart(per_view_metrics_chart(table), key="teacher-per-view")
     with c2:
         st.subheader("Validation during training")
         if metrics.get("history"):

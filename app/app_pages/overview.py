@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.components.figures import label_counts_figure, per_view_metrics_figure
+from app.components.charts import label_counts_chart, per_view_metrics_chart
 from app.components.views import cli_hint, display_path, example_cards, show_error, teacher_metrics_table
 from app.state import BUILT_IN, built_in, teachers
 from msd_core.data.registry import DATASETS
@@ -45,7 +45,7 @@ else:
         st.caption("Test-set accuracy of each teacher on the full input and on each modality alone "
                    "(AUROC for binary tasks). A teacher whose single-modality views are far above chance "
                    "has useful modality-specific targets to distill.")
-        st.plotly_chart(per_view_metrics_figure(table), key="teacher-views")
+        st.altair_chart(per_view_metrics_chart(table), key="teacher-views")
     rows = []
     for t in usable:
         m = t.get("metrics", {})
@@ -93,7 +93,7 @@ for name in BUILT_IN:
                         f"{len(ds.labels)} labels · metric: {ds.metric}")
             picks = [int(i * len(ds) / 8) for i in range(8)]
             example_cards([example_record(ds, i) for i in picks], columns=8)
-            st.plotly_chart(label_counts_figure(counts), key=f"label-counts-{name}")
+            st.altair_chart(label_counts_chart(counts), key=f"label-counts-{name}")
         except Exception as e:  # noqa: BLE001
             show_error(e)
-cli_hint("msd data --data easy-vqa --show 5\nmsd presets")
+cli_hint("msd data --data easy-vqa --show 5\nmsd presets", folded=True)

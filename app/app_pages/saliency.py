@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.components.figures import (SCATTER_META, bars, image_heatmap, saliency_histograms, saliency_scatter,
-                                    scatter_point_index, view_label, weights_figure)
+from app.components.charts import (SCATTER_POINTS, attribution_overlay, saliency_histograms, saliency_scatter,
+                                   scatter_sample, selected_examples, weights_chart)
+from app.components.palette import view_label
 from app.components.hover_images import hover_images
 from app.components.ledger import ledger_section
 from app.components.slices import filters_note, slice_section
-from app.components.views import cli_hint, display_path, pick_teacher, show_error, token_html
+from app.components.views import cli_hint, display_path, markdown_table, pick_teacher, show_error, token_html
 from app.state import (attributions, data_key, explorer_cache, saliency_table, teacher_data_config, teachers,
                        thumbnails)
 from msd_core.analysis.explore import scheme_weights
@@ -63,26 +64,25 @@ if dominant != "(all)":
     view = view[view["dominant"] == dominant]
 if text.strip():
     view = view[view["text"].str.contains(text.strip(), case=False, regex=False)]
-st.caption(f"{len(view):,} of {len(frame):,} examples match.")
+drawn = f" The scatter draws a fixed random {SCATTER_POINTS:,} of them; a box selects every example inside it." \
+    if len(view) > SCATTER_POINTS else ""
+st.caption(f"{len(view):,} of {len(frame):,} examples match.{drawn}")
 
 left, right = st.columns([3, 2])
 with left:
     x_mod, y_mod = (mods + mods)[:2]
-    event = st.plotly_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun",
-                            selection_mode=("points", "box", "lasso"))
+    event = st.altair_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun")
     images, image_of = thumbnails(data_json, split)
     if images:
-        hover_images(SCATTER_META, images, {int(i): image_of[int(i)] for i in view["index"]}, key="scatter-hover")
+        hover_images(images, {int(i): image_of[int(i)] for i in scatter_sample(view)["index"]}, key="scatter-hover")
 with right:
-    st.plotly_chart(saliency_histograms(view, mods), key="histograms")
+    st.altair_chart(saliency_histograms(view, mods), key="histograms")
 
-points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
-    getattr(getattr(event, "selection", None), "points", []) or []
-points = [i for i in (scatter_point_index(view, colour, p) for p in points) if i is not None]
+points = selected_examples(event, view, x_mod, y_mod)
 if points:
     ds_points, _ = explorer_cache(teacher["path"], data_json, split, removal)
     picked_points = points[:12]
-    st.caption(f"{len(points)} point(s) selected on the scatter (click, box or lasso); the first "
+    st.caption(f"{len(points)} point(s) selected on the scatter (click, shift-click or drag a box); the first "
                f"{len(picked_points)} as thumbnails:")
     thumbs = st.columns(12)
     for col, i in zip(thumbs, picked_points):
@@ -90,10 +90,16 @@ if points:
         if rec["image"] is not None:
             col.image(rec["image"], caption=f"{rec['label']} · {str(rec['text'])[:40]}", width="stretch")
 
-table_cols = ["id", "label", "pred full", "correct", *[f"sal {m}" for m in mods], "dominant", "text"]
-table_cols += ["reliance"] if "reliance" in view else []
-picked = st.dataframe(view[table_cols], hide_index=True, on_select="rerun", selection_mode="single-row",
-                      key="table", height=260)
+# The table opens on request: drawing it is a second chart library's worth of a first visit
+# (about 0.4 s on a small machine), and the scatter above already picks examples.
+table = st.expander(f"Table of the {len(view):,} matching examples (pick a row to see it below)",
+                    key="explorer-table", on_change="rerun")
+picked = None
+if table.open:
+    table_cols = ["id", "label", "pred full", "correct", *[f"sal {m}" for m in mods], "dominant", "text"]
+    table_cols += ["reliance"] if "reliance" in view else []
+    picked = table.dataframe(view[table_cols], hide_index=True, on_select="rerun", selection_mode="single-row",
+                             key="table", height=260)
 
 slice_section(data_cfg, split, frame, view, points,
               filters_note(**{"class": label, "teacher": correct, "dominant": dominant, "text contains": text.strip()}))
@@ -123,9 +129,9 @@ if index is not None:
             attr = attributions(teacher["path"], data_json, split, index, method)
             target = ds.labels[attr["target"]]
             if rec["image"] is not None and "image" in attr:
-                st.plotly_chart(image_heatmap(rec["image"], attr["image"],
-                                              f"why the teacher says '{target}' (red: for, blue: against)"),
-                                key="heatmap")
+                overlay, lim = attribution_overlay(rec["image"], attr["image"])
+                st.image(overlay, width=320, caption=f"why the teacher says '{target}': red for, blue against "
+                         f"(full colour at |attribution| = {lim:.3g})")
             if "text" in attr:
                 st.markdown(token_html(attr["text"]), unsafe_allow_html=True)
         except Exception as e:  # noqa: BLE001
@@ -134,17 +140,18 @@ if index is not None:
         preds = [{"view": view_label(v.removeprefix("pred ")), "prediction": row[v],
                   "p(label)": round(float(row[f"p(y) {v.removeprefix('pred ')}"]), 3)}
                  for v in frame.columns if v.startswith("pred ")]
-        st.markdown("**The teacher on every view**")
-        st.dataframe(preds, hide_index=True)
-        st.plotly_chart(bars({m: float(row[f"sal {m}"]) for m in mods}, f"{measure} saliency"), key="sal-bars")
-        shap = {c.removeprefix("shapley "): float(row[c]) for c in frame.columns if c.startswith("shapley ")}
+        st.markdown("**The teacher on every view**\n\n" + markdown_table(preds))
+        reliance = [{"modality": m, f"{measure} saliency": f"{row[f'sal {m}']:+.4f}",
+                     **({"Shapley value": f"{row[f'shapley {m}']:+.4f}"} if f"shapley {m}" in row else {})}
+                    for m in mods]
         inter = {c.removeprefix("interaction "): float(row[c]) for c in frame.columns if c.startswith("interaction ")}
-        if shap:
-            st.plotly_chart(bars({**shap, **{f"interaction {k}": v for k, v in inter.items()}},
-                                 "Shapley values (loss reduction) and interaction", "#72B7B2"), key="shap")
-    st.plotly_chart(weights_figure(scheme_weights(frame, index, mods)), key="weights")
+        st.markdown("**How much each modality matters here** (docs/METHOD.md §5, §6)\n\n" + markdown_table(reliance))
+        if inter:
+            st.caption("Interaction I_ab (§6; > 0: the pair is redundant, < 0: the task needs both at once): "
+                       + ", ".join(f"{k} {v:+.4f}" for k, v in inter.items()))
+    st.altair_chart(weights_chart(scheme_weights(frame, index, mods)), key="weights")
 
 cli_hint(f"msd saliency --teacher {display_path(teacher['path'])} --data {data_cfg.name} --split {split} "
-         f"--measure {measure} --removal {removal} --out saliency.csv")
+         f"--measure {measure} --removal {removal} --out saliency.csv", folded=True)
 
 ledger_section(teacher, data_json, split, removal, measure)

@@ -1,10 +1,11 @@
-"""Image thumbnails in a Plotly chart's hover.
+"""Image thumbnails in a Vega-Lite chart's tooltip.
 
-Plotly hover labels hold text only, and ``st.plotly_chart`` reports clicks and selections
-but not hovers. This invisible ``st.components.v2`` component runs in the page, finds the
-Plotly chart whose ``layout.meta`` is ``target``, listens to its ``plotly_hover`` events and
-shows the hovered point's thumbnail beside the cursor (next to Plotly's own text label).
-A point names its example through ``customdata`` (an index into ``image_of``).
+Vega-Lite tooltips hold text (an image only if every point carries its own picture, which would
+send each thumbnail once per chart and per redraw). This invisible ``st.components.v2`` component
+runs in the page, watches the tooltip Vega shows (``#vg-tooltip-element``) and, when its row
+``example`` names an example that has a thumbnail, shows that thumbnail beside the cursor. The
+thumbnails travel once, with the component; a chart opts in by putting ``example`` (the example's
+index in the split) in its tooltip, as ``charts.saliency_scatter`` does.
 """
 
 from __future__ import annotations
@@ -30,42 +31,42 @@ export default function (component) {
   let x = 0, y = 0;
   const track = (e) => { x = e.clientX; y = e.clientY; };
   document.addEventListener("mousemove", track, true);
-  const show = (ev) => {
-    const p = ev && ev.points && ev.points[0];
-    if (!p) return;
-    const id = Array.isArray(p.customdata) ? p.customdata[0] : p.customdata;
-    const k = data.image_of[String(id)];
+  const exampleIn = (box) => {
+    for (const row of box.querySelectorAll("tr")) {
+      const key = row.querySelector("td.key");
+      const value = row.querySelector("td.value");
+      if (key && value && key.textContent.trim().replace(/:$/, "") === "example") return value.textContent.trim();
+    }
+    return null;
+  };
+  const update = () => {
+    const box = document.getElementById("vg-tooltip-element");
+    const id = box && box.classList.contains("visible") ? exampleIn(box) : null;
+    const k = id === null ? undefined : data.image_of[id];
     if (k === undefined || k < 0) { tip.style.display = "none"; return; }
-    if (ev.event && ev.event.clientX !== undefined) { x = ev.event.clientX; y = ev.event.clientY; }
     img.src = data.images[k];
     const w = data.size + 8;
     tip.style.left = (x + w + 40 > window.innerWidth ? x - w - 16 : x + 16) + "px";
     tip.style.top = Math.max(4, y - w - 16) + "px";
-    tip.dataset.example = String(id);
+    tip.dataset.example = id;
     tip.style.display = "block";
   };
-  const hide = () => { tip.style.display = "none"; };
-
-  const attached = new Set();
-  const attach = () => {
-    document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
-      if (attached.has(gd) || !gd.layout || gd.layout.meta !== data.target || typeof gd.on !== "function") return;
-      gd.on("plotly_hover", show);
-      gd.on("plotly_unhover", hide);
-      attached.add(gd);
-    });
+  // Vega adds its tooltip element to <body> on the first hover and from then on only changes its
+  // class and rows: watch <body>'s children until it is there, then that element alone (watching
+  // the whole page would slow every redraw of it).
+  const watcher = new MutationObserver(update);
+  const watch = () => {
+    const box = document.getElementById("vg-tooltip-element");
+    if (!box) return false;
+    watcher.observe(box, { childList: true, subtree: true, attributes: true, attributeFilter: ["class"] });
+    return true;
   };
-  attach();
-  const timer = setInterval(attach, 500);
+  const waiter = new MutationObserver(() => { if (watch()) waiter.disconnect(); });
+  if (!watch()) waiter.observe(document.body, { childList: true });
   return () => {
-    clearInterval(timer);
+    waiter.disconnect();
+    watcher.disconnect();
     document.removeEventListener("mousemove", track, true);
-    attached.forEach((gd) => {
-      if (typeof gd.removeListener === "function") {
-        gd.removeListener("plotly_hover", show);
-        gd.removeListener("plotly_unhover", hide);
-      }
-    });
     tip.remove();
   };
 }
@@ -74,11 +75,11 @@ export default function (component) {
 _component = st.components.v2.component("msd_hover_images", html="<span></span>", js=_JS)
 
 
-def hover_images(target: str, images: list[str], image_of: dict[int, int], size: int = 64, key: str | None = None):
-    """Show ``images[image_of[i]]`` when the pointer is on a point whose customdata is ``i`` in the
-    Plotly chart with ``layout.meta == target``. ``images`` are ``data:`` URIs."""
+def hover_images(images: list[str], image_of: dict[int, int], size: int = 64, key: str | None = None):
+    """Show ``images[image_of[i]]`` beside the cursor while a chart's tooltip says ``example: i``.
+    ``images`` are ``data:`` URIs."""
     used = sorted({k for k in image_of.values() if k >= 0})
     remap = {k: j for j, k in enumerate(used)}
-    return _component(data={"target": target, "size": size, "images": [images[k] for k in used],
+    return _component(data={"size": size, "images": [images[k] for k in used],
                             "image_of": {str(i): remap[k] for i, k in image_of.items() if k >= 0}},
                       key=key, height=1)

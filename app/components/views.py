@@ -58,9 +58,28 @@ def pick_teacher(column, teachers: list[dict], key: str | None = None) -> dict:
                             key=key)
 
 
-def cli_hint(command: str) -> None:
+def cli_hint(command: str, folded: bool = False) -> None:
+    """The command that does what the page shows. ``folded``: behind a button, for pages where it is
+    secondary; a popover draws its content only when opened, so the page need not load the code
+    highlighter (about 0.4 s of a first visit on a small machine)."""
+    if folded:
+        with st.popover("The same from the command line", icon=":material/terminal:"):
+            st.code(command, language="bash", wrap_lines=True)
+        return
     st.caption("The same from the command line:")
     st.code(command, language="bash", wrap_lines=True)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A few rows as a Markdown table: drawn with the page's text, where ``st.dataframe`` would
+    load the data grid's code into the browser."""
+    def cell(value) -> str:  # shown as written: no Markdown inside a cell
+        return "".join("\\" + c if c in "\\`*_[]<>|#~$" else c for c in str(value).replace("\n", " "))
+
+    header = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(r[h]) for h in header) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def token_html(tokens: list[tuple[str, float]]) -> str:

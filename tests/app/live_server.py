@@ -84,16 +84,24 @@ def wait_until_idle(page) -> None:
 
 
 def hover_first_scatter_point(page):
-    """Move the pointer onto the saliency scatter's first point; returns the hover-thumbnail locator."""
+    """Move the pointer onto a point of the saliency scatter (the page's first Vega chart); returns
+    the hover-thumbnail locator. Vega draws on a canvas and keeps its points to itself, so the
+    pointer sweeps the plot (in the page, with synthetic moves) until Vega shows a tooltip."""
     at = page.evaluate("""() => {
-        const gd = [...document.querySelectorAll('.js-plotly-plot')]
-            .find(g => g.layout && g.layout.meta === 'msd-saliency-scatter');
-        const t = gd._fullData.find(d => d.x && d.x.length), L = gd._fullLayout, r = gd.getBoundingClientRect();
-        return {x: r.left + L._size.l + L.xaxis.d2p(t.x[0]), y: r.top + L._size.t + L.yaxis.d2p(t.y[0])}; }""")
+        const canvas = document.querySelector('.vega-embed canvas');
+        const r = canvas.getBoundingClientRect();
+        const shown = () => document.querySelector('#vg-tooltip-element.visible');
+        for (let y = r.top + 4; y < r.bottom - 4; y += 3) {
+            for (let x = r.left + 4; x < r.right - 4; x += 3) {
+                for (const kind of ['pointermove', 'mousemove']) {
+                    canvas.dispatchEvent(new PointerEvent(kind, {clientX: x, clientY: y, bubbles: true}));
+                }
+                if (shown()) return {x, y};
+            }
+        }
+        return null; }""")
+    assert at is not None, "no point of the scatter shows a tooltip"
     tip = page.locator(".msd-hover-image")
-    for dx in (0, 1, -1, 2):  # plotly picks the point under the pointer after a move
-        page.mouse.move(at["x"] + dx, at["y"])
-        page.wait_for_timeout(300)
-        if tip.is_visible():
-            break
+    page.mouse.move(at["x"], at["y"])
+    tip.wait_for(state="visible", timeout=5_000)
     return tip

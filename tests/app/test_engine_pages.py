@@ -24,12 +24,18 @@ def test_saliency_page_shows_population_and_example_and_reacts(home_with_teacher
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
     at = run_app("app_pages/saliency.py")
     hover = hover_data(at)  # every plotted point has a thumbnail for the hover
-    assert hover["target"] == "msd-saliency-scatter" and len(hover["image_of"]) == 32
+    assert sorted(map(int, hover["image_of"])) == list(range(32))
     assert all(u.startswith("data:image/webp;base64,") for u in hover["images"])
     labels = [m.label for m in at.metric]
     assert labels == ["S_image (mean saliency)", "examples image dominates", "S_text (mean saliency)",
                       "examples text dominates"]
-    assert len(at.get("plotly_chart")) >= 5  # scatter, histograms, heat map, bars, weights
+    assert len(at.get("vega_lite_chart")) == 3 and not at.get("plotly_chart")  # scatter, histograms, weights
+    assert any("why the teacher says" in c for e in at.get("image") for c in e.captions)  # the attribution
+    assert "How much each modality matters here" in texts(at.markdown)
+    assert not at.dataframe  # the table opens on request
+    at.session_state["explorer-table"] = True
+    at.run()
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 32
     assert "8 of 8 examples match" not in texts(at.caption)
     before = texts(at.caption)
     at.selectbox[4].set_value("(all)").run()

@@ -34,7 +34,8 @@ def test_overview_with_no_teacher_shows_how_to_get_one(empty_home):
 def test_overview_lists_a_trained_teacher_with_per_view_metrics(home_with_teacher):
     at = run_app()
     assert "No trained teacher yet" not in texts(at.info)
-    assert len(at.get("plotly_chart")) == 1 + len(BUILT_IN)  # the teachers' views, then labels per data set
+    assert len(at.get("vega_lite_chart")) == 1 + len(BUILT_IN)  # the teachers' views, then labels per data set
+    assert not at.get("plotly_chart")  # the first page loads one chart library, the lighter one
     frame = at.dataframe[0].value
     assert list(frame["data"]) == ["synthetic"]
     metrics = json.loads((home_with_teacher / "teacher-synthetic" / "metrics.json").read_text())
@@ -69,7 +70,7 @@ def test_data_page_shows_the_teacher_of_the_chosen_data_set(home_with_teacher):
     at = run_app("app_pages/data_teacher.py")
     assert "No trained teacher for **easy-vqa**" in texts(at.info)
     at.selectbox[0].set_value("synthetic").run()
-    assert len(at.get("plotly_chart")) == 2  # per-view metrics and validation history
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.get("plotly_chart")) == 1  # per-view metrics, history
     assert "msd evaluate --checkpoint" in texts(at.code)
 
 
@@ -114,7 +115,7 @@ def test_saliency_page_modality_ledger_with_the_demo_teacher_and_a_tiny_student(
     assert list(table["model"]) == ["teacher", pick.format_func(pick.value[0])]  # named as in the picker
     for col in ["saliency image", "shapley text", "interaction image×text", "perceptual image", "EMAP gap"]:
         assert col in table
-    assert len(at.get("plotly_chart")) >= 6  # the explorer's charts and the reliance scatter
+    assert len(at.get("vega_lite_chart")) == 3 and len(at.get("plotly_chart")) == 1  # the explorer's, the reliance scatter
     assert "Modality collapse" in texts(at.markdown)
     at.number_input(key="ledger-relies").set_value(0.3).run()  # new thresholds: redrawn, not recomputed
     assert not at.exception and not at.error

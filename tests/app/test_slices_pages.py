@@ -26,6 +26,7 @@ def test_explorer_saves_the_filter_result_as_a_slice_lists_and_deletes_it(home):
     cls = next(s for s in at.selectbox if s.label == "Class")
     cls.set_value(cls.options[1]).run()
     next(t for t in at.text_input if t.label == "Slice name").set_value("one-class").run()
+    at.session_state["explorer-table"] = True  # open the table of the matching examples
     at.button(key="slice-save").click().run()
     assert "Saved slice **one-class**" in texts(at.success), texts(at.error)
     (saved,) = list_slices()
