@@ -23,6 +23,7 @@ def shoot(page, url: str, slug: str, title: str, out: Path) -> None:
     page.goto(f"{url}/{slug}")
     page.get_by_role("heading", name=title).first.wait_for()
     wait_until_idle(page)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')")  # widgets drawn
     print(f"{slug or 'overview'} loaded in {time.time() - t0:.1f} s", flush=True)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(out / f"{slug or 'overview'}.png"))

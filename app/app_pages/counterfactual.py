@@ -173,7 +173,7 @@ for col, which, cf, e in ((a1, "original", original, Edit()), (a2, "edited", edi
             img = example_image(cf.example, data_cfg.image_size)
             if img is not None:
                 overlay, lim = attribution_overlay(img, attr["image"])
-                st.image(overlay, width=320, caption=f"full colour at |attribution| = {lim:.3g}")
+                st.image(overlay, width=320, caption=f"full colour from |attribution| = {lim:.3g}, its 98th percentile")
         elif "image" in mods:
             st.caption(f"image removed ({removal})")
         if "text" in attr:

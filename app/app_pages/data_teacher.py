@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.components.charts import per_view_metrics_chart
-from app.components.figures import history_figure
+from app.components.charts import history_chart, per_view_metrics_chart
 from app.components.views import (cli_hint, display_path, example_cards, show_error, short_name,
                                   teacher_metrics_table)
 from app.components.live import active_runs, run_card
@@ -192,7 +191,7 @@ else:
     with c2:
         st.subheader("Validation during training")
         if metrics.get("history"):
-            st.plotly_chart(history_figure(metrics["history"]), key="teacher-history")
+            st.altair_chart(history_chart(metrics["history"]), key="teacher-history")
         else:
             st.info("No training history was recorded for this checkpoint.")
     st.markdown(f"Preset **{model_label(choice)}**, {choice['parameters']:,} parameters, "

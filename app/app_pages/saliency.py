@@ -90,8 +90,8 @@ if points:
         if rec["image"] is not None:
             col.image(rec["image"], caption=f"{rec['label']} · {str(rec['text'])[:40]}", width="stretch")
 
-# The table opens on request: drawing it is a second chart library's worth of a first visit
-# (about 0.4 s on a small machine), and the scatter above already picks examples.
+# The table opens on request: the data grid's code is as much for a first visit to load as a chart
+# library's (about 0.4 s on a small machine), and the scatter above already picks examples.
 table = st.expander(f"Table of the {len(view):,} matching examples (pick a row to see it below)",
                     key="explorer-table", on_change="rerun")
 picked = None
@@ -131,7 +131,7 @@ if index is not None:
             if rec["image"] is not None and "image" in attr:
                 overlay, lim = attribution_overlay(rec["image"], attr["image"])
                 st.image(overlay, width=320, caption=f"why the teacher says '{target}': red for, blue against "
-                         f"(full colour at |attribution| = {lim:.3g})")
+                         f"(full colour from |attribution| = {lim:.3g}, its 98th percentile)")
             if "text" in attr:
                 st.markdown(token_html(attr["text"]), unsafe_allow_html=True)
         except Exception as e:  # noqa: BLE001

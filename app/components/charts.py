@@ -4,7 +4,7 @@ The Overview and the Saliency explorer draw only these. Streamlit loads a chart 
 into the browser the first time a page shows one of its charts; Vega-Lite's is a sixth of
 Plotly's (about 0.8 MB against 4.7 MB), which on a small machine is the difference between a
 page ready in about 2 s and one ready in more than 4 s (``benchmarks/first_visit.py``). Plotly
-stays for the training curves and the pages that need its zoom and lasso.
+stays for the training curves, Compare and the ledger's reliance scatter.
 """
 
 from __future__ import annotations
@@ -28,18 +28,44 @@ def _scale(values: list[str], colours: list[str]) -> alt.Scale:
     return alt.Scale(domain=values, range=colours)
 
 
-def per_view_metrics_chart(rows: pd.DataFrame, metric: str = "accuracy") -> alt.Chart:
-    """Grouped bars: one group per model, one bar per view. ``rows``: model, view, value."""
-    data = rows.assign(view=rows["view"].map(view_label), shown=rows["value"].map("{:.2f}".format))
+def grouped_bars(data: pd.DataFrame, x: str, group: str, y: str, colours: list[str], fmt: str, title: str = "",
+                 y_title: str | None = None, y_domain: list[float] | None = None, height: int = 260) -> alt.LayerChart:
+    """Bars of ``y`` grouped by ``x``, one per ``group`` value (in order of appearance, coloured by
+    ``colours``), each with its value written above it in format ``fmt``."""
+    groups = list(dict.fromkeys(data[group]))
+    data = data.assign(shown=data[y].map(("{:" + fmt + "}").format))
+    base = alt.Chart(data, title=title).encode(
+        x=alt.X(f"{x}:N", sort=list(dict.fromkeys(data[x])), title=None, axis=alt.Axis(labelAngle=0, labelLimit=320)),
+        xOffset=alt.XOffset(f"{group}:N", sort=groups),
+        y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(domain=y_domain) if y_domain else alt.Undefined),
+        color=alt.Color(f"{group}:N", scale=_scale(groups, colours), sort=groups, legend=alt.Legend(orient="top")),
+        tooltip=[f"{x}:N", f"{group}:N", alt.Tooltip(f"{y}:Q", format=".4f")])
+    text = base.mark_text(dy=-6, fontSize=11).encode(text="shown:N")
+    return (base.mark_bar() + text).properties(height=height, usermeta=CANVAS)
+
+
+def per_view_metrics_chart(rows: pd.DataFrame, metric: str = "accuracy") -> alt.LayerChart:
+    """One group per model, one bar per view. ``rows``: model, view, value."""
+    views = list(dict.fromkeys(rows["view"]))
+    colours = [VIEW_COLOURS.get(v, OTHER_COLOURS[i % len(OTHER_COLOURS)]) for i, v in enumerate(views)]
+    return grouped_bars(rows.assign(view=rows["view"].map(view_label)), "model", "view", "value", colours, ".2f",
+                        y_title=metric, y_domain=[0, 1.08], height=300)
+
+
+def history_chart(history: list[dict], metric: str = "accuracy") -> alt.Chart:
+    """The validation metric per epoch, one line per view (``history``: metrics.json's, one entry
+    per epoch with ``val[view][metric]``)."""
+    rows = [{"epoch": h["epoch"] + 1, "view": view_label(view), "value": values[metric]}
+            for h in history if "val" in h for view, values in h["val"].items()]
+    data = pd.DataFrame(rows, columns=["epoch", "view", "value"])
     views = list(dict.fromkeys(data["view"]))
-    colours = [VIEW_COLOURS.get(v, OTHER_COLOURS[i % len(OTHER_COLOURS)]) for i, v in enumerate(dict.fromkeys(rows["view"]))]
-    base = alt.Chart(data).encode(
-        x=alt.X("model:N", title=None, axis=alt.Axis(labelAngle=0, labelLimit=320)),
-        xOffset=alt.XOffset("view:N", sort=views),
-        y=alt.Y("value:Q", title=metric, scale=alt.Scale(domain=[0, 1.08])),
+    raw = list(dict.fromkeys(v for h in history if "val" in h for v in h["val"]))
+    colours = [VIEW_COLOURS.get(v, OTHER_COLOURS[i % len(OTHER_COLOURS)]) for i, v in enumerate(raw)]
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("value:Q", title=f"val {metric}",
+                                                                  scale=alt.Scale(zero=False)),
         color=alt.Color("view:N", scale=_scale(views, colours), sort=views, legend=alt.Legend(orient="top")),
-        tooltip=["model:N", "view:N", alt.Tooltip("value:Q", format=".4f")])
-    return (base.mark_bar() + base.mark_text(dy=-6, fontSize=11).encode(text="shown:N")).properties(height=300, usermeta=CANVAS)
+        tooltip=["epoch:Q", "view:N", alt.Tooltip("value:Q", format=".4f")]).properties(height=280, usermeta=CANVAS)
 
 
 def label_counts_chart(counts: dict[str, int]) -> alt.Chart:
@@ -120,23 +146,20 @@ def saliency_histograms(frame: pd.DataFrame, modalities: list[str], bins: int | 
                  "examples:Q"]).properties(height=300, usermeta=CANVAS)
 
 
-def weights_chart(table: pd.DataFrame) -> alt.Chart:
+def weights_chart(table: pd.DataFrame) -> alt.LayerChart:
     """MSD's weight w_m(x) per scheme, one bar per modality. ``table``: scheme, modality, weight."""
-    modalities = list(dict.fromkeys(table["modality"]))
-    colours = [modality_colour(m, i) for i, m in enumerate(modalities)]
-    data = table.assign(shown=table["weight"].map("{:.2f}".format))
-    base = alt.Chart(data, title="MSD weight w_m(x) under each fixed scheme (λ = 1, τ = 1)").encode(
-        x=alt.X("scheme:N", sort=list(dict.fromkeys(table["scheme"])), title=None, axis=alt.Axis(labelAngle=0)),
-        xOffset=alt.XOffset("modality:N", sort=modalities), y=alt.Y("weight:Q", title="weight"),
-        color=alt.Color("modality:N", scale=_scale(modalities, colours), legend=alt.Legend(orient="top")),
-        tooltip=["scheme:N", "modality:N", alt.Tooltip("weight:Q", format=".3f")])
-    return (base.mark_bar() + base.mark_text(dy=-6, fontSize=11).encode(text="shown:N")).properties(height=260, usermeta=CANVAS)
+    colours = [modality_colour(m, i) for i, m in enumerate(dict.fromkeys(table["modality"]))]
+    return grouped_bars(table, "scheme", "modality", "weight", colours, ".2f",
+                        title="MSD weight w_m(x) under each fixed scheme (λ = 1, τ = 1)")
 
 
-def attribution_overlay(image, attribution, opacity: float = 0.55) -> tuple[np.ndarray, float]:
+def attribution_overlay(image, attribution, opacity: float = 0.55,
+                        outlier_perc: float = 2.0) -> tuple[np.ndarray, float]:
     """The image with its attribution blended over it, red where the attribution is positive and blue
-    where negative, full colour at the largest magnitude (``lim``, returned with the picture):
-    a plain picture, so no chart library is loaded to show it."""
+    where negative, in proportion to its magnitude up to ``lim`` (returned with the picture): the
+    magnitude that only ``outlier_perc`` % of pixels exceed, as captum's ``visualize_image_attr``
+    scales, so that a few extreme pixels do not leave the rest invisible. A plain picture, so no
+    chart library is loaded to show it."""
     from PIL import Image as PILImage
 
     image = np.asarray(image)
@@ -145,7 +168,7 @@ def attribution_overlay(image, attribution, opacity: float = 0.55) -> tuple[np.n
     a = np.asarray(attribution, dtype=np.float32)
     if a.shape[:2] != image.shape[:2]:
         a = np.asarray(PILImage.fromarray(a).resize(image.shape[1::-1], PILImage.BILINEAR))
-    lim = float(np.abs(a).max()) or 1.0
+    lim = float(np.percentile(np.abs(a), 100 - outlier_perc)) or float(np.abs(a).max()) or 1.0
     s = np.clip(a / lim, -1.0, 1.0)[..., None]
     red, blue = np.array([0.70, 0.09, 0.17]), np.array([0.13, 0.40, 0.67])
     colour = np.where(s >= 0, red, blue)

@@ -1,25 +1,10 @@
-"""Plotly figure builders for training curves and histories: data in, figure out (no streamlit here).
+"""Plotly figure builders for the training curves of Distill and Compare: data in, figure out (no streamlit here).
 The first pages' charts are Vega-Lite: ``charts``."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-
-from app.components.palette import VIEW_COLOURS, view_label
-
-def history_figure(history: list[dict], metric: str = "accuracy") -> go.Figure:
-    """Validation metric per epoch, one line per view."""
-    fig = go.Figure()
-    views = list(history[0].get("val", {})) if history else []
-    for view in views:
-        xs = [h["epoch"] + 1 for h in history if "val" in h]
-        ys = [h["val"][view][metric] for h in history if "val" in h]
-        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=view_label(view),
-                        line_color=VIEW_COLOURS.get(view))
-    fig.update_layout(xaxis_title="epoch", yaxis_title=f"val {metric}", height=280,
-                      margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=1.15))
-    return fig
 
 
 def smooth(values: list[float], weight: float) -> list[float]:

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.components.charts import (SCATTER_BOX, SCATTER_PICK, attribution_overlay, saliency_histograms,
-                                   saliency_scatter, scatter_sample, selected_examples)
+from app.components.charts import (SCATTER_BOX, SCATTER_PICK, attribution_overlay, history_chart,
+                                   saliency_histograms, saliency_scatter, scatter_sample, selected_examples)
 from app.components.views import markdown_table
 
 
@@ -54,6 +54,17 @@ def test_the_histograms_count_every_example_once_per_modality_on_shared_bins():
     assert np.array_equal(image, text)
 
 
+def test_the_history_has_one_point_per_epoch_and_view_with_the_saved_value():
+    history = [{"epoch": 0, "val": {"full": {"accuracy": 0.5}, "only:image": {"accuracy": 0.25}}},
+               {"epoch": 1, "train_loss": 0.3},  # an epoch without validation draws no point
+               {"epoch": 2, "val": {"full": {"accuracy": 0.75}, "only:image": {"accuracy": 0.5}}}]
+    data = history_chart(history).data
+    assert data.to_dict("records") == [{"epoch": 1, "view": "full input", "value": 0.5},
+                                       {"epoch": 1, "view": "image only", "value": 0.25},
+                                       {"epoch": 3, "view": "full input", "value": 0.75},
+                                       {"epoch": 3, "view": "image only", "value": 0.5}]
+
+
 def test_the_attribution_overlay_blends_red_for_blue_against_by_magnitude():
     image = np.full((2, 2, 3), 200, dtype=np.uint8)
     same, lim = attribution_overlay(image, np.zeros((2, 2)))
@@ -69,12 +80,20 @@ def test_the_attribution_overlay_blends_red_for_blue_against_by_magnitude():
         assert np.allclose(out[r, c], want * 255, atol=0.51), (r, c)  # to the nearest of 256 levels
 
 
+def test_the_attribution_overlay_saturates_at_the_98th_percentile_as_captum_does():
+    attr = np.zeros((10, 10))
+    attr[0, 0], attr[1:3] = 100.0, 1.0  # one outlier; 20 pixels at 1; the 98th percentile is 1
+    out, lim = attribution_overlay(np.zeros((10, 10, 3), dtype=np.uint8), attr, opacity=1.0)
+    assert lim == 1.0 and np.array_equal(out[0, 0], out[1, 0])  # the outlier is no redder than a 1
+
+
 def test_the_attribution_overlay_resizes_a_coarser_map_and_takes_grey_images():
     out, _ = attribution_overlay(np.zeros((8, 8), dtype=np.uint8), np.ones((2, 2)))
     assert out.shape == (8, 8, 3) and out.dtype == np.uint8 and (out[..., 0] > 0).all()
 
 
-@pytest.mark.parametrize("text, shown", [("a|b", r"a\|b"), ("no_smoking*", r"no\_smoking\*"), ("two\nlines", "two lines")])
+@pytest.mark.parametrize("text, shown", [("a|b", r"a\|b"), ("no_smoking*", r"no\_smoking\*"),
+                                         ("two\nlines", "two lines")])
 def test_a_markdown_table_shows_cells_as_written(text, shown):
     table = markdown_table([{"view": "full input", "prediction": text}])
     assert table.splitlines() == ["| view | prediction |", "|---|---|", f"| full input | {shown} |"]
