@@ -395,9 +395,10 @@ def cmd_dashboard(a) -> None:
     import subprocess
 
     serve = Path(__file__).resolve().parent.parent / "app" / "serve.py"  # streamlit run, first visit prepared
+    # No file watcher: it is for editing the app's source, and watching every module costs each new session.
     sys.exit(subprocess.call([sys.executable, str(serve), "--server.headless", "true",
                               "--server.address", a.address, "--server.port", str(a.port),
-                              "--browser.gatherUsageStats", "false"]))
+                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]))
 
 
 def add_dashboard_command(sub) -> None:
