@@ -1,4 +1,5 @@
-"""Vega-Lite chart builders (through altair) for the pages a first visit opens: data in, chart out.
+"""Vega-Lite chart builders (through altair) for the pages a first visit opens, data in, chart out; and
+the attribution picture those pages show instead of a heat-map chart (``attribution_overlay``).
 
 The Overview and the Saliency explorer draw only these. Streamlit loads a chart library's code
 into the browser the first time a page shows one of its charts; Vega-Lite's is a sixth of
@@ -13,7 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from app.components.palette import OTHER_COLOURS, VIEW_COLOURS, modality_colour, view_label
+from app.components.palette import modality_colour, other_colour, view_colour, view_label
 
 SCATTER_PICK, SCATTER_BOX = "pick", "box"
 # Points a scatter draws at most: a browser draws some thousands in well under a second on a
@@ -47,7 +48,7 @@ def grouped_bars(data: pd.DataFrame, x: str, group: str, y: str, colours: list[s
 def per_view_metrics_chart(rows: pd.DataFrame, metric: str = "accuracy") -> alt.LayerChart:
     """One group per model, one bar per view. ``rows``: model, view, value."""
     views = list(dict.fromkeys(rows["view"]))
-    colours = [VIEW_COLOURS.get(v, OTHER_COLOURS[i % len(OTHER_COLOURS)]) for i, v in enumerate(views)]
+    colours = [view_colour(v, i) for i, v in enumerate(views)]
     return grouped_bars(rows.assign(view=rows["view"].map(view_label)), "model", "view", "value", colours, ".2f",
                         y_title=metric, y_domain=[0, 1.08], height=300)
 
@@ -60,7 +61,7 @@ def history_chart(history: list[dict], metric: str = "accuracy") -> alt.Chart:
     data = pd.DataFrame(rows, columns=["epoch", "view", "value"])
     views = list(dict.fromkeys(data["view"]))
     raw = list(dict.fromkeys(v for h in history if "val" in h for v in h["val"]))
-    colours = [VIEW_COLOURS.get(v, OTHER_COLOURS[i % len(OTHER_COLOURS)]) for i, v in enumerate(raw)]
+    colours = [view_colour(v, i) for i, v in enumerate(raw)]
     return alt.Chart(data).mark_line(point=True).encode(
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("value:Q", title=f"val {metric}",
                                                                   scale=alt.Scale(zero=False)),
@@ -95,7 +96,7 @@ def saliency_scatter(frame: pd.DataFrame, x: str, y: str, colour: str) -> alt.La
     values = sorted(frame[colour].astype(str).unique())
     frame = scatter_sample(frame)
     groups = frame[colour].astype(str)
-    shades = [modality_colour(v, i) if colour == "dominant" else OTHER_COLOURS[i % len(OTHER_COLOURS)]
+    shades = [modality_colour(v, i) if colour == "dominant" else other_colour(i)
               for i, v in enumerate(values)]
     data = pd.DataFrame({"example": frame["index"].astype(int).to_numpy(), "x": frame[f"sal {x}"].to_numpy(),
                          "y": frame[f"sal {y}"].to_numpy(), colour: groups.to_numpy(), "id": frame["id"].to_numpy(),

@@ -7,9 +7,19 @@ OTHER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
                  "#bcbd22", "#17becf"]
 
 
+def other_colour(i: int) -> str:
+    """The ``i``-th colour of a series with no colour of its own."""
+    return OTHER_COLOURS[i % len(OTHER_COLOURS)]
+
+
+def view_colour(view: str, i: int = 0) -> str:
+    """One colour per view on every chart (``full``, ``only:image``, ...); else the ``i``-th other."""
+    return VIEW_COLOURS.get(view, other_colour(i))
+
+
 def modality_colour(modality: str, i: int = 0) -> str:
     """One colour per modality on every chart (its single-modality view's colour)."""
-    return VIEW_COLOURS.get(f"only:{modality}", OTHER_COLOURS[i % len(OTHER_COLOURS)])
+    return view_colour(f"only:{modality}", i)
 
 
 def view_label(view: str) -> str:
