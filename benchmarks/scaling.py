@@ -25,7 +25,7 @@ def run(device, sizes=(1000, 4000, 16000), batch_size: int = 64) -> list[Row]:
     for n in sizes:
         data = DataConfig("synthetic", options={"n": n, "seed": 7})
         ds = load_split(data, "train")
-        collator = Collator.for_data(ds.modalities, data)
+        collator = Collator.for_data(ds, data)
         t0 = time.perf_counter()
         logits, targets = predict_views(teacher, ds, collator, device,
                                         named_views(ds.modality_names, without=True), batch_size=256)

@@ -31,7 +31,7 @@ def msd_objective(cache, collator, method: str = "msd", weighting: str = "instan
 def setup(n: int = 256):
     ds = load_split(DATA, "train").subset(range(n))
     cache = teacher_logits(TEACHER, DATA, ds)
-    collator = Collator.for_data(ds.modalities, DATA)
+    collator = Collator.for_data(ds, DATA)
     return ds, cache, collator
 
 

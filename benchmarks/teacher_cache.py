@@ -25,7 +25,7 @@ def run(device, n: int = 512, batch_size: int = 32) -> list[Row]:
     tmp = tempfile.mkdtemp(prefix="msd-bench-cache-")
     os.environ["MSD_STUDIO_CACHE"] = tmp
     ds = load_split(DATA, "train").subset(range(n))
-    collator = Collator.for_data(ds.modalities, DATA)
+    collator = Collator.for_data(ds, DATA)
     torch.manual_seed(0)
     save_model(Path(tmp) / "model.safetensors", create_model("minilm-teacher", ds.modalities, len(ds.labels)),
                ds.labels)

@@ -269,7 +269,7 @@ def cmd_data(a) -> None:
         text = ex.inputs.get("text", "")
         image = ex.inputs.get("image")
         image = image if isinstance(image, str) else f"<array {getattr(image, 'shape', '')}>"
-        print(f"  {ex.id}: label={ds.labels[ex.target]!r} text={text!r} image={image} {ex.meta.get('reliance', '')}")
+        print(f"  {ex.id}: label={ds.label_text(ex)!r} text={text!r} image={image} {ex.meta.get('reliance', '')}")
     for s in ds.skipped:
         print(f"  skipped {s.path}:{s.row}: {s.reason}")
 
@@ -298,7 +298,7 @@ def cmd_evaluate(a) -> None:
     ds = load_split(cfg, a.split)
     model, meta = load_model(ckpt, device)
     check_fits(meta, ds, ckpt)
-    metrics = evaluate(model, ds, Collator.for_data(ds.modalities, cfg), device)
+    metrics = evaluate(model, ds, Collator.for_data(ds, cfg), device)
     print(json.dumps(metrics, indent=2))
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
+from ..engine.evaluate import headline
+from ..method.tasks import correct, predicted_text
 from ..paths import METRICS_FILE
 from ..method.objectives import OBJECTIVES
 
@@ -64,7 +66,7 @@ def views_correct(run: dict, ds) -> dict[str, np.ndarray]:
     from .export import run_predictions
 
     logits, targets = run_predictions(run, ds)
-    return {view: (z.argmax(-1) == targets).numpy() for view, z in logits.items()}
+    return {view: correct(z, targets, ds.task).numpy() for view, z in logits.items()}
 
 
 def slice_table(runs: list[dict], slices: list, correct_of) -> pd.DataFrame:
@@ -104,16 +106,25 @@ def split_metrics(run: dict, split: str) -> dict | None:
     return json.loads(path.read_text()).get(split, {}) if path.is_file() else None
 
 
+def run_metric(run: dict) -> str | None:
+    """The headline metric a finished run's metrics.json names (its data set's), or None."""
+    path = Path(run["out_dir"] or "") / METRICS_FILE
+    return json.loads(path.read_text()).get("metric") if path.is_file() else None
+
+
 def results_table(runs: list[dict], split: str = "test") -> pd.DataFrame:
-    """Mean ± std across seeds of each view's accuracy (and agreement) for each run group."""
+    """Mean ± std across seeds of each view's headline metric (``evaluate.headline``: accuracy,
+    AUROC, micro-F1 or VQA accuracy, as the data set says) and agreement, for each run group."""
     rows = []
     for r in runs:
         metrics = split_metrics(r, split)
         if metrics is None:
             continue
         row = {"group": group_name(r["config"]), "run": r["id"], "seed": r["config"].get("train", {}).get("seed")}
+        metric = run_metric(r)
         for view, m in metrics.items():
-            row[f"{view} accuracy"] = m["accuracy"]
+            name, value = headline(m, metric)
+            row[f"{view} {name}"] = value
             if "agreement" in m:
                 row[f"{view} agreement"] = m["agreement"]
         rows.append(row)
@@ -168,18 +179,19 @@ def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu
     cfg_a = run_a["config"]
     data = DataConfig.from_dict(cfg_a["data"])
     ds = load_split(data, split)
-    collator = Collator.for_data(ds.modalities, data)
+    collator = Collator.for_data(ds, data)
     preds = {}
     for key, run in (("a", run_a), ("b", run_b)):
         model, _ = load_model(Path(run["out_dir"]) / MODEL_FILE, device)
         logits, targets = predict_views(model, ds, collator, device, {"full": tuple(ds.modality_names)})
-        preds[key] = logits["full"].argmax(-1).numpy()
+        preds[key] = logits["full"]
     cache = teacher_logits(cfg_a["teacher"], data, ds, device=device)
-    y = targets.numpy()
+    said = {key: [predicted_text(z, ds.labels, ds.task) for z in preds[key]] for key in preds}
+    right = {key: correct(preds[key], targets, ds.task).numpy() for key in preds}
     frame = pd.DataFrame({"index": np.arange(len(ds)), "id": [e.id for e in ds.examples],
-                          "label": [ds.labels[i] for i in y], "text": [e.inputs.get("text", "") for e in ds.examples],
-                          "A": [ds.labels[i] for i in preds["a"]], "B": [ds.labels[i] for i in preds["b"]],
-                          "A right": preds["a"] == y, "B right": preds["b"] == y,
+                          "label": [ds.label_text(e) for e in ds.examples],
+                          "text": [e.inputs.get("text", "") for e in ds.examples],
+                          "A": said["a"], "B": said["b"], "A right": right["a"], "B right": right["b"],
                           "teacher dominant": dominant_modality(modality_saliency(cache))})
     frame["outcome"] = np.select([frame["A right"] & ~frame["B right"], ~frame["A right"] & frame["B right"],
                                   frame["A right"] & frame["B right"]],

@@ -29,6 +29,7 @@ from ..data.example import Example, MultimodalDataset
 from ..data.views import make_view, named_views
 from ..errors import ConfigError, DataError
 from ..method.saliency import MEASURES
+from ..method.tasks import confidence, predicted_text, probabilities
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,15 @@ class Edit:
 @dataclass
 class Readout:
     """One model on one input: ``logits[view]`` (``C`` values, None for a view left with no
-    modality), ``probs`` of ``full``, ``pred`` (label name), ``saliency[m]`` (None when undefined)."""
+    modality), ``probs`` of ``full``, ``pred`` (the prediction in words), ``saliency[m]`` (None when
+    undefined), ``p_label[view]``: the probability given to the example's label
+    (``method.tasks.confidence``), None where the view has no logits."""
 
     logits: dict[str, torch.Tensor | None]
     probs: list[float]
     pred: str
     saliency: dict[str, float | None]
+    p_label: dict[str, float | None]
 
 
 @dataclass
@@ -105,7 +109,7 @@ def _tokenizer():
 def collator_for(ds: MultimodalDataset, data_cfg) -> Collator:
     """The collator of ``ds`` under ``data_cfg`` (``Collator.for_data``), sharing one tokenizer."""
     tok = _tokenizer() if any(m.kind == "text" for m in ds.modalities) else None
-    return Collator.for_data(ds.modalities, data_cfg, tokenizer=tok)
+    return Collator.for_data(ds, data_cfg, tokenizer=tok)
 
 
 def edited_example(ds: MultimodalDataset, index: int, edit: Edit = Edit()) -> Example:
@@ -208,10 +212,12 @@ def _counterfactual(models, ds, data_cfg, index, edit, removal, measure, fill, s
                     done[frozenset(keep)] = model(e.view(keep))[:1].float()
                 logits[view] = done[frozenset(keep)]
             sal = {m: None if logits[f"without:{m}"] is None else
-                   float(fn(logits["full"], logits[f"without:{m}"], y)[0]) for m in mods}
-            probs = logits["full"].softmax(-1)[0]
+                   float(fn(logits["full"], logits[f"without:{m}"], y, ds.task)[0]) for m in mods}
+            probs = probabilities(logits["full"], ds.task)[0]
+            p_label = {v: None if z is None else float(confidence(z, y, ds.task)[0]) for v, z in logits.items()}
             readouts[name] = Readout({v: (None if z is None else z[0]) for v, z in logits.items()},
-                                     probs.tolist(), ds.labels[int(probs.argmax())], sal)
+                                     probs.tolist(), predicted_text(logits["full"][0], ds.labels, ds.task), sal,
+                                     p_label)
     attr = None
     if image_method and models:
         attr = _explain(next(iter(models.values())), e, image_method, n_steps)
@@ -220,7 +226,7 @@ def _counterfactual(models, ds, data_cfg, index, edit, removal, measure, fill, s
         n_tok = len(e.collator.tokenizer(edit.text, truncation=False)["input_ids"])
         if n_tok > data_cfg.max_text_len:
             notes.append(f"the text has {n_tok} tokens; the models read the first {data_cfg.max_text_len}")
-    return Counterfactual(e.example, ds.labels[e.example.target], ds.labels, mods, readouts, attr,
+    return Counterfactual(e.example, ds.label_text(e.example), ds.labels, mods, readouts, attr,
                           time.perf_counter() - t0, notes)
 
 
@@ -243,12 +249,11 @@ def explain_edit(model, ds: MultimodalDataset, data_cfg, index: int, edit: Edit 
 def prediction_frame(original: Counterfactual, edited: Counterfactual) -> pd.DataFrame:
     """One row per model: prediction and p(label) before and after the edit, and their change."""
     rows = []
-    y = edited.example.target
     for name, after in edited.readouts.items():
         before = original.readouts[name]
-        rows.append({"model": name, "original": before.pred, "p(label) original": round(before.probs[y], 3),
-                     "edited": after.pred, "p(label) edited": round(after.probs[y], 3),
-                     "Δ p(label)": round(after.probs[y] - before.probs[y], 3),
+        p0, p1 = before.p_label["full"], after.p_label["full"]
+        rows.append({"model": name, "original": before.pred, "p(label) original": round(p0, 3),
+                     "edited": after.pred, "p(label) edited": round(p1, 3), "Δ p(label)": round(p1 - p0, 3),
                      "changed": "yes" if after.pred != before.pred else ""})
     return pd.DataFrame(rows)
 
@@ -275,14 +280,11 @@ def saliency_frame(original: Counterfactual, edited: Counterfactual) -> pd.DataF
 
 def view_frame(original: Counterfactual, edited: Counterfactual) -> pd.DataFrame:
     """One row per model and view: p(label) on the original and the edited input (None: no modality left)."""
-    y = edited.example.target
     rows = []
     for name, after in edited.readouts.items():
-        for view, z in after.logits.items():
-            z0 = original.readouts[name].logits[view]
-            rows.append({"model": name, "view": view,
-                         "p(label) original": None if z0 is None else float(z0.softmax(-1)[y]),
-                         "p(label) edited": None if z is None else float(z.softmax(-1)[y])})
+        for view, p in after.p_label.items():
+            rows.append({"model": name, "view": view, "p(label) original": original.readouts[name].p_label[view],
+                         "p(label) edited": p})
     return pd.DataFrame(rows)
 
 

@@ -14,6 +14,7 @@ from ..config import DataConfig
 from ..data.example import MultimodalDataset
 from ..engine.teacher_cache import teacher_logits
 from ..method.saliency import dominant_modality, interactions, modality_saliency, population_saliency, shapley_values
+from ..method.tasks import confidence, correct, predicted_text, predictions
 from ..method.view_logits import TeacherLogits
 from ..method.weighting import WEIGHTINGS, fixed_weights
 
@@ -21,17 +22,19 @@ from ..method.weighting import WEIGHTINGS, fixed_weights
 def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "loss-drop") -> pd.DataFrame:
     """One row per example (see the module docstring)."""
     sal = modality_saliency(cache, measure)
-    labels = ds.labels
+    labels, task = ds.labels, cache.task
     y = cache.targets
-    frame = pd.DataFrame({"id": cache.ids, "label": [labels[i] for i in y.tolist()],
+    frame = pd.DataFrame({"id": cache.ids, "label": [ds.label_text(e) for e in ds.examples],
                           "text": [str(e.inputs.get("text", "")) for e in ds.examples]})
     for view, z in cache.logits.items():
         if view.startswith("subset:"):
             continue
-        pred = z.argmax(-1)
-        frame[f"pred {view}"] = [labels[i] for i in pred.tolist()]
-        frame[f"p(y) {view}"] = z.softmax(-1).gather(1, y[:, None])[:, 0].numpy()
-    frame["correct"] = frame["pred full"] == frame["label"]
+        if task == "multi-label":
+            frame[f"pred {view}"] = [predicted_text(row, labels, task) for row in z]
+        else:
+            frame[f"pred {view}"] = [labels[i] for i in predictions(z, task).tolist()]
+        frame[f"p(y) {view}"] = confidence(z, y, task).numpy()
+    frame["correct"] = correct(cache.logits["full"], y, task).numpy()
     for m, v in sal.items():
         frame[f"sal {m}"] = v.numpy()
     frame["dominant"] = dominant_modality(sal)

@@ -24,12 +24,14 @@ import numpy as np
 import pandas as pd
 
 from ..config import DataConfig, DistillConfig
+from ..engine.evaluate import METRICS
 from ..errors import ConfigError
+from ..method.tasks import correct, predicted_text
 from .compare import group_name, split_metrics
 from .significance import data_name, seed_of
 
 FORMATS = {"examples": ("parquet", "csv"), "table": ("csv", "md", "tex")}
-TABLE_METRICS = ("accuracy", "auroc", "agreement")  # higher is better for each
+TABLE_METRICS = (*dict.fromkeys(k for names in METRICS.values() for k in names), "agreement")  # higher is better
 DIGITS = 4
 
 
@@ -74,18 +76,17 @@ def run_predictions(run: dict, ds, device: str = "cpu") -> tuple[dict, "object"]
     check_fits(meta, ds, ckpt)
     data = DataConfig.from_dict(run["config"]["data"])
     removal = run["config"].get("distill", {}).get("removal", DistillConfig().removal)
-    return predict_views(model, ds, Collator.for_data(ds.modalities, data), device,
+    return predict_views(model, ds, Collator.for_data(ds, data), device,
                          named_views(ds.modality_names), removal=removal)
 
 
-def _logit_columns(frame: dict, who: str, view: str, logits, labels: list[str], targets=None) -> None:
+def _logit_columns(frame: dict, who: str, view: str, logits, labels: list[str], task: str, targets=None) -> None:
     z = logits.numpy()
     for j, name in enumerate(labels):
         frame[f"{who}/{view}/logit:{name}"] = z[:, j]
-    pred = z.argmax(-1)
-    frame[f"{who}/{view}/pred"] = [labels[i] for i in pred]
+    frame[f"{who}/{view}/pred"] = [predicted_text(row, labels, task) for row in logits]
     if targets is not None:
-        frame[f"{who}/{view}/correct"] = pred == targets
+        frame[f"{who}/{view}/correct"] = correct(logits, targets, task).numpy()
 
 
 def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -> tuple[pd.DataFrame, dict]:
@@ -100,11 +101,10 @@ def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -
     ds = load_split(data, split)
     removal = removal_of(runs)
     cache = teacher_logits(cfg["teacher"], data, ds, removal=removal, subsets=True, device=device)
-    y = cache.targets.numpy()
-    frame: dict = {"index": np.arange(len(ds)), "id": list(cache.ids), "label": [ds.labels[i] for i in y]}
+    frame: dict = {"index": np.arange(len(ds)), "id": list(cache.ids), "label": [ds.label_text(e) for e in ds.examples]}
     for view, z in cache.logits.items():
         if not view.startswith("subset:"):
-            _logit_columns(frame, "teacher", view, z, ds.labels)
+            _logit_columns(frame, "teacher", view, z, ds.labels, ds.task)
     for m, v in modality_saliency(cache, "loss-drop").items():
         frame[f"teacher/sal:{m}"] = v.numpy()
     for m, v in shapley_values(cache).items():
@@ -112,7 +112,7 @@ def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -
     for r in runs:
         logits, targets = run_predictions(r, ds, device)
         for view, z in logits.items():
-            _logit_columns(frame, r["id"], view, z, ds.labels, targets.numpy())
+            _logit_columns(frame, r["id"], view, z, ds.labels, ds.task, targets)
     meta = {"split": split, "data": cfg["data"], "teacher": cfg["teacher"], "removal": removal,
             "runs": {r["id"]: {"name": r.get("name"), "group": group_name(r["config"]), "seed": seed_of(r)}
                      for r in runs}}
@@ -143,8 +143,8 @@ def read_export_meta(path: str | Path) -> dict:
 
 # -- metrics table ---------------------------------------------------------------------
 def metrics_summary(runs: list[dict], split: str = "test") -> pd.DataFrame:
-    """Mean, sample std (``ddof = 1``) and count over seeds of each view's accuracy, AUROC and
-    agreement, one row per data set and run group; columns ``<view> <metric> mean`` / ``std``."""
+    """Mean, sample std (``ddof = 1``) and count over seeds of each view's metrics (every task kind's:
+    accuracy, AUROC, the F1s, exact match, VQA accuracy) and agreement, one row per data set and run group; columns ``<view> <metric> mean`` / ``std``."""
     rows = []
     for r in runs:
         metrics = split_metrics(r, split)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from ..config import DataConfig
 from ..data.collate import Collator
@@ -31,7 +30,9 @@ from ..engine.checkpoint import check_fits, load_model, model_file
 from ..engine.evaluate import headline_metric
 from ..engine.predict import predict_views
 from ..errors import ConfigError
+from ..method.losses import ce_per_example
 from ..method.saliency import interactions, modality_saliency, shapley_values
+from ..method.tasks import label_prior
 from ..method.view_logits import TeacherLogits
 
 CACHE_BATCH = 256  # the teacher cache's batch size: students use it too, so `swap` pairs the same partners
@@ -50,7 +51,7 @@ def predict_mixed(model, ds: MultimodalDataset, collator: Collator, device, sour
     mixed = [Example(f"{ds.examples[rows[k]].id}#{k}", {m: ds.examples[src[m][k]].inputs[m] for m in mods},
                      ds.examples[rows[k]].target, ds.examples[rows[k]].meta) for k in range(n)]
     logits, _ = predict_views(model, MultimodalDataset(ds.name, ds.split, ds.modalities, ds.labels, mixed,
-                                                       metric=ds.metric, neutral_text=ds.neutral_text),
+                                                       metric=ds.metric, neutral_text=ds.neutral_text, task=ds.task),
                               collator, device, {"full": tuple(mods)}, batch_size=batch_size)
     return logits["full"]
 
@@ -61,13 +62,14 @@ def model_views(model, ds: MultimodalDataset, collator: Collator, device, *, rem
     ``ds``, the table the saliency functions read (§5, §6), built as the teacher cache builds its own."""
     views = named_views(ds.modality_names, without=True, subsets=True)
     logits, targets = predict_views(model, ds, collator, device, views, removal=removal, batch_size=batch_size)
-    return TeacherLogits([e.id for e in ds.examples], targets, logits, ds.labels, ds.modality_names, removal)
+    return TeacherLogits([e.id for e in ds.examples], targets, logits, ds.labels, ds.modality_names, removal,
+                         task=ds.task)
 
 
 def select_rows(views: TeacherLogits, rows: list[int]) -> TeacherLogits:
     idx = torch.tensor(rows, dtype=torch.long)
     return TeacherLogits([views.ids[i] for i in rows], views.targets[idx], {k: v[idx] for k, v in views.logits.items()},
-                         views.labels, views.modalities, views.removal, views.hit)
+                         views.labels, views.modalities, views.removal, views.hit, views.task)
 
 
 @dataclass
@@ -95,9 +97,9 @@ def perceptual_score(model, ds: MultimodalDataset, collator: Collator, device, *
     ident = torch.arange(n)
     if full_logits is None:
         full_logits = predict_mixed(model, ds, collator, device, {m: ident for m in mods}, batch_size=batch_size)
-    y = torch.tensor([e.target for e in ds.examples], dtype=torch.long)
-    base_loss = F.cross_entropy(full_logits, y, reduction="none")
-    base = headline_metric(full_logits, y, ds.metric)
+    y = ds.targets()
+    base_loss = ce_per_example(full_logits, y, ds.task)
+    base = headline_metric(full_logits, y, ds.metric, ds.task)
     score, increase, permuted = {}, {}, {}
     steps, done = len(mods) * permutations, 0
     for mi, m in enumerate(mods):
@@ -107,8 +109,8 @@ def perceptual_score(model, ds: MultimodalDataset, collator: Collator, device, *
             pi = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009 + k))
             z = predict_mixed(model, ds, collator, device, {x: (pi if x == m else ident) for x in mods},
                               targets_from=ident, batch_size=batch_size)
-            permuted[m].append(headline_metric(z, y, ds.metric))
-            total += F.cross_entropy(z, y, reduction="none") - base_loss
+            permuted[m].append(headline_metric(z, y, ds.metric, ds.task))
+            total += ce_per_example(z, y, ds.task) - base_loss
             done += 1
             if progress is not None:
                 progress(done, steps)
@@ -161,9 +163,9 @@ def emap_gap(model, ds: MultimodalDataset, collator: Collator, device, *, n: int
     f = torch.cat(chunks).view(k, k, -1)
     proj = additive_projection(f)
     diag = torch.arange(k)
-    y = torch.tensor([ds.examples[i].target for i in rows], dtype=torch.long)
+    y = ds.targets()[r]
     own, projected = f[diag, diag], proj[diag, diag]
-    m_own, m_proj = headline_metric(own, y, ds.metric), headline_metric(projected, y, ds.metric)
+    m_own, m_proj = (headline_metric(z, y, ds.metric, ds.task) for z in (own, projected))
     return Emap(m_own, m_proj, m_own - m_proj, list(rows), own, projected)
 
 
@@ -261,9 +263,8 @@ def modality_ledger(teacher: str | Path, data_cfg: DataConfig, ds: MultimodalDat
     sample = ds.subset(rows)
     position = {r: k for k, r in enumerate(rows)}
     emap_local = [position[r] for r in order[:min(emap_examples, len(rows))]]  # order[:n] ⊆ rows
-    counts = torch.bincount(torch.tensor([e.target for e in ds.examples]), minlength=len(ds.labels)).float() + 1
-    prior = counts / counts.sum()  # §6: the label frequencies of the analysed split
-    collator = Collator.for_data(ds.modalities, data_cfg)
+    prior = label_prior(ds.targets(), ds.task, len(ds.labels))  # §6: the analysed split's label frequencies
+    collator = Collator.for_data(ds, data_cfg)
     notes = []
     if len(ds.modality_names) != 2:
         notes.append(f"EMAP is defined for two modalities; this data set has {len(ds.modality_names)} "
@@ -295,10 +296,10 @@ def modality_ledger(teacher: str | Path, data_cfg: DataConfig, ds: MultimodalDat
             emap = emap_gap(model, sample, collator, device, rows=emap_local)
         row, frame, sals[name] = _model_row(name, views, perc, emap, measure, prior)
         table.append(row)
-        frame["label"] = [ds.labels[t] for t in views.targets.tolist()] * len(ds.modality_names)
+        frame["label"] = [sample.label_text(e) for e in sample.examples] * len(ds.modality_names)
         examples.append(frame)
     say(1.0, "done")
-    labels = [ds.labels[e.target] for e in sample.examples]
+    labels = [sample.label_text(e) for e in sample.examples]
     ids = [e.id for e in sample.examples]
     t_sal = sals[models[0][0]]
     reliance = [reliance_frame(ids, labels, t_sal, sals[name], relies=relies, ignores=ignores, student=name)

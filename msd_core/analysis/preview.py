@@ -12,7 +12,7 @@ from ..errors import DataError
 def example_record(ds: MultimodalDataset, index: int, image_size: int = 128) -> dict:
     """``{id, label, text, image (HxWx3 uint8 or None), image_error, extra}`` for one example."""
     ex = ds.examples[index]
-    rec = {"id": ex.id, "label": ds.labels[ex.target], "text": ex.inputs.get("text"), "image": None,
+    rec = {"id": ex.id, "label": ds.label_text(ex), "text": ex.inputs.get("text"), "image": None,
            "image_error": None, "reliance": ex.meta.get("reliance"), "source": ex.meta.get("source")}
     if "image" in ex.inputs:
         try:
@@ -26,11 +26,12 @@ def example_record(ds: MultimodalDataset, index: int, image_size: int = 128) -> 
 
 def filter_indices(ds: MultimodalDataset, label: str | None = None, text: str | None = None,
                    reliance: str | None = None) -> list[int]:
-    """Indices of examples with the given label / reliance whose text contains ``text``."""
+    """Indices of examples with the given label (among their labels, for multi-label and soft
+    targets: ``MultimodalDataset.label_indices``) and reliance whose text contains ``text``."""
     out = []
     needle = (text or "").strip().lower()
     for i, ex in enumerate(ds.examples):
-        if label and ds.labels[ex.target] != label:
+        if label and label not in [ds.labels[k] for k in ds.label_indices(ex)]:
             continue
         if reliance and ex.meta.get("reliance") != reliance:
             continue

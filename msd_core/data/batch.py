@@ -18,6 +18,9 @@ class Batch:
     - ``present[m]``: ``B`` bool, False where modality dropout removed ``m`` from an
       example (its tokens are then left out by the model's attention mask).
 
+    ``targets`` are as ``method.tasks.target_tensor`` builds them for ``task``: ``N`` class
+    indices, or ``N x C`` label scores for multi-label and soft tasks.
+
     A modality that is absent from ``values`` is absent from every example (the
     ``drop`` view); models must accept any non-empty subset.
     """
@@ -29,6 +32,7 @@ class Batch:
     token_mask: dict[str, torch.Tensor] = field(default_factory=dict)
     special_mask: dict[str, torch.Tensor] = field(default_factory=dict)
     mask_token_id: int | None = None
+    task: str = "single-label"
 
     @property
     def modalities(self) -> list[str]:

@@ -6,16 +6,21 @@ import torch
 
 from ..errors import DataError
 from .batch import Batch
-from .example import Example, ModalitySpec
+from ..method.tasks import check_task, target_tensor
+from .example import Example, ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS, load_image, normalize
 
 
 class Collator:
-    """Turns a list of ``Example`` into a ``Batch`` for the given modalities."""
+    """Turns a list of ``Example`` into a ``Batch`` for the given modalities, with targets as
+    ``task`` holds them (``method.tasks.target_tensor``; ``num_labels`` wide for multi-label and
+    soft tasks)."""
 
     def __init__(self, modalities: list[ModalitySpec], tokenizer=None, image_size: int = 64,
-                 max_text_len: int = 32, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
+                 max_text_len: int = 32, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, *,
+                 task: str = "single-label", num_labels: int | None = None):
         self.modalities = list(modalities)
+        self.task, self.num_labels = check_task(task), num_labels
         self.image_size = image_size
         self.max_text_len = max_text_len
         self.max_image_pixels = max_image_pixels
@@ -26,10 +31,11 @@ class Collator:
         self.tokenizer = tokenizer
 
     @classmethod
-    def for_data(cls, modalities: list[ModalitySpec], data_cfg, tokenizer=None) -> "Collator":
-        """A collator with the image size, text length and image pixel limit of ``data_cfg`` (a ``DataConfig``)."""
-        return cls(modalities, tokenizer, image_size=data_cfg.image_size, max_text_len=data_cfg.max_text_len,
-                   max_image_pixels=data_cfg.max_image_pixels)
+    def for_data(cls, ds: MultimodalDataset, data_cfg, tokenizer=None) -> "Collator":
+        """A collator for ``ds``'s modalities and task, with the image size, text length and image
+        pixel limit of ``data_cfg`` (a ``DataConfig``)."""
+        return cls(ds.modalities, tokenizer, image_size=data_cfg.image_size, max_text_len=data_cfg.max_text_len,
+                   max_image_pixels=data_cfg.max_image_pixels, task=ds.task, num_labels=len(ds.labels))
 
     def __call__(self, examples: list[Example]) -> Batch:
         values, token_mask, special_mask = {}, {}, {}
@@ -56,12 +62,12 @@ class Collator:
                 raise DataError(f"unknown modality kind {spec.kind!r} for {spec.name!r}")
         present = {m: torch.ones(n, dtype=torch.bool) for m in values}
         return Batch(values=values, present=present,
-                     targets=torch.tensor([ex.target for ex in examples], dtype=torch.long),
+                     targets=target_tensor([ex.target for ex in examples], self.task, self.num_labels),
                      ids=[ex.id for ex in examples], token_mask=token_mask, special_mask=special_mask,
-                     mask_token_id=getattr(self.tokenizer, "mask_token_id", None))
+                     mask_token_id=getattr(self.tokenizer, "mask_token_id", None), task=self.task)
 
     def text_batch(self, text: str) -> Batch:
         """A one-example batch holding only ``text`` (the neutral caption of ``mean`` removal)."""
         spec = [m for m in self.modalities if m.kind == "text"]
         sub = Collator(spec, self.tokenizer, self.image_size, self.max_text_len, self.max_image_pixels)
-        return sub([Example("neutral", {m.name: text for m in spec}, 0)])
+        return sub([Example("neutral", {m.name: text for m in spec}, 0)])  # its target is never read

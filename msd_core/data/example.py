@@ -21,7 +21,10 @@ class ModalitySpec:
 
 @dataclass
 class Example:
-    """One example: raw inputs per modality, an integer target, free-form metadata.
+    """One example: raw inputs per modality, a target, free-form metadata.
+
+    ``target`` is the class index (single-label tasks) or ``{label index: score}`` (multi-label
+    tasks with scores of 1.0; soft tasks with scores in ``[0, 1]``); see ``method.tasks``.
 
     ``inputs['image']`` is a file path or an ``HxWxC`` uint8 array; ``inputs['text']``
     a string; a ``vector`` modality a 1-D float array. ``meta['source']`` says where
@@ -31,7 +34,7 @@ class Example:
 
     id: str
     inputs: dict[str, Any]
-    target: int
+    target: int | dict[int, float]
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -45,11 +48,16 @@ class SkippedRow:
 
 
 class MultimodalDataset(torch.utils.data.Dataset):
-    """A list of examples with the modalities and label names they share."""
+    """A list of examples with the modalities, label names and task kind (``method.tasks.TASKS``)
+    they share; ``metric`` is the headline metric (``engine.evaluate.METRICS``)."""
 
     def __init__(self, name: str, split: str, modalities: list[ModalitySpec], labels: list[str],
                  examples: list[Example], metric: str = "accuracy",
-                 skipped: list[SkippedRow] | None = None, neutral_text: str = "nothing"):
+                 skipped: list[SkippedRow] | None = None, neutral_text: str = "nothing",
+                 task: str = "single-label"):
+        from ..method.tasks import check_task
+
+        self.task = check_task(task)
         self.name = name
         self.split = split
         self.modalities = list(modalities)
@@ -72,10 +80,37 @@ class MultimodalDataset(torch.utils.data.Dataset):
     def subset(self, indices, split: str | None = None) -> "MultimodalDataset":
         return MultimodalDataset(self.name, split or self.split, self.modalities, self.labels,
                                  [self.examples[i] for i in indices], self.metric,
-                                 self.skipped, self.neutral_text)
+                                 self.skipped, self.neutral_text, self.task)
+
+    def targets(self) -> torch.Tensor:
+        """Every example's target as one tensor, as a batch holds them (``method.tasks.target_tensor``)."""
+        from ..method.tasks import target_tensor
+
+        return target_tensor([ex.target for ex in self.examples], self.task, len(self.labels))
 
     def label_counts(self) -> dict[str, int]:
+        """Examples per label: of each class (single-label), carrying each label (multi-label), or
+        whose best-scored answer it is (soft)."""
         counts = {lab: 0 for lab in self.labels}
         for ex in self.examples:
-            counts[self.labels[ex.target]] += 1
+            for index in self.label_indices(ex):
+                counts[self.labels[index]] += 1
         return counts
+
+    def label_indices(self, ex: Example) -> list[int]:
+        """The labels an example counts under in ``label_counts`` (see there)."""
+        if isinstance(ex.target, int):
+            return [ex.target]
+        if self.task == "soft":
+            return [max(ex.target, key=ex.target.get)] if ex.target else []
+        return sorted(i for i, score in ex.target.items() if score > 0)
+
+    def label_text(self, ex: Example) -> str:
+        """The target in words: the class, the labels joined by ``|``, or the answers with their
+        scores (``yes 1.00|no 0.33``), best first."""
+        if isinstance(ex.target, int):
+            return self.labels[ex.target]
+        if self.task == "soft":
+            ranked = sorted(ex.target.items(), key=lambda kv: -kv[1])
+            return "|".join(f"{self.labels[i]} {s:.2f}" for i, s in ranked)
+        return "|".join(self.labels[i] for i in self.label_indices(ex))

@@ -14,7 +14,16 @@ Options (``DataConfig.options``), checked before any work: ``n`` (train size, an
 integer ≥ 1, default 2000; val and test get a quarter each), ``num_classes`` (2..8,
 default 4), ``mixture`` (reliance type -> weight), ``label_noise`` (probability of a
 random label, 0..1), ``pixel_noise`` (std of image noise, 0-255 scale, ≥ 0),
-``with_vector`` (true/false: add the tabular modality), ``seed`` (an integer ≥ 0).
+``with_vector`` (true/false: add the tabular modality), ``seed`` (an integer ≥ 0), ``task``
+(``single-label``, the default, or ``multi-label``).
+
+Multi-label mode (``task=multi-label``): each example carries 1 to 3 of the ``num_classes``
+labels, each shown by its own evidence, drawn per label from ``mixture`` restricted to
+``image-only`` (a small square of the label's colour), ``text-only`` (the label's word) and
+``redundant`` (both). ``meta['label_reliance']`` maps each present label to how it is shown;
+``meta['reliance']`` is ``image-only`` or ``text-only`` when every label is shown that way,
+``redundant`` when every label is shown by both, else ``mixed``. Label noise flips each label's
+presence with probability ``label_noise``.
 """
 
 from __future__ import annotations
@@ -37,7 +46,13 @@ IMAGE_PX = 32
 
 def _image(rng, px, colour, shape, noise):
     img = rng.normal(128.0, noise, size=(px, px, 3)).astype(np.float32)
-    if colour is not None:
+    if isinstance(colour, list):  # multi-label: a small square per label, in distinct quadrants
+        size = px // 3
+        for colour_k, quadrant in zip(colour, rng.permutation(4)):
+            qx, qy = (quadrant % 2) * (px // 2), (quadrant // 2) * (px // 2)
+            x0, y0 = qx + rng.integers(0, px // 2 - size + 1), qy + rng.integers(0, px // 2 - size + 1)
+            img[y0:y0 + size, x0:x0 + size] = COLOURS[colour_k]
+    elif colour is not None:
         size = px // 2
         x0, y0 = rng.integers(0, px - size, size=2)
         if shape == "square":
@@ -52,14 +67,34 @@ def _image(rng, px, colour, shape, noise):
 
 def _text(rng, word):
     words = list(rng.choice(FILLER, size=rng.integers(3, 6), replace=True))
-    if word is not None:
-        words.insert(int(rng.integers(0, len(words) + 1)), word)
+    for w in [word] if isinstance(word, str) else word or []:
+        words.insert(int(rng.integers(0, len(words) + 1)), w)
     return " ".join(words)
+
+
+MULTI_LABEL_RELIANCES = ("image-only", "text-only", "redundant")
+
+
+def _multi_label_example(rng, C, kinds, probs, label_noise, pixel_noise):
+    """One multi-label example: ``(inputs, target, label_reliance)`` (see the module docstring)."""
+    present = sorted(rng.choice(C, size=int(rng.integers(1, min(3, C) + 1)), replace=False).tolist())
+    how = {y: kinds[rng.choice(len(kinds), p=probs)] for y in present}
+    colours = [y for y in present if how[y] != "text-only"]
+    words = [WORDS[y] for y in present if how[y] != "image-only"]
+    inputs = {"image": _image(rng, IMAGE_PX, colours, "square", pixel_noise), "text": _text(rng, words)}
+    flips = rng.random(C) < label_noise
+    target = {y: 1.0 for y in range(C) if (y in present) != bool(flips[y])}
+    return inputs, target, how
+
+
+def _summary_reliance(how: dict) -> str:
+    kinds = set(how.values())
+    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 def make_synthetic(split: str, options: dict) -> MultimodalDataset:
     """Generate the ``split`` of the synthetic data set (deterministic in ``seed``)."""
-    known = {"n", "num_classes", "mixture", "label_noise", "pixel_noise", "with_vector", "seed"}
+    known = {"n", "num_classes", "mixture", "label_noise", "pixel_noise", "with_vector", "seed", "task"}
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"synthetic: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -70,16 +105,26 @@ def make_synthetic(split: str, options: dict) -> MultimodalDataset:
     label_noise = float_option("synthetic", options, "label_noise", 0.0, lo=0.0, hi=1.0)
     pixel_noise = float_option("synthetic", options, "pixel_noise", 20.0, lo=0.0)
     seed = int_option("synthetic", options, "seed", 0, lo=0)
+    task = options.get("task", "single-label")
+    if task not in ("single-label", "multi-label"):
+        raise ConfigError(f"synthetic: option task must be single-label or multi-label, got {task!r}")
+    if task == "multi-label" and with_vector:
+        raise ConfigError("synthetic: task=multi-label has image and text only; drop with_vector")
     default_mix = {r: 1.0 for r in RELIANCES[:4]} | ({"vector-only": 1.0} if with_vector else {})
     mixture = options.get("mixture", default_mix)
     if not isinstance(mixture, dict) or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) for w in mixture.values()):
         raise ConfigError(f"synthetic: option mixture must map reliance types {list(RELIANCES)} to "
                           f"numbers, got {mixture!r}")
+    if task == "multi-label" and "mixture" not in options:
+        mixture = {r: 1.0 for r in MULTI_LABEL_RELIANCES}
     bad = [r for r in mixture if r not in RELIANCES or (r == "vector-only" and not with_vector)]
     if bad:
         raise ConfigError(f"synthetic: unknown reliance type(s) {bad} in mixture "
                           f"(vector-only needs with_vector=true)")
+    if task == "multi-label" and set(mixture) - set(MULTI_LABEL_RELIANCES):
+        raise ConfigError(f"synthetic: task=multi-label takes the reliance types {list(MULTI_LABEL_RELIANCES)} "
+                          f"in mixture, got {sorted(mixture)}")
     kinds = list(mixture)
     probs = np.array([mixture[k] for k in kinds], dtype=float)
     if probs.sum() <= 0 or (probs < 0).any():
@@ -87,7 +132,17 @@ def make_synthetic(split: str, options: dict) -> MultimodalDataset:
     probs /= probs.sum()
     rng = np.random.default_rng([seed, SPLIT_OFFSET.get(split, 3)])
 
+    labels = [w.upper() for w in WORDS[:C]]
     examples = []
+    if task == "multi-label":
+        for i in range(n):
+            inputs, target, how = _multi_label_example(rng, C, kinds, probs, label_noise, pixel_noise)
+            examples.append(Example(f"synthetic-{split}-{i}", inputs, target, {
+                "reliance": _summary_reliance(how), "label_reliance": {labels[y]: k for y, k in how.items()},
+                "source": f"synthetic {split} #{i}"}))
+        return MultimodalDataset("synthetic", split, [ModalitySpec("image", "image"), ModalitySpec("text", "text")],
+                                 labels, examples, metric="f1-micro", neutral_text="look at this",
+                                 task="multi-label")
     for i in range(n):
         kind = kinds[rng.choice(len(kinds), p=probs)]
         y = int(rng.integers(C))
@@ -116,6 +171,5 @@ def make_synthetic(split: str, options: dict) -> MultimodalDataset:
     modalities = [ModalitySpec("image", "image"), ModalitySpec("text", "text")]
     if with_vector:
         modalities.append(ModalitySpec("tabular", "vector", VECTOR_DIM))
-    labels = [w.upper() for w in WORDS[:C]]
     return MultimodalDataset("synthetic", split, modalities, labels, examples,
                              metric="accuracy", neutral_text="look at this")

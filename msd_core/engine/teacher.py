@@ -64,7 +64,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
         log(f"data {cfg.data.name}: {len(train_set)} train / {len(val_set)} val examples; "
             f"modalities {train_set.modality_names}; {len(train_set.labels)} labels")
         log(f"model {cfg.model.preset}: {n_params:,} parameters")
-        collator = Collator.for_data(train_set.modalities, cfg.data)
+        collator = Collator.for_data(train_set, cfg.data)
         recorder.update(parameters=n_params, labels=train_set.labels)
         trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
                           data_name=cfg.data.name, progress=progress)
@@ -92,8 +92,8 @@ def format_metrics(metrics: dict) -> str:
         if split not in metrics:
             continue
         for view, m in metrics[split].items():
-            extra = f"  auroc {m['auroc']:.4f}" if "auroc" in m else ""
-            lines.append(f"{split:5s} {view:14s} accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}{extra}")
+            values = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "loss")
+            lines.append(f"{split:5s} {view:14s} {values}  loss {m['loss']:.4f}")
     if key != "accuracy":
         lines.append(f"(headline metric: {key})")
     return "\n".join(lines)

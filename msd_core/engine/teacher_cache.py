@@ -63,7 +63,8 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     views = named_views(ds.modality_names, without=True, subsets=subsets)
     key = cache_key(data_cfg, ds, t_hash, removal, list(views))
     file = cache_dir() / f"{key}.safetensors"
-    common = dict(ids=[e.id for e in ds.examples], labels=ds.labels, modalities=ds.modality_names, removal=removal)
+    common = dict(ids=[e.id for e in ds.examples], labels=ds.labels, modalities=ds.modality_names, removal=removal,
+                  task=ds.task)
     if file.is_file():
         try:
             tensors = load_file(str(file))
@@ -78,7 +79,7 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if dev.type == "cuda" else []):
         model, meta = load_model(ckpt, dev)
         check_fits(meta, ds, ckpt)
-        collator = Collator.for_data(ds.modalities, data_cfg)
+        collator = Collator.for_data(ds, data_cfg)
         logits, targets = predict_views(model, ds, collator, dev, views, removal=removal, batch_size=batch_size,
                                         progress=progress)
     atomic_write(file, lambda tmp: save_file({**logits, "__targets__": targets}, tmp,

@@ -22,6 +22,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -61,8 +62,7 @@ def modality_dropout(batch: Batch, p: float, generator: torch.Generator) -> Batc
         rescue = torch.randint(len(mods), (n,), generator=generator)
         drop[all_dropped, rescue[all_dropped]] = False
     present = {m: batch.present[m] & ~drop[:, i].to(batch.present[m].device) for i, m in enumerate(mods)}
-    return Batch(batch.values, present, batch.targets, batch.ids, batch.token_mask, batch.special_mask,
-                 batch.mask_token_id)
+    return replace(batch, present=present)
 
 
 class Trainer:

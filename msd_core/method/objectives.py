@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -48,10 +47,10 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class Supervised:
-    """The teacher's objective, §3.1: ``CE(y, t(x))`` as one batch-mean cross-entropy."""
+    """The teacher's objective, §3.1: the batch mean of ``CE(y, t(x))`` in the task's own form."""
 
     def __call__(self, model, batch: Batch, *, step: int, lr: float) -> Terms:
-        ce = F.cross_entropy(model(batch).float(), batch.targets)
+        ce = ce_per_example(model(batch), batch.targets, batch.task).mean()
         return {"loss": ce, "ce": ce}
 
 
@@ -70,7 +69,7 @@ class LabelsOnly:
         self.cfg = cfg
 
     def __call__(self, model, batch: Batch, *, step: int, lr: float) -> Terms:
-        ce = ce_per_example(model(batch), batch.targets).mean()
+        ce = ce_per_example(model(batch), batch.targets, batch.task).mean()
         return {"loss": ce, "ce": ce}
 
 
@@ -87,7 +86,8 @@ class KnowledgeDistillation:
     def __call__(self, model, batch: Batch, *, step: int, lr: float) -> Terms:
         rows = self.teacher.rows(batch.ids)
         t_full = self.teacher.logits["full"][rows].to(batch.targets.device)
-        return kd_loss(model(batch), t_full, batch.targets, alpha=self.cfg.alpha, T=self.cfg.temperature)
+        return kd_loss(model(batch), t_full, batch.targets, alpha=self.cfg.alpha, T=self.cfg.temperature,
+                       task=batch.task)
 
 
 class _ForwardViews(nn.Module):
@@ -130,9 +130,9 @@ class ModalitySpecificDistillation:
         self.weighter = self.features = None
         self.meta_examples, self.collator = meta_examples or [], collator
         if is_learned(cfg.weighting):
-            view_losses = {m: F.cross_entropy(teacher.logits[f"only:{m}"], teacher.targets, reduction="none")
+            view_losses = {m: ce_per_example(teacher.logits[f"only:{m}"], teacher.targets, teacher.task)
                            for m in self.mods}
-            full_loss = F.cross_entropy(teacher.logits["full"], teacher.targets, reduction="none")
+            full_loss = ce_per_example(teacher.logits["full"], teacher.targets, teacher.task)
             feats = weight_features(view_losses, self.sal, full_loss)
             self.features = (feats - feats.mean(0)) / feats.std(0).clamp_min(1e-6)
             self.weighter = MetaWeighter(self.mods, cfg.weighting, lam=cfg.lam, lr=cfg.meta_lr)
@@ -194,7 +194,7 @@ class ModalitySpecificDistillation:
         w = self.weights(batch, rows, dev)
         s = self.student_views(model, batch)
         out = msd_loss(s["full"], t_full, batch.targets, {m: s[m] for m in self.mods}, t_views, w,
-                       alpha=cfg.alpha, T=cfg.temperature)
+                       alpha=cfg.alpha, T=cfg.temperature, task=batch.task)
         for m in self.mods:
             out[f"w:{m}:mean"] = w[m].float().mean()
             out[f"w:{m}:std"] = w[m].float().std() if len(w[m]) > 1 else torch.zeros(())
@@ -211,10 +211,11 @@ class ModalitySpecificDistillation:
             s = self.student_views(module, batch, params)
             return msd_loss(s["full"], t_full, batch.targets, {m: s[m] for m in self.mods}, t_views,
                             {m: v.to(t_full.device) for m, v in w.items()}, alpha=cfg.alpha,
-                            T=cfg.temperature)["loss"]
+                            T=cfg.temperature, task=batch.task)["loss"]
 
         def meta_loss(params):
-            return F.cross_entropy(functional_call(module, params, (meta_batch,)), meta_batch.targets)
+            return ce_per_example(functional_call(module, params, (meta_batch,)), meta_batch.targets,
+                                  meta_batch.task).mean()
 
         self.weighter.meta_step(module, train_loss, meta_loss, self.features[rows], lr)
 

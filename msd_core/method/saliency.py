@@ -7,6 +7,10 @@ view without ``m`` (``without:m``):
 - ``kl-shift``: ``KL(softmax(t(x)) ‖ softmax(t(x|M∖{m})))`` (label-free)
 - ``confidence-drop``: ``p_t(y|x) − p_t(y|x|M∖{m})``
 
+each in the task's own form (§5, ``method.tasks``): for multi-label and soft targets the loss is
+the mean binary cross-entropy over labels, the shift the mean binary KL between the sigmoids, and
+the confidence the target-weighted mean sigmoid.
+
 Beyond the paper: exact modality Shapley values over all ``2^|M|`` views with the value
 ``v(S) = −CE(y, t(x|S))`` and ``v(∅)`` the loss of the label prior (a model never sees an
 empty input), and the pairwise interaction ``ℓ(x|∅) − ℓ(x|{a}) − ℓ(x|{b}) + ℓ(x|{a,b})``.
@@ -19,41 +23,42 @@ import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..registries import NamedRegistry
+from .losses import ce_per_example, kd_per_example
+from .tasks import confidence, prior_loss
 from .view_logits import TeacherLogits
 
-Measure = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Measure = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, str], torch.Tensor]
 MEASURES: NamedRegistry[Measure] = NamedRegistry("saliency measure")
 register_measure = MEASURES.register
 
 
 @register_measure("loss-drop")
-def loss_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def loss_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor, task: str = "single-label") -> torch.Tensor:
     """§5.1: ``sal_m(x) = CE(y, t(x|M∖{m})) − CE(y, t(x))``; positive when ``m`` helps."""
-    return F.cross_entropy(removed, y, reduction="none") - F.cross_entropy(full, y, reduction="none")
+    return ce_per_example(removed, y, task) - ce_per_example(full, y, task)
 
 
 @register_measure("kl-shift")
-def kl_shift(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """§5.2: ``KL(softmax(t(x)) ‖ softmax(t(x|M∖{m})))``; needs no label."""
-    p_log = F.log_softmax(full, -1)
-    return (p_log.exp() * (p_log - F.log_softmax(removed, -1))).sum(-1)
+def kl_shift(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor, task: str = "single-label") -> torch.Tensor:
+    """§5.2: ``KL(softmax(t(x)) ‖ softmax(t(x|M∖{m})))`` (the mean binary KL between the labels'
+    sigmoids for multi-label and soft tasks); needs no label."""
+    return kd_per_example(full, removed, 1.0, task)
 
 
 @register_measure("confidence-drop")
-def confidence_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """§5.3: ``p_t(y|x) − p_t(y|x|M∖{m})``."""
-    idx = y.unsqueeze(1)
-    return full.softmax(-1).gather(1, idx).squeeze(1) - removed.softmax(-1).gather(1, idx).squeeze(1)
+def confidence_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor,
+                    task: str = "single-label") -> torch.Tensor:
+    """§5.3: ``p_t(y|x) − p_t(y|x|M∖{m})`` (``method.tasks.confidence`` for multi-label and soft)."""
+    return confidence(full, y, task) - confidence(removed, y, task)
 
 
 def modality_saliency(cache: TeacherLogits, measure: str = "loss-drop") -> dict[str, torch.Tensor]:
     """``{m: sal_m(x)}`` for every example of the cache (``N`` values per modality)."""
     fn = MEASURES.get(measure)
     full = cache.logits["full"]
-    return {m: fn(full, cache.logits[f"without:{m}"], cache.targets) for m in cache.modalities}
+    return {m: fn(full, cache.logits[f"without:{m}"], cache.targets, cache.task) for m in cache.modalities}
 
 
 def population_saliency(sal: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -73,22 +78,14 @@ def dominance_share(sal: dict[str, torch.Tensor]) -> dict[str, float]:
     return {m: dom.count(m) / max(len(dom), 1) for m in sal}
 
 
-def prior_loss(targets: torch.Tensor, num_classes: int, prior: torch.Tensor | None = None) -> torch.Tensor:
-    """§6: ``ℓ(x|∅)``, the loss of predicting the label distribution (the targets' own by default)."""
-    if prior is None:
-        prior = torch.bincount(targets, minlength=num_classes).float() + 1.0
-        prior = prior / prior.sum()
-    return -prior.log()[targets]
-
-
 def subset_losses(cache: TeacherLogits, prior: torch.Tensor | None = None) -> dict[frozenset, torch.Tensor]:
     """``ℓ(x|S)`` for every subset ``S`` of the modalities (``∅`` from the label prior)."""
     mods = cache.modalities
-    out = {frozenset(): prior_loss(cache.targets, len(cache.labels), prior)}
+    out = {frozenset(): prior_loss(cache.targets, cache.task, len(cache.labels), prior)}
     for k in range(1, len(mods) + 1):
         for combo in itertools.combinations(mods, k):
             logits = cache.subset_logits(combo)
-            out[frozenset(combo)] = F.cross_entropy(logits, cache.targets, reduction="none")
+            out[frozenset(combo)] = ce_per_example(logits, cache.targets, cache.task)
     return out
 
 

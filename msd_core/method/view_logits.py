@@ -15,7 +15,8 @@ from ..data.views import named_views
 
 @dataclass
 class TeacherLogits:
-    """``logits[view]`` is ``N x C``, rows in ``ids`` order; ``targets`` the ``N`` labels."""
+    """``logits[view]`` is ``N x C``, rows in ``ids`` order; ``targets`` the ``N`` targets, held as
+    ``task`` holds them (``method.tasks``)."""
 
     ids: list[str]
     targets: torch.Tensor
@@ -24,6 +25,7 @@ class TeacherLogits:
     modalities: list[str]
     removal: str
     hit: bool = False  # read from the on-disk cache rather than computed
+    task: str = "single-label"
 
     def rows(self, ids: list[str]) -> torch.Tensor:
         """Row indices of ``ids`` (a batch) in this table."""

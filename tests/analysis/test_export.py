@@ -76,7 +76,7 @@ def test_examples_parquet_round_trip_equals_predict_and_the_cache(students, tmp_
     np.testing.assert_allclose(back["teacher/sal:image"], modality_saliency(cache)["image"].numpy(), rtol=1e-6)
     np.testing.assert_allclose(back["teacher/shapley:text"], shapley_values(cache)["text"].numpy(), rtol=1e-6)
     model, _ = load_model(home / "msd" / "model.safetensors")
-    logits, targets = predict_views(model, ds, Collator.for_data(ds.modalities, data), "cpu",
+    logits, targets = predict_views(model, ds, Collator.for_data(ds, data), "cpu",
                                     named_views(ds.modality_names))
     for v in ("full", "only:text"):
         z = np.stack([back[f"{ids[1]}/{v}/logit:{c}"] for c in labels], 1)

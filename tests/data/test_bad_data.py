@@ -292,7 +292,7 @@ def test_oversized_images_are_bad_rows_and_load_when_allowed(hm):
     for limit in (0, 20_000):
         cfg = DataConfig("hateful-memes", root=str(hm), max_image_pixels=limit)
         ds = load_split(cfg, "train")
-        assert Collator.for_data(ds.modalities, cfg)(ds.examples).values["image"].shape == (2, 3, 64, 64)
+        assert Collator.for_data(ds, cfg)(ds.examples).values["image"].shape == (2, 3, 64, 64)
 
 
 def test_the_collator_applies_the_limit_of_the_data_config(hm):
@@ -301,7 +301,7 @@ def test_the_collator_applies_the_limit_of_the_data_config(hm):
     cfg = DataConfig("hateful-memes", root=str(hm), options={"check_images": False}, max_image_pixels=10_000,
                      image_size=16, max_text_len=8)
     ds = load_split(cfg, "train")
-    collator = Collator.for_data(ds.modalities, cfg)
+    collator = Collator.for_data(ds, cfg)
     assert (collator.image_size, collator.max_text_len, collator.max_image_pixels) == (16, 8, 10_000)
     with pytest.raises(DataError) as err:
         collator(ds.examples)
