@@ -2,9 +2,11 @@
 
 ``root/train.jsonl``, ``root/dev_seen.jsonl``, ``root/test_seen.jsonl``, one JSON object
 a line with ``id``, ``img`` (``img/12345.png``, relative to ``root``), ``label`` (0/1)
-and ``text``. Metric: AUROC. ``dev_unseen``/``test_unseen`` are used when the seen
-files are absent. Option: ``check_images`` (true/false, default true). ``img`` paths
-must stay inside ``root`` unless ``images_outside_root``.
+and ``text``. Labels are exactly 0 or 1. Metric: AUROC (accuracy beside it).
+``dev_unseen``/``test_unseen`` are used when the seen files are absent; the options ``val`` and
+``test`` pick an official split by name (``val=dev_unseen``, ``test=test_unseen``). Option:
+``check_images`` (true/false, default true). ``img`` paths must stay inside ``root`` unless
+``images_outside_root``.
 """
 
 from __future__ import annotations
@@ -20,20 +22,28 @@ from .tabular_files import Columns, rows_to_examples
 FILES = {"train": ["train.jsonl"], "val": ["dev_seen.jsonl", "dev_unseen.jsonl", "dev.jsonl"],
          "test": ["test_seen.jsonl", "test_unseen.jsonl", "test.jsonl"]}
 LABELS = ["0", "1"]
+OPTIONS = ("check_images", "val", "test")
 
 
 def make_hateful_memes(root: str | None, split: str, skip_bad: bool, options: dict, *,
                        images_outside_root: bool = False,
                        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> MultimodalDataset:
-    unknown = set(options) - {"check_images"}
+    unknown = set(options) - set(OPTIONS)
     if unknown:
-        raise ConfigError(f"hateful-memes: unknown option(s) {sorted(unknown)}; known: ['check_images']")
+        raise ConfigError(f"hateful-memes: unknown option(s) {sorted(unknown)}; known: {list(OPTIONS)}")
+    files = FILES[split]
+    if split in options:
+        official = [f.removesuffix(".jsonl") for f in FILES[split]]
+        if options[split] not in official:
+            raise ConfigError(f"hateful-memes: option {split} must name one of the official {split} splits "
+                              f"{official}, got {options[split]!r}")
+        files = [f"{options[split]}.jsonl"]
     check_images = bool_option("hateful-memes", options, "check_images", True)
     if not root:
         raise DataError("hateful-memes needs the data folder: pass --data-root DIR (the folder "
                         "holding train.jsonl and img/)")
     base = Path(root)
-    candidates = [base / f for f in FILES[split]]
+    candidates = [base / f for f in files]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise DataError(f"none of {[p.name for p in candidates]} found", path=str(base),

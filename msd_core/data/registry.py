@@ -15,8 +15,11 @@ from .easy_vqa_data import make_easy_vqa
 from .example import MultimodalDataset
 from .folder import make_folder, split_file
 from .hateful_memes import make_hateful_memes
+from .mm_imdb import make_mm_imdb
+from .snli_ve import make_snli_ve
 from .slices import apply_slice
 from .synthetic import make_synthetic
+from .vqa_v2 import make_vqa_v2
 
 SPLITS = ("train", "val", "test")
 
@@ -45,6 +48,13 @@ def _folder_with_carved_val(cfg: DataConfig, split: str) -> MultimodalDataset:
     return train.subset(sorted(idx.tolist()), split=split)
 
 
+def _official(make):
+    """A loader of an official layout, called with the data config's folder, options and checks."""
+    return lambda cfg, split: make(cfg.root, split, cfg.skip_bad_rows, cfg.options,
+                                   images_outside_root=cfg.images_outside_root,
+                                   max_image_pixels=cfg.max_image_pixels)
+
+
 DATASETS.register("easy-vqa")(DataSet(
     "easy-VQA (package easy-vqa): 64x64 shapes, template questions, 13 answers",
     lambda cfg, split: make_easy_vqa(split, cfg.val_fraction, cfg.split_seed)))
@@ -53,9 +63,16 @@ DATASETS.register("synthetic")(DataSet(
     lambda cfg, split: make_synthetic(split, cfg.options)))
 DATASETS.register("hateful-memes")(DataSet(
     "Hateful Memes, official layout (train.jsonl, dev_seen.jsonl, img/); needs --data-root",
-    lambda cfg, split: make_hateful_memes(cfg.root, split, cfg.skip_bad_rows, cfg.options,
-                                          images_outside_root=cfg.images_outside_root,
-                                          max_image_pixels=cfg.max_image_pixels), on_disk=True))
+    _official(make_hateful_memes), on_disk=True))
+DATASETS.register("mm-imdb")(DataSet(
+    "MM-IMDB, official layout (split.json, dataset/<id>.json and .jpeg): 23 genres, multi-label, micro-F1; "
+    "needs --data-root", _official(make_mm_imdb), on_disk=True))
+DATASETS.register("snli-ve")(DataSet(
+    "SNLI-VE, official layout (snli_ve_{train,dev,test}.jsonl, flickr30k_images/): 3-way entailment, accuracy; "
+    "needs --data-root", _official(make_snli_ve), on_disk=True))
+DATASETS.register("vqa-v2")(DataSet(
+    "VQA v2, official layout (v2_*_questions.json, v2_*_annotations.json, train2014/, val2014/): soft answer "
+    "scores, VQA accuracy; needs --data-root", _official(make_vqa_v2), on_disk=True))
 DATASETS.register("folder")(DataSet(
     "CSV/TSV/JSONL with image, text, label columns beside an image folder; needs --data-root",
     _folder_with_carved_val, on_disk=True))

@@ -124,12 +124,28 @@ def leaves_root(root: Path, path: Path) -> bool:
         return True
 
 
+def image_problem(img_path: Path, root: Path, *, images_outside_root: bool, check_images: bool,
+                  max_image_pixels: int, shown: str | None = None) -> tuple[str, str] | None:
+    """``(problem, hint)`` when an example's image cannot be used: its path leaves ``root`` (unless
+    allowed), or (with ``check_images``) the file is missing, undecodable or oversized; else None.
+    ``shown`` is the path as the data file wrote it."""
+    if not images_outside_root and leaves_root(root, img_path):
+        return (f"image path {shown or str(img_path)!r} leaves the data root {root}; pass {OUTSIDE_ROOT_FLAG} "
+                f"to allow it", "move the images under the data root")
+    if check_images:
+        why = check_image(str(img_path), max_image_pixels)
+        if why:
+            return f"{img_path}: {why}", "add, re-export or shrink the images"
+    return None
+
+
 def bad_rows_error(path: Path, bad: list[SkippedRow], hints: list[str]) -> DataError:
     """One ``DataError`` for every bad row of ``path``: the first ``MAX_LISTED`` named, then a count."""
     if len(bad) == 1:
-        return DataError(bad[0].reason, path=str(path), row=bad[0].row,
+        return DataError(bad[0].reason, path=bad[0].path or str(path), row=bad[0].row,
                          hint="; ".join(hints) + "; or pass --skip-bad-rows to leave the row out and list it")
-    lines = [f"  {b.path}, line {b.row}: {b.reason}" for b in bad[:MAX_LISTED]]
+    lines = [f"  {b.path}" + (f", line {b.row}" if b.row is not None else "") + f": {b.reason}"
+             for b in bad[:MAX_LISTED]]
     if len(bad) > MAX_LISTED:
         lines.append(f"  … and {len(bad) - MAX_LISTED} more bad rows")
     return DataError(f"{len(bad)} bad rows:\n" + "\n".join(lines) + "\n", path=str(path),
@@ -165,14 +181,9 @@ def rows_to_examples(path: Path, image_dir: Path, cols: Columns, labels: list[st
                 problem, hint = "empty image path", "fill in the image paths"
             else:
                 img_path = image_dir / str(row[cols.image])
-                if not images_outside_root and leaves_root(root, img_path):
-                    problem = (f"image path {str(row[cols.image])!r} leaves the data root {root}; "
-                               f"pass {OUTSIDE_ROOT_FLAG} to allow it")
-                    hint = "move the images under the data root"
-                elif check_images:
-                    why = check_image(str(img_path), max_image_pixels)
-                    if why:
-                        problem, hint = f"{img_path}: {why}", "add, re-export or shrink the images"
+                problem, hint = image_problem(img_path, root, images_outside_root=images_outside_root,
+                                              check_images=check_images, max_image_pixels=max_image_pixels,
+                                              shown=str(row[cols.image])) or (None, None)
         if problem:
             bad.append(SkippedRow(str(path), lineno, problem))
             if hint not in hints:
