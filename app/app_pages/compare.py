@@ -58,7 +58,7 @@ def views_correct_on(run_id: str, split: str) -> tuple[list[str], list[str], dic
     whole split (without the run's training slice, §15)."""
     run = registry().run(run_id)
     ds = dataset_for(json.dumps(eval_data(run["config"]["data"]), sort_keys=True), split)
-    return [e.id for e in ds.examples], [ds.labels[e.target] for e in ds.examples], views_correct(run, ds)
+    return [e.id for e in ds.examples], [ds.label_text(e) for e in ds.examples], views_correct(run, ds)
 
 
 st.subheader("Metrics by slice")
@@ -204,8 +204,8 @@ else:
         st.caption("The two methods share no seed on any data set: runs pair up by seed, so train both with "
                    "the same seeds.")
     else:
-        st.markdown(f"**Per seed** ({split} accuracy on the {view} view): **B − A** is the mean over paired seeds "
-                    "of B's accuracy minus A's. **t** and **p** are a paired t-test of those differences (two-sided: "
+        st.markdown(f"**Per seed** ({split} metric on the {view} view: the data set's own, named in the table's "
+                    "*metric* column): **B − A** is the mean over paired seeds of B's metric minus A's. **t** and **p** are a paired t-test of those differences (two-sided: "
                     "p is how often differences this large would appear if the methods were equally good). The "
                     "**95% CI** is a bootstrap interval of the mean difference (10,000 resamples): when it excludes "
                     "0, the sign of the difference holds up. A test needs at least two paired seeds.")

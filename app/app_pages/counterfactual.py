@@ -55,7 +55,7 @@ n = len(ds)
 e1, e2 = st.columns([1, 4])
 index = int(e1.number_input("Example (index)", 0, n - 1, 0, key=f"cf-index|{teacher['path']}|{split}"))
 ex = ds.examples[index]
-e2.markdown(f"**{ex.id}** · label **{ds.labels[ex.target]}**"
+e2.markdown(f"**{ex.id}** · label **{ds.label_text(ex)}**"
             + (f" · ground truth: _{ex.meta['reliance']}_" if ex.meta.get("reliance") else "")
             + f" · {n:,} examples in {split}")
 
@@ -91,7 +91,7 @@ if "image" in mods:
             donor_image = example_image(ds.examples[donor], data_cfg.image_size)
             if donor_image is not None:
                 pics[1].image(donor_image, caption=f"from {ds.examples[donor].id} "
-                              f"({ds.labels[ds.examples[donor].target]})", width="stretch")
+                              f"({ds.label_text(ds.examples[donor])})", width="stretch")
 if "text" in mods:
     with middle:
         text = st.text_area("Text", key=f"cf-text|{key}", height=120,

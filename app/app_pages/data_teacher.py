@@ -17,7 +17,7 @@ from app.state import BUILT_IN, dataset, registry, teachers
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.engine.checkpoint import is_msd_checkpoint
 from msd_core.models.hf_folder import inspect_hf_folder, is_hf_folder
-from msd_core.cli import to_cli
+from msd_core.cli import format_option, parse_option, to_cli
 from msd_core.models.presets import resolve_spec
 from msd_core.options import choices, default, help_text
 from msd_core.paths import resolve_path, runs_dir
@@ -34,28 +34,31 @@ name = left.selectbox("Data set", DATASETS.names(), help="; ".join(f"{k}: {v.doc
 split = mid.selectbox("Split", ["train", "val", "test"])
 root = None
 if name not in BUILT_IN:
-    root = right.text_input("Data folder", placeholder="/path/to/folder with train.jsonl or train.csv",
-                            help="hateful-memes: the folder holding train.jsonl, dev_seen.jsonl and img/. "
-                                 "folder: a folder with train.csv (columns image, text, label) and its images.")
+    root = right.text_input("Data folder", placeholder="/path/to/the unpacked data set",
+                            help="; ".join(f"{k}: {v.doc}" for k, v in DATASETS.items() if v.on_disk))
+option_text = st.text_input("Loader options", placeholder="KEY=VALUE, comma-separated: task=multi-label (synthetic), "
+                            "answers=1000 (vqa-v2), val=dev_unseen (hateful-memes)",
+                            help="The data set's options, as msd's --data-option takes them.")
 
 ds = None
 if name not in BUILT_IN and not root:
     st.info(f"**{name}** reads files from disk: enter the data folder above. {DATASETS[name].doc}.")
 else:
     try:
-        options = tuple(sorted(BUILT_IN.get(name, {}).items()))
+        typed = dict(parse_option(t.strip()) for t in option_text.split(",") if t.strip())
+        options = tuple(sorted({**BUILT_IN.get(name, {}), **typed}.items()))
         ds = dataset(name, split, root or None, options)
     except Exception as e:  # noqa: BLE001
         show_error(e)
 
 if ds is not None:
     st.markdown(f"**{len(ds):,}** examples · modalities: **{', '.join(ds.modality_names)}** · "
-                f"{len(ds.labels)} labels · metric: {ds.metric}")
+                f"{len(ds.labels):,} labels · task: **{ds.task}** · metric: {ds.metric}")
     if ds.skipped:
         with st.expander(f"{len(ds.skipped)} bad row(s) skipped"):
             st.dataframe(pd.DataFrame([s.__dict__ for s in ds.skipped]), hide_index=True)
     f1, f2, f3 = st.columns([1, 1, 2])
-    label = f1.selectbox("Label", ["(all)"] + ds.labels)
+    label = f1.selectbox("Label" if ds.task == "single-label" else "Has the label", ["(all)"] + ds.labels)
     reliances = sorted({ex.meta["reliance"] for ex in ds.examples if "reliance" in ex.meta})
     reliance = f2.selectbox("Ground-truth reliance", ["(all)"] + reliances) if reliances else None
     text = f3.text_input("Text contains", placeholder="e.g. color")
@@ -71,7 +74,8 @@ if ds is not None:
         example_cards([example_record(ds, i) for i in shown], columns=6)
     else:
         st.info("No example matches these filters.")
-    cli_hint(f"msd data --data {name} --split {split}" + (f" --data-root {root}" if root else "") + " --show 12")
+    cli_hint(f"msd data --data {name} --split {split}" + (f" --data-root {root}" if root else "")
+             + "".join(f" --data-option {format_option(k, v)}" for k, v in typed.items()) + " --show 12")
 
 st.header("Teacher")
 
@@ -191,7 +195,7 @@ else:
     with c2:
         st.subheader("Validation during training")
         if metrics.get("history"):
-            st.altair_chart(history_chart(metrics["history"]), key="teacher-history")
+            st.altair_chart(history_chart(metrics["history"], metrics.get("metric")), key="teacher-history")
         else:
             st.info("No training history was recorded for this checkpoint.")
     st.markdown(f"Preset **{model_label(choice)}**, {choice['parameters']:,} parameters, "

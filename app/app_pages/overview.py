@@ -7,6 +7,7 @@ import streamlit as st
 from app.components.charts import label_counts_chart, per_view_metrics_chart
 from app.components.views import cli_hint, display_path, example_cards, show_error, teacher_metrics_table
 from app.state import BUILT_IN, built_in, teachers
+from msd_core.engine.evaluate import headline
 from msd_core.data.registry import DATASETS
 from msd_core.analysis.preview import example_record
 from msd_core.analysis.catalog import model_label
@@ -42,9 +43,10 @@ if not usable:
 else:
     table = teacher_metrics_table(usable)
     if not table.empty:
-        st.caption("Test-set accuracy of each teacher on the full input and on each modality alone "
-                   "(AUROC for binary tasks). A teacher whose single-modality views are far above chance "
-                   "has useful modality-specific targets to distill.")
+        st.caption("Test-set metric of each teacher on the full input and on each modality alone, its data "
+                   "set's own: accuracy; AUROC for binary tasks, micro-F1 for multi-label ones, VQA accuracy "
+                   "for soft answers. A teacher whose single-modality views are far above chance has useful "
+                   "modality-specific targets to distill.")
         st.altair_chart(per_view_metrics_chart(table), key="teacher-views")
     rows = []
     for t in usable:
@@ -52,7 +54,8 @@ else:
         test = m.get("test", {})
         rows.append({"teacher": display_path(t["path"]), "data": t["data"], "model": model_label(t),
                      "parameters": t["parameters"], "status": t["status"],
-                     **{f"test {v}": round(x.get("auroc", x["accuracy"]), 4) for v, x in test.items()},
+                     "metric": next((headline(x, m.get("metric"))[0] for x in test.values()), None),
+                     **{f"test {v}": round(headline(x, m.get("metric"))[1], 4) for v, x in test.items()},
                      "train time (s)": m.get("train_seconds")})
     st.dataframe(rows, hide_index=True)
     for t in usable:

@@ -14,6 +14,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from msd_core.engine.evaluate import headline
+
 from app.components.palette import modality_colour, other_colour, view_colour, view_label
 
 SCATTER_PICK, SCATTER_BOX = "pick", "box"
@@ -45,19 +47,21 @@ def grouped_bars(data: pd.DataFrame, x: str, group: str, y: str, colours: list[s
     return (base.mark_bar() + text).properties(height=height, usermeta=CANVAS)
 
 
-def per_view_metrics_chart(rows: pd.DataFrame, metric: str = "accuracy") -> alt.LayerChart:
-    """One group per model, one bar per view. ``rows``: model, view, value."""
+def per_view_metrics_chart(rows: pd.DataFrame) -> alt.LayerChart:
+    """One group per model, one bar per view. ``rows``: model, view, value, metric (its name)."""
+    metric = " / ".join(dict.fromkeys(rows["metric"])) if "metric" in rows else "value"
     views = list(dict.fromkeys(rows["view"]))
     colours = [view_colour(v, i) for i, v in enumerate(views)]
     return grouped_bars(rows.assign(view=rows["view"].map(view_label)), "model", "view", "value", colours, ".2f",
                         y_title=metric, y_domain=[0, 1.08], height=300)
 
 
-def history_chart(history: list[dict], metric: str = "accuracy") -> alt.Chart:
+def history_chart(history: list[dict], metric: str | None = None) -> alt.Chart:
     """The validation metric per epoch, one line per view (``history``: metrics.json's, one entry
-    per epoch with ``val[view][metric]``)."""
-    rows = [{"epoch": h["epoch"] + 1, "view": view_label(view), "value": values[metric]}
+    per epoch with ``val[view]``): the data set's ``metric`` (``evaluate.headline``)."""
+    rows = [{"epoch": h["epoch"] + 1, "view": view_label(view), "value": headline(values, metric)[1]}
             for h in history if "val" in h for view, values in h["val"].items()]
+    metric = next((headline(v, metric)[0] for h in history for v in h.get("val", {}).values()), metric)
     data = pd.DataFrame(rows, columns=["epoch", "view", "value"])
     views = list(dict.fromkeys(data["view"]))
     raw = list(dict.fromkeys(v for h in history if "val" in h for v in h["val"]))

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.components.figures import curves_figure
+from msd_core.engine.evaluate import HEADLINES
 from msd_core.runs.queue import queue_label
 
 CURVES = ["train/loss", "train/ce", "train/kd"]
@@ -37,10 +38,12 @@ def run_card(reg, r: dict) -> None:
         else:
             b.plotly_chart(curves_figure({"lr": rows[rows["name"] == "train/lr"]}, "learning rate"),
                            key=f"lr-{r['id']}")
-        val = {n.removeprefix("val/").removesuffix("/accuracy"): rows[rows["name"] == n]
-               for n in sorted(set(rows["name"])) if n.startswith("val/") and n.endswith("/accuracy")}
+        logged = {n.rsplit("/", 1)[-1] for n in set(rows["name"]) if n.startswith("val/")}
+        metric = next((k for k in HEADLINES if k in logged), None)  # the first logged is the data set's own
+        val = {n.removeprefix("val/").removesuffix(f"/{metric}"): rows[rows["name"] == n]
+               for n in sorted(set(rows["name"])) if n.startswith("val/") and n.endswith(f"/{metric}")}
         if val:
-            c.plotly_chart(curves_figure(val, "validation accuracy per view"), key=f"val-{r['id']}")
+            c.plotly_chart(curves_figure(val, f"validation {metric} per view"), key=f"val-{r['id']}")
         else:
             c.caption("Validation per view appears after the first epoch.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from msd_core.engine.evaluate import headline
 from msd_core.failures import explain
 from msd_core.paths import display_path  # noqa: F401 - re-exported for the pages
 
@@ -25,20 +26,35 @@ def example_cards(records: list[dict], columns: int = 4) -> None:
                     st.image(rec["image"], width="stretch")
                 elif rec["image_error"]:
                     st.warning(rec["image_error"])
-                st.markdown(f"**{rec['label']}**" + (f" · _{rec['reliance']}_" if rec.get("reliance") else ""))
+                st.markdown(target_markdown(rec) + (f" · _{rec['reliance']}_" if rec.get("reliance") else ""))
                 if rec.get("text") is not None:
                     st.caption(rec["text"])
                 for name, values in rec.get("extra", {}).items():
                     st.caption(f"{name}: {values}")
 
 
+def target_markdown(rec: dict) -> str:
+    """An example's target for a card: the class in bold; a multi-label example's labels as chips;
+    a soft-target example's answers as chips with their scores, best first (none: "no answer in the
+    vocabulary")."""
+    if rec.get("task", "single-label") == "single-label":
+        return f"**{escape_markdown(rec['label'])}**"
+    if not rec["targets"]:
+        return "_no answer in the vocabulary_" if rec["task"] == "soft" else "_no label_"
+    if rec["task"] == "soft":
+        return " ".join(f":{'green' if s >= 1 else 'orange'}-badge[{escape_markdown(a)} · {s:.2f}]"
+                        for a, s in rec["targets"])
+    return " ".join(f":blue-badge[{escape_markdown(label)}]" for label, _ in rec["targets"])
+
+
 def teacher_metrics_table(teachers: list[dict], split: str = "test") -> pd.DataFrame:
     """One row per teacher and view: the data for the per-view bar chart and table."""
     rows = []
     for t in teachers:
-        for view, m in (t.get("metrics", {}).get(split) or {}).items():
-            rows.append({"model": short_name(t), "view": view, "value": m.get("auroc", m["accuracy"]),
-                         "accuracy": m["accuracy"], "loss": m["loss"]})
+        metrics = t.get("metrics", {})
+        for view, m in (metrics.get(split) or {}).items():
+            name, value = headline(m, metrics.get("metric"))
+            rows.append({"model": short_name(t), "view": view, "value": value, "metric": name, "loss": m["loss"]})
     return pd.DataFrame(rows)
 
 
@@ -70,15 +86,17 @@ def cli_hint(command: str, folded: bool = False) -> None:
     st.code(command, language="bash", wrap_lines=True)
 
 
+def escape_markdown(value) -> str:
+    """``value`` shown as written: no Markdown inside it, on one line."""
+    return "".join("\\" + c if c in "\\`*_[]<>|#~$" else c for c in str(value).replace("\n", " "))
+
+
 def markdown_table(rows: list[dict]) -> str:
     """A few rows as a Markdown table: drawn with the page's text, where ``st.dataframe`` would
     load the data grid's code into the browser."""
-    def cell(value) -> str:  # shown as written: no Markdown inside a cell
-        return "".join("\\" + c if c in "\\`*_[]<>|#~$" else c for c in str(value).replace("\n", " "))
-
     header = list(rows[0]) if rows else []
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(r[h]) for h in header) + " |" for r in rows]
+    lines = ["| " + " | ".join(escape_markdown(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(escape_markdown(r[h]) for h in header) + " |" for r in rows]
     return "\n".join(lines)
 
 

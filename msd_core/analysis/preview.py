@@ -10,9 +10,10 @@ from ..errors import DataError
 
 
 def example_record(ds: MultimodalDataset, index: int, image_size: int = 128) -> dict:
-    """``{id, label, text, image (HxWx3 uint8 or None), image_error, extra}`` for one example."""
+    """``{id, label, targets, task, text, image (HxWx3 uint8 or None), image_error, extra}`` for one
+    example; ``label`` is the target in words, ``targets`` its ``(label, score)`` pairs."""
     ex = ds.examples[index]
-    rec = {"id": ex.id, "label": ds.label_text(ex), "text": ex.inputs.get("text"), "image": None,
+    rec = {"id": ex.id, "label": ds.label_text(ex), "targets": ds.label_scores(ex), "task": ds.task, "text": ex.inputs.get("text"), "image": None,
            "image_error": None, "reliance": ex.meta.get("reliance"), "source": ex.meta.get("source")}
     if "image" in ex.inputs:
         try:

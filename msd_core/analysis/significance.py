@@ -24,7 +24,8 @@ import pandas as pd
 from scipy import stats
 
 from ..paths import METRICS_FILE
-from .compare import group_name, split_metrics
+from ..engine.evaluate import headline
+from .compare import group_name, run_metric, split_metrics
 
 MIN_SEEDS = 2          # a paired t-test needs at least two paired seeds
 EXACT_BELOW = 25       # McNemar: the exact binomial test when b + c is below this, else chi-square
@@ -124,17 +125,21 @@ def metric_of(run: dict, split: str, view: str, metric: str) -> float | None:
 
 
 def paired_metric_tests(runs: list[dict], group_a: str, group_b: str, split: str = "test", view: str = "full",
-                        metric: str = "accuracy", *, resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
-    """One row per data set: the paired t-test and bootstrap CI of ``metric`` on ``view``, B − A."""
+                        metric: str | None = None, *, resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """One row per data set: the paired t-test and bootstrap CI of ``metric`` on ``view``, B − A
+    (``metric`` None: each data set's headline metric, ``evaluate.headline``)."""
     rows = []
     for data, pairs in pair_by_seed(runs, group_a, group_b).items():
-        values = [(s, metric_of(a, split, view, metric), metric_of(b, split, view, metric)) for s, a, b in pairs]
+        first = pairs[0][1]
+        name = metric or headline((split_metrics(first, split) or {}).get(view) or {"accuracy": None},
+                                  run_metric(first))[0]
+        values = [(s, metric_of(a, split, view, name), metric_of(b, split, view, name)) for s, a, b in pairs]
         values = [v for v in values if v[1] is not None and v[2] is not None]
         a = np.array([v[1] for v in values])
         b = np.array([v[2] for v in values])
         test = paired_t(a, b)
         lo, hi = bootstrap_ci(b - a, resamples=resamples, seed=seed) if test["t"] is not None else (None, None)
-        rows.append({"data": data, "view": view, "metric": metric, "seeds": [v[0] for v in values],
+        rows.append({"data": data, "view": view, "metric": name, "seeds": [v[0] for v in values],
                      "A mean": float(a.mean()) if len(a) else None, "B mean": float(b.mean()) if len(b) else None,
                      "B − A": test["mean_diff"] if len(a) else None, "t": test["t"], "dof": test["dof"],
                      "p": test["p"], "CI low": lo, "CI high": hi, "note": test["note"]})

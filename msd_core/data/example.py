@@ -105,12 +105,18 @@ class MultimodalDataset(torch.utils.data.Dataset):
             return [max(ex.target, key=ex.target.get)] if ex.target else []
         return sorted(i for i, score in ex.target.items() if score > 0)
 
+    def label_scores(self, ex: Example) -> list[tuple[str, float]]:
+        """The target as ``(label, score)`` pairs: the class with 1.0; the labels, in label order;
+        the answers with their scores, best first."""
+        if isinstance(ex.target, int):
+            return [(self.labels[ex.target], 1.0)]
+        if self.task == "soft":
+            return [(self.labels[i], s) for i, s in sorted(ex.target.items(), key=lambda kv: (-kv[1], kv[0]))]
+        return [(self.labels[i], 1.0) for i in self.label_indices(ex)]
+
     def label_text(self, ex: Example) -> str:
         """The target in words: the class, the labels joined by ``|``, or the answers with their
         scores (``yes 1.00|no 0.33``), best first."""
-        if isinstance(ex.target, int):
-            return self.labels[ex.target]
         if self.task == "soft":
-            ranked = sorted(ex.target.items(), key=lambda kv: -kv[1])
-            return "|".join(f"{self.labels[i]} {s:.2f}" for i, s in ranked)
-        return "|".join(self.labels[i] for i in self.label_indices(ex))
+            return "|".join(f"{label} {s:.2f}" for label, s in self.label_scores(ex))
+        return "|".join(label for label, _ in self.label_scores(ex))

@@ -22,6 +22,11 @@ def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
+def text_box(at: AppTest, label: str):
+    """The page's text input labelled ``label``."""
+    return next(box for box in at.text_input if box.label == label)
+
+
 def test_overview_with_no_teacher_shows_how_to_get_one(empty_home):
     at = run_app()
     assert at.title[0].value == "MSD Studio"
@@ -53,7 +58,7 @@ def test_data_page_browses_and_filters_examples(empty_home):
     at.selectbox[3].set_value("text-only").run()  # ground-truth reliance filter
     captions = [c.value for c in at.caption if c.value and " " in c.value and c.value.islower()]  # example texts
     assert captions and all("bravo" in c for c in captions)
-    at.text_input[0].set_value("no such words anywhere").run()
+    text_box(at, "Text contains").set_value("no such words anywhere").run()
     assert "No example matches" in texts(at.info)
     assert not at.exception
 
@@ -62,7 +67,7 @@ def test_data_page_on_disk_sets_need_a_folder_and_report_bad_ones(empty_home, tm
     at = run_app("app_pages/data_teacher.py")
     at.selectbox[0].set_value("hateful-memes").run()
     assert "enter the data folder" in texts(at.info)
-    at.text_input[0].set_value(str(tmp_path / "missing")).run()
+    text_box(at, "Data folder").set_value(str(tmp_path / "missing")).run()
     assert "train.jsonl" in texts(at.error) and not at.exception
 
 
