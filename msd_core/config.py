@@ -122,6 +122,9 @@ class TrainConfig(ConfigBase):
     bf16: bool = option(False, "bf16 autocast (useful on GPUs)")
     threads: int = option(0, "CPU threads this run may use (0: every core); the launch queue runs "
                              "cores ÷ threads runs at once", at_least=0)
+    workers: int = option(0, "DataLoader worker processes that read and collate the next training batches while "
+                             "the model trains (0: read them in the training process); the batches are the same",
+                          at_least=0)
     compile: bool = option(False, "torch.compile the model (useful on GPUs; slow to start on CPUs)")
     max_steps: int | None = option(None, "stop after this many steps (smoke runs)", at_least=1)
     save_every: int = option(0, "also checkpoint every N steps (0: once per epoch)", at_least=0)

@@ -12,6 +12,9 @@
   ``on_eval_end``, ``on_epoch_end``, ``on_checkpoint``): the seam for progress bars, the run
   recorder (``msd_core.runs.recorder``, the one owner of run.json and the registry row) and
   live dashboards. It knows none of them and writes no status.
+- Batches are read and collated in the training process, or, with ``TrainConfig.workers``, by
+  DataLoader worker processes ahead of the step that needs them: the same batches either way
+  (collating draws no random numbers), so ``workers`` changes the speed, never the weights.
 - Rank-aware: under ``torchrun`` each rank takes every ``world``-th example of the epoch's
   permutation, the model is wrapped in DistributedDataParallel, and only rank 0 writes.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -63,6 +67,41 @@ def modality_dropout(batch: Batch, p: float, generator: torch.Generator) -> Batc
         drop[all_dropped, rescue[all_dropped]] = False
     present = {m: batch.present[m] & ~drop[:, i].to(batch.present[m].device) for i, m in enumerate(mods)}
     return replace(batch, present=present)
+
+
+def _as_collated(batch):
+    return batch  # EpochBatches collates each batch itself
+
+
+class FailedBatch:
+    """An error raised while a worker collated a batch, carried to the training process whole (a
+    DataLoader would wrap it in the worker's traceback, where the user needs the message)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def reraise(self):
+        raise self.error
+
+
+class EpochBatches(torch.utils.data.Dataset):
+    """Batches ``first``..``steps`` − 1 of an epoch in ``order``, each collated when read."""
+
+    def __init__(self, dataset: MultimodalDataset, order, batch_size: int, first: int, steps: int, collator):
+        self.dataset, self.order, self.batch_size = dataset, order, batch_size
+        self.first, self.steps, self.collator = first, steps, collator
+
+    def __len__(self) -> int:
+        return max(self.steps - self.first, 0)
+
+    def __getitem__(self, k: int) -> Batch | FailedBatch:
+        i = (self.first + k) * self.batch_size
+        try:
+            return self.collator([self.dataset[j] for j in self.order[i:i + self.batch_size]])
+        except Exception as e:  # noqa: BLE001 - re-raised as it is in the training process
+            if torch.utils.data.get_worker_info() is None:
+                raise
+            return FailedBatch(e)
 
 
 class Trainer:
@@ -181,11 +220,10 @@ class Trainer:
         t_last = time.time()
         try:
             while self.epoch < cfg.epochs and self.global_step < self.total_steps:
-                order = self.epoch_order(self.epoch)
+                batches = self.epoch_batches(self.epoch_order(self.epoch))
                 self.model.train()
                 while self.step_in_epoch < self.steps_per_epoch and self.global_step < self.total_steps:
-                    i = self.step_in_epoch * cfg.batch_size
-                    logs = self.train_step([self.train_set[j] for j in order[i:i + cfg.batch_size]])
+                    logs = self.train_step(next(batches))
                     now = time.time()
                     logs.update(step=self.global_step, epoch=self.epoch, lr=self.scheduler.get_last_lr()[0],
                                 step_time=now - t_last)
@@ -208,11 +246,22 @@ class Trainer:
                 bar.close()
         return self.history
 
-    def train_step(self, examples) -> dict[str, float]:
+    def epoch_batches(self, order):
+        """The collated batches of this epoch from ``step_in_epoch`` on, in ``order``: read here, or by
+        ``cfg.workers`` DataLoader processes a few batches ahead."""
+        batches = EpochBatches(self.train_set, order, self.cfg.batch_size, self.step_in_epoch, self.steps_per_epoch,
+                               self.collator)
+        if not self.cfg.workers:
+            return (batches[k] for k in range(len(batches)))
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers tokenize; the parent needs no threads
+        loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=self.cfg.workers,
+                                             collate_fn=_as_collated)
+        return (b.reraise() if isinstance(b, FailedBatch) else b for b in loader)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
         cfg = self.cfg
         seed = derive_seed(cfg.seed, 7, self.global_step)
         torch.manual_seed(seed)
-        batch = self.collator(examples)
         batch = modality_dropout(batch, cfg.modality_dropout, torch.Generator().manual_seed(seed))
         batch = batch.to(self.device)
         lr = self.scheduler.get_last_lr()[0]
