@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -31,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..config import DataConfig
 from ..errors import DataError
+from .image_cache import ImageCache
 
 # Mean/std of ImageNet, applied by ``normalize``.
 IMAGE_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -136,18 +136,21 @@ def open_checked(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, size: in
         yield out
 
 
+DECODED = ImageCache(capacity=8192)
+
+
 def _load_path(path: str, size: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
-    """The decoded image, cached by its file's size and modification time too, so a file
-    replaced in place is read again in a long-lived process (the dashboard)."""
+    """The decoded image, cached (``DECODED``) by its file's size and modification time too, so a
+    file replaced in place is read again in a long-lived process (the dashboard)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         raise FileNotFoundError(path) from None
-    return _decoded(path, st.st_size, st.st_mtime_ns, size, max_pixels)
+    return DECODED.get((path, st.st_size, st.st_mtime_ns, max_pixels), size,
+                       lambda: _decode(path, size, max_pixels))
 
 
-@lru_cache(maxsize=8192)
-def _decoded(path: str, nbytes: int, mtime_ns: int, size: int, max_pixels: int) -> np.ndarray:
+def _decode(path: str, size: int, max_pixels: int) -> np.ndarray:
     if not Path(path).is_file():
         raise FileNotFoundError(path)
     with open_checked(path, max_pixels, size) as img:

@@ -328,7 +328,7 @@ def test_pil_bomb_check_gives_way_to_ours(hm, monkeypatch):
 def test_large_images_are_downscaled_as_they_are_read(tmp_path, monkeypatch, ext):
     path = write_png(tmp_path / f"large.{ext}", size=(640, 480), color=(30, 140, 220))
     expected = load_image(str(path), 16).float()
-    images_mod._decoded.cache_clear()
+    images_mod.DECODED.clear()
     monkeypatch.setattr(images_mod, "LARGE_IMAGE_PIXELS", 10_000)
     drafts, reduces = [], []
     real_draft, real_reduce = Image.Image.draft, Image.Image.reduce
