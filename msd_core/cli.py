@@ -264,7 +264,13 @@ def cmd_data(a) -> None:
         return
     ds = load_split(data_config(a), a.split)
     print(f"{ds.name} / {ds.split}: {len(ds)} examples, modalities {ds.modality_names}, metric {ds.metric}")
-    print("labels: " + ", ".join(f"{k} ({v})" for k, v in ds.label_counts().items()))
+    counts = ds.label_counts()
+    if len(counts) > 30:  # VQA's thousands of answers: the most frequent
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:20]
+        print(f"task {ds.task}; {len(counts):,} labels, the 20 most frequent: "
+              + ", ".join(f"{k} ({v})" for k, v in top))
+    else:
+        print(f"task {ds.task}; labels: " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
     for ex in ds.examples[:a.show]:
         text = ex.inputs.get("text", "")
         image = ex.inputs.get("image")

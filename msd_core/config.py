@@ -156,7 +156,7 @@ class DistillConfig(ConfigBase):
     tau: float = option(1.0, "τ, the temperature of the saliency-based weightings (§7)", above=0)
     saliency: str = option("loss-drop", "saliency measure behind the weights (§5)")
     removal: str = option("drop", "how the teacher's views remove a modality (§2)")
-    population_split: str = option("val", "split on which population saliency S is measured (§5.4)")
+    population_split: str = option("val", "split on which population saliency S is measured (§5.5)")
     meta_fraction: float = option(0.1, "learned weightings: share of train held out as the meta split (§7.6)",
                                   above=0, below=1)
     meta_lr: float = option(1e-2, "learned weightings: learning rate of the weight network (§7.6)", above=0)

@@ -48,7 +48,10 @@ for i, m in enumerate(mods):
     cols[2 * i + 1].metric(f"examples {m} dominates", f"{(frame['dominant'] == m).mean():.0%}")
 
 f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1, 2])
-label = f1.selectbox("Class", ["(all)"] + sorted(frame["label"].unique()))
+several = "labels" in frame  # multi-label or soft targets: filter by one of each example's labels
+label = f1.selectbox("Has the label" if several else "Class",
+                     ["(all)"] + sorted({lab for labs in frame["labels"] for lab in labs} if several
+                                        else frame["label"].unique()))
 correct = f2.selectbox("Teacher is", ["(all)", "right", "wrong"])
 dominant = f3.selectbox("Dominant modality", ["(all)"] + mods)
 colour_options = ["dominant", "label", "correct"] + (["reliance"] if "reliance" in frame else [])
@@ -57,7 +60,7 @@ text = f5.text_input("Text contains", placeholder="e.g. shape")
 
 view = frame
 if label != "(all)":
-    view = view[view["label"] == label]
+    view = view[view["labels"].map(lambda labs: label in labs)] if several else view[view["label"] == label]
 if correct != "(all)":
     view = view[view["correct"] == (correct == "right")]
 if dominant != "(all)":

@@ -26,6 +26,8 @@ def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "
     y = cache.targets
     frame = pd.DataFrame({"id": cache.ids, "label": [ds.label_text(e) for e in ds.examples],
                           "text": [str(e.inputs.get("text", "")) for e in ds.examples]})
+    if task != "single-label":  # each example's labels (answers), to filter by one of them
+        frame["labels"] = [tuple(label for label, _ in ds.label_scores(e)) for e in ds.examples]
     for view, z in cache.logits.items():
         if view.startswith("subset:"):
             continue

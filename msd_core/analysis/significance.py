@@ -171,7 +171,7 @@ def consistent_changes(pairs: list[tuple[object, dict, dict]], correct: dict[str
 
 # -- learned weights against the teacher's saliency ------------------------------------
 def population_saliency_of(run: dict) -> dict[str, float]:
-    """The teacher's population saliency ``S`` recorded in the run's metrics.json (§5.4)."""
+    """The teacher's population saliency ``S`` recorded in the run's metrics.json (§5.5)."""
     path = Path(run.get("out_dir") or "") / METRICS_FILE
     return json.loads(path.read_text()).get("population_saliency") or {} if path.is_file() else {}
 

@@ -62,7 +62,7 @@ def modality_saliency(cache: TeacherLogits, measure: str = "loss-drop") -> dict[
 
 
 def population_saliency(sal: dict[str, torch.Tensor]) -> dict[str, float]:
-    """§5.4: ``S_m = mean_x sal_m(x)``."""
+    """§5.5: ``S_m = mean_x sal_m(x)``."""
     return {m: v.mean().item() for m, v in sal.items()}
 
 
