@@ -1,5 +1,5 @@
-"""The decoded-image cache: the last ``capacity`` decoded images of each size, held in one
-preallocated block of memory per size.
+"""The decoded-image cache: the last ``capacity`` decoded images of each size (at most
+``max_bytes`` of pixels per size), held in one preallocated block of memory per size.
 
 A plain ``lru_cache`` of small numpy arrays let a long training run's memory grow far beyond what
 it held: its thousands of long-lived 12 kB arrays sat between the step's short-lived allocations,
@@ -19,7 +19,7 @@ import numpy as np
 
 
 class ImageCache:
-    def __init__(self, capacity: int, max_bytes: int = 256 << 20):
+    def __init__(self, capacity: int, max_bytes: int = 64 << 20):
         self.capacity, self.max_bytes = capacity, max_bytes
         self._blocks: dict[int, np.ndarray] = {}  # size -> capacity x size x size x 3
         self._slots: dict[int, OrderedDict] = {}  # size -> key -> slot, least recently used first
