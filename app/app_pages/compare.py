@@ -205,7 +205,8 @@ else:
                    "the same seeds.")
     else:
         st.markdown(f"**Per seed** ({split} metric on the {view} view: the data set's own, named in the table's "
-                    "*metric* column): **B − A** is the mean over paired seeds of B's metric minus A's. **t** and **p** are a paired t-test of those differences (two-sided: "
+                    "*metric* column): **B − A** is the mean over paired seeds of B's metric minus A's. **t** and "
+                    "**p** are a paired t-test of those differences (two-sided: "
                     "p is how often differences this large would appear if the methods were equally good). The "
                     "**95% CI** is a bootstrap interval of the mean difference (10,000 resamples): when it excludes "
                     "0, the sign of the difference holds up. A test needs at least two paired seeds.")

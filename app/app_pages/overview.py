@@ -51,11 +51,11 @@ else:
     rows = []
     for t in usable:
         m = t.get("metrics", {})
-        test = m.get("test", {})
+        test = {v: headline(x, m.get("metric")) for v, x in m.get("test", {}).items()}  # view: (metric, value)
         rows.append({"teacher": display_path(t["path"]), "data": t["data"], "model": model_label(t),
                      "parameters": t["parameters"], "status": t["status"],
-                     "metric": next((headline(x, m.get("metric"))[0] for x in test.values()), None),
-                     **{f"test {v}": round(headline(x, m.get("metric"))[1], 4) for v, x in test.items()},
+                     "metric": next((name for name, _ in test.values()), None),
+                     **{f"test {v}": round(value, 4) for v, (_, value) in test.items()},
                      "train time (s)": m.get("train_seconds")})
     st.dataframe(rows, hide_index=True)
     for t in usable:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..engine.evaluate import headline
-from ..method.tasks import correct, predicted_text
+from ..method.tasks import correct, predicted_texts
 from ..paths import METRICS_FILE
 from ..method.objectives import OBJECTIVES
 
@@ -186,7 +186,7 @@ def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu
         logits, targets = predict_views(model, ds, collator, device, {"full": tuple(ds.modality_names)})
         preds[key] = logits["full"]
     cache = teacher_logits(cfg_a["teacher"], data, ds, device=device)
-    said = {key: [predicted_text(z, ds.labels, ds.task) for z in preds[key]] for key in preds}
+    said = {key: predicted_texts(preds[key], ds.labels, ds.task) for key in preds}
     right = {key: correct(preds[key], targets, ds.task).numpy() for key in preds}
     frame = pd.DataFrame({"index": np.arange(len(ds)), "id": [e.id for e in ds.examples],
                           "label": [ds.label_text(e) for e in ds.examples],

@@ -14,7 +14,7 @@ from ..config import DataConfig
 from ..data.example import MultimodalDataset
 from ..engine.teacher_cache import teacher_logits
 from ..method.saliency import dominant_modality, interactions, modality_saliency, population_saliency, shapley_values
-from ..method.tasks import confidence, correct, predicted_text, predictions
+from ..method.tasks import confidence, correct, predicted_texts
 from ..method.view_logits import TeacherLogits
 from ..method.weighting import WEIGHTINGS, fixed_weights
 
@@ -31,10 +31,7 @@ def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "
     for view, z in cache.logits.items():
         if view.startswith("subset:"):
             continue
-        if task == "multi-label":
-            frame[f"pred {view}"] = [predicted_text(row, labels, task) for row in z]
-        else:
-            frame[f"pred {view}"] = [labels[i] for i in predictions(z, task).tolist()]
+        frame[f"pred {view}"] = predicted_texts(z, labels, task)
         frame[f"p(y) {view}"] = confidence(z, y, task).numpy()
     frame["correct"] = correct(cache.logits["full"], y, task).numpy()
     for m, v in sal.items():

@@ -26,7 +26,7 @@ import pandas as pd
 from ..config import DataConfig, DistillConfig
 from ..engine.evaluate import METRICS
 from ..errors import ConfigError
-from ..method.tasks import correct, predicted_text
+from ..method.tasks import correct, predicted_texts
 from .compare import group_name, split_metrics
 from .significance import data_name, seed_of
 
@@ -84,7 +84,7 @@ def _logit_columns(frame: dict, who: str, view: str, logits, labels: list[str], 
     z = logits.numpy()
     for j, name in enumerate(labels):
         frame[f"{who}/{view}/logit:{name}"] = z[:, j]
-    frame[f"{who}/{view}/pred"] = [predicted_text(row, labels, task) for row in logits]
+    frame[f"{who}/{view}/pred"] = predicted_texts(logits, labels, task)
     if targets is not None:
         frame[f"{who}/{view}/correct"] = correct(logits, targets, task).numpy()
 

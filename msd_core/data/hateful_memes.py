@@ -17,6 +17,7 @@ from ..errors import ConfigError, DataError
 from .example import ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS
 from .option_values import bool_option
+from .records import check_options, data_root
 from .tabular_files import Columns, rows_to_examples
 
 FILES = {"train": ["train.jsonl"], "val": ["dev_seen.jsonl", "dev_unseen.jsonl", "dev.jsonl"],
@@ -28,9 +29,7 @@ OPTIONS = ("check_images", "val", "test")
 def make_hateful_memes(root: str | None, split: str, skip_bad: bool, options: dict, *,
                        images_outside_root: bool = False,
                        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> MultimodalDataset:
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise ConfigError(f"hateful-memes: unknown option(s) {sorted(unknown)}; known: {list(OPTIONS)}")
+    check_options("hateful-memes", options, OPTIONS)
     files = FILES[split]
     if split in options:
         official = [f.removesuffix(".jsonl") for f in FILES[split]]
@@ -39,10 +38,7 @@ def make_hateful_memes(root: str | None, split: str, skip_bad: bool, options: di
                               f"{official}, got {options[split]!r}")
         files = [f"{options[split]}.jsonl"]
     check_images = bool_option("hateful-memes", options, "check_images", True)
-    if not root:
-        raise DataError("hateful-memes needs the data folder: pass --data-root DIR (the folder "
-                        "holding train.jsonl and img/)")
-    base = Path(root)
+    base = data_root("hateful-memes", root, "train.jsonl and img/")
     candidates = [base / f for f in files]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:

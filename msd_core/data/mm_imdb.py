@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .example import Example, ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS
 from .option_values import bool_option
-from .records import BadRecords
+from .records import BadRecords, check_options, data_root
 from .tabular_files import image_problem
 
 GENRES = ["Drama", "Comedy", "Romance", "Thriller", "Crime", "Action", "Adventure", "Horror", "Documentary",
@@ -55,14 +55,9 @@ def _split_ids(path: Path, split: str) -> list[str]:
 
 def make_mm_imdb(root: str | None, split: str, skip_bad: bool, options: dict, *, images_outside_root: bool = False,
                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> MultimodalDataset:
-    unknown = set(options) - {"check_images"}
-    if unknown:
-        raise ConfigError(f"mm-imdb: unknown option(s) {sorted(unknown)}; known: ['check_images']")
+    check_options("mm-imdb", options, {"check_images"})
     check_images = bool_option("mm-imdb", options, "check_images", True)
-    if not root:
-        raise DataError("mm-imdb needs the data folder: pass --data-root DIR (the folder holding split.json and "
-                        "dataset/)")
-    base = Path(root)
+    base = data_root("mm-imdb", root, "split.json and dataset/")
     split_path = base / "split.json"
     ids = _split_ids(split_path, split)
     folder = base / "dataset"

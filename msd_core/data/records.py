@@ -1,14 +1,31 @@
-"""Bad records of the official-layout loaders (MM-IMDB, SNLI-VE, VQA v2), gathered across their
-files: the load then stops with one ``DataError`` naming the file and record of each (the first
-``tabular_files.MAX_LISTED``, then a count), or, with ``--skip-bad-rows``, leaves them out and
-lists them in the data set's ``skipped`` report."""
+"""What the official-layout loaders (Hateful Memes, MM-IMDB, SNLI-VE, VQA v2) share: checking
+their options and data folder before any work (``check_options``, ``data_root``), and their bad records, gathered
+across their files (``BadRecords``): the load then stops with one ``DataError`` naming the file and
+record of each (the first ``tabular_files.MAX_LISTED``, then a count), or, with
+``--skip-bad-rows``, leaves them out and lists them in the data set's ``skipped`` report."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError, DataError
 from .example import SkippedRow
 from .tabular_files import bad_rows_error
+
+
+def check_options(name: str, options: dict, known) -> None:
+    """Refuse any option of ``options`` that ``name``'s loader does not take."""
+    unknown = set(options) - set(known)
+    if unknown:
+        raise ConfigError(f"{name}: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+
+
+def data_root(name: str, root: str | None, holding: str) -> Path:
+    """``root`` as a path, once a folder was given (``holding``: what it holds, for the message when
+    none was). Loaders check their options first, so a bad option is named before a missing folder."""
+    if not root:
+        raise DataError(f"{name} needs the data folder: pass --data-root DIR (the folder holding {holding})")
+    return Path(root)
 
 
 class BadRecords:

@@ -20,7 +20,7 @@ from ..errors import ConfigError, DataError
 from .example import Example, ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS
 from .option_values import bool_option
-from .records import BadRecords
+from .records import BadRecords, check_options, data_root
 from .tabular_files import OUTSIDE_ROOT_FLAG, image_problem, leaves_root, read_rows
 
 LABELS = ["entailment", "neutral", "contradiction"]
@@ -48,14 +48,9 @@ def image_folder(base: Path, options: dict, images_outside_root: bool) -> Path:
 
 def make_snli_ve(root: str | None, split: str, skip_bad: bool, options: dict, *, images_outside_root: bool = False,
                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> MultimodalDataset:
-    unknown = set(options) - {"image_dir", "check_images"}
-    if unknown:
-        raise ConfigError(f"snli-ve: unknown option(s) {sorted(unknown)}; known: ['check_images', 'image_dir']")
+    check_options("snli-ve", options, {"image_dir", "check_images"})
     check_images = bool_option("snli-ve", options, "check_images", True)
-    if not root:
-        raise DataError("snli-ve needs the data folder: pass --data-root DIR (the folder holding "
-                        "snli_ve_train.jsonl and the Flickr30k images)")
-    base = Path(root)
+    base = data_root("snli-ve", root, "snli_ve_train.jsonl and the Flickr30k images")
     path = base / FILES[split]
     images = image_folder(base, options, images_outside_root)
     bad = BadRecords(skip_bad)

@@ -37,12 +37,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .example import Example, ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS
 from .json_stream import stream_array
 from .option_values import bool_option, int_option
-from .records import BadRecords
+from .records import BadRecords, check_options, data_root
 from .tabular_files import image_problem
 
 PARTS = {"train": "train2014", "val": "val2014", "test": "val2014"}
@@ -134,15 +134,11 @@ def _in_split(split: str, image_id: int) -> bool:
 
 def make_vqa_v2(root: str | None, split: str, skip_bad: bool, options: dict, *, images_outside_root: bool = False,
                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> MultimodalDataset:
-    unknown = set(options) - {"answers", "check_images"}
-    if unknown:
-        raise ConfigError(f"vqa-v2: unknown option(s) {sorted(unknown)}; known: ['answers', 'check_images']")
+    check_options("vqa-v2", options, {"answers", "check_images"})
     k = int_option("vqa-v2", options, "answers", DEFAULT_ANSWERS, lo=1)
     check_images = bool_option("vqa-v2", options, "check_images", False)
-    if not root:
-        raise DataError("vqa-v2 needs the data folder: pass --data-root DIR (the folder holding the official "
-                        "questions and annotations json files and the train2014/ and val2014/ image folders)")
-    base = Path(root)
+    base = data_root("vqa-v2", root, "the official questions and annotations json files and the train2014/ "
+                     "and val2014/ image folders")
     part = PARTS[split]
     vocabulary = answer_vocabulary(base, k)
     index = {a: i for i, a in enumerate(vocabulary)}

@@ -70,6 +70,13 @@ def predicted_text(logits: torch.Tensor, labels: list[str], task: str) -> str:
     return labels[int(pred)]
 
 
+def predicted_texts(logits: torch.Tensor, labels: list[str], task: str) -> list[str]:
+    """``predicted_text`` of every row of ``logits`` (``N x C``)."""
+    if task == "multi-label":
+        return [predicted_text(row, labels, task) for row in logits]
+    return [labels[i] for i in predictions(logits, task).tolist()]
+
+
 def example_scores(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
     """How right the prediction is on each example, in ``[0, 1]``: 1 for the right class
     (single-label); 1 when every label is right (multi-label, exact match); the target's score of

@@ -26,7 +26,7 @@ def test_overview_and_data_pages_in_a_real_browser(home_with_teacher, tmp_path):
         wait_until_idle(page)
         print(f"overview rendered in {time.time() - t0:.1f} s")
         assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.get_by_text("Test-set accuracy of each teacher").count() == 1  # shown with a teacher's metrics
+        assert page.get_by_text("Test-set metric of each teacher").count() == 1  # shown with a teacher's metrics
         page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
 
         page.get_by_role("link", name="Data & teacher").click()

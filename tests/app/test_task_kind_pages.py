@@ -4,22 +4,11 @@ and the Data & teacher page showing their targets as chips."""
 
 import pytest
 
-from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.engine.teacher import train_teacher
 from tests.app.test_pages import PAGES, run_app, text_box, texts
 from tests.conftest import TINY, registered_distill
-from tests.data.test_official_layouts import write_vqa
-from tests.engine.test_task_kinds import vqa_items
-
-
-def data_for(kind, home):
-    if kind == "multi-label":
-        return DataConfig("synthetic", options={"n": 96, "task": "multi-label"}, max_eval_examples=32)
-    root = home / "vqa"
-    root.mkdir()
-    write_vqa(root, "train2014", vqa_items(1, 100, 48))
-    write_vqa(root, "val2014", vqa_items(1000, 200, 24))
-    return DataConfig("vqa-v2", root=str(root), options={"answers": 5})
+from tests.engine.test_task_kinds import data_config
 
 
 @pytest.fixture(scope="module", params=["multi-label", "soft"])
@@ -31,7 +20,7 @@ def kind_home(request, tmp_path_factory):
 
     home = tmp_path_factory.mktemp(request.param)
     os.environ["MSD_STUDIO_CACHE"] = str(home / "cache")
-    data = data_for(request.param, home)
+    data = data_config(request.param, home, n=96)
     teacher = home / "runs" / "teacher"
     train_teacher(TeacherRunConfig(data=data, model=ModelConfig("student-small", overrides=dict(TINY)),
                                    train=TrainConfig(epochs=1, batch_size=16), out_dir=str(teacher)), progress=False)

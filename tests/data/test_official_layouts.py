@@ -246,3 +246,20 @@ def test_stream_array_names_the_file_when_it_is_cut_short_or_lacks_the_key(tmp_p
     path.write_text(json.dumps({"annotations": []}))
     with pytest.raises(DataError, match="no 'questions' list in the file"):
         list(stream_array(path, "questions"))
+
+
+# -- Hateful Memes: an official split by name -------------------------------------------
+def test_hateful_memes_picks_an_official_split_by_name(tmp_path):
+    from msd_core.errors import ConfigError
+    from tests.data.test_loaders import meme, write_hateful_memes
+
+    for i in range(1, 5):
+        write_png(tmp_path / "img" / f"{i}.png")
+    write_hateful_memes(tmp_path, {"train.jsonl": [meme(1, 0), meme(2, 1)], "dev_seen.jsonl": [meme(3, 0)],
+                                   "dev_unseen.jsonl": [meme(4, 1), meme(3, 0)]})
+    assert [e.id for e in load_split(DataConfig("hateful-memes", root=str(tmp_path)), "val")] == ["hm-val-3"]
+    unseen = load_split(DataConfig("hateful-memes", root=str(tmp_path), options={"val": "dev_unseen"}), "val")
+    assert [e.id for e in unseen] == ["hm-val-4", "hm-val-3"] and unseen.metric == "auroc"
+    with pytest.raises(ConfigError, match=r"option val must name one of the official val splits \['dev_seen', "
+                                          r"'dev_unseen', 'dev'\], got 'test_seen'"):
+        load_split(DataConfig("hateful-memes", root=str(tmp_path), options={"val": "test_seen"}), "val")

@@ -26,9 +26,10 @@ def vqa_items(first_id, first_image, n):
     return items
 
 
-def data_config(kind, tmp_path):
+def data_config(kind, tmp_path, n=64):
+    """A multi-label synthetic set of ``n`` training examples, or a small VQA v2 written under ``tmp_path``."""
     if kind == "multi-label":
-        return DataConfig("synthetic", options={"n": 64, "task": "multi-label"}, max_eval_examples=24)
+        return DataConfig("synthetic", options={"n": n, "task": "multi-label"}, max_eval_examples=n // 3)
     root = tmp_path / "vqa"
     root.mkdir()
     write_vqa(root, "train2014", vqa_items(1, 100, 48))
