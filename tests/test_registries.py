@@ -45,4 +45,4 @@ def test_the_project_registries_hold_what_the_method_names():
     assert [n for n, w in WEIGHTINGS.items() if w.learned] == ["learned", "learned-global"]
     assert MEASURES.names() == ["loss-drop", "kl-shift", "confidence-drop"]
     assert REMOVALS.names() == ["drop", "mask", "mean", "swap"]
-    assert DATASETS.names() == ["easy-vqa", "synthetic", "hateful-memes", "folder"]
+    assert DATASETS.names() == ["easy-vqa", "synthetic", "hateful-memes", "mm-imdb", "snli-ve", "vqa-v2", "folder"]

@@ -40,14 +40,20 @@ option_text = st.text_input("Loader options", placeholder="KEY=VALUE, comma-sepa
                             "answers=1000 (vqa-v2), val=dev_unseen (hateful-memes)",
                             help="The data set's options, as msd's --data-option takes them.")
 
-ds = None
+ds, typed = None, {}  # typed: the loader options given above, for browsing and for the teacher form below
+
+
+def data_options() -> dict:
+    """The options the chosen data set is loaded (and a teacher trained) with."""
+    return {**BUILT_IN.get(name, {}), **typed}
+
+
 if name not in BUILT_IN and not root:
     st.info(f"**{name}** reads files from disk: enter the data folder above. {DATASETS[name].doc}.")
 else:
     try:
         typed = dict(parse_option(t.strip()) for t in option_text.split(",") if t.strip())
-        options = tuple(sorted({**BUILT_IN.get(name, {}), **typed}.items()))
-        ds = dataset(name, split, root or None, options)
+        ds = dataset(name, split, root or None, tuple(sorted(data_options().items())))
     except Exception as e:  # noqa: BLE001
         show_error(e)
 
@@ -85,7 +91,7 @@ def teacher_config(preset: str, overrides: dict, epochs: int, lr: float, dropout
     """The run config the teacher forms launch (and whose command they show)."""
     return TeacherRunConfig(
         data=DataConfig(name=name, root=str(resolve_path(root)) if root else None,
-                        options=dict(BUILT_IN.get(name, {})), max_train_examples=max_train or None),
+                        options=data_options(), max_train_examples=max_train or None),
         model=ModelConfig(preset, overrides),
         train=TrainConfig(epochs=epochs, lr=lr, modality_dropout=dropout))
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..engine.evaluate import headline
-from ..method.tasks import correct, predicted_texts
+from ..data.tasks import correct, predicted_texts
 from ..paths import METRICS_FILE
 from ..method.objectives import OBJECTIVES
 

@@ -29,7 +29,7 @@ from ..data.example import Example, MultimodalDataset
 from ..data.views import make_view, named_views
 from ..errors import ConfigError, DataError
 from ..method.saliency import MEASURES
-from ..method.tasks import confidence, predicted_text, probabilities
+from ..data.tasks import confidence, predicted_text, probabilities
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Readout:
     """One model on one input: ``logits[view]`` (``C`` values, None for a view left with no
     modality), ``probs`` of ``full``, ``pred`` (the prediction in words), ``saliency[m]`` (None when
     undefined), ``p_label[view]``: the probability given to the example's label
-    (``method.tasks.confidence``), None where the view has no logits."""
+    (``data.tasks.confidence``), None where the view has no logits."""
 
     logits: dict[str, torch.Tensor | None]
     probs: list[float]

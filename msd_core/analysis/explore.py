@@ -14,7 +14,7 @@ from ..config import DataConfig
 from ..data.example import MultimodalDataset
 from ..engine.teacher_cache import teacher_logits
 from ..method.saliency import dominant_modality, interactions, modality_saliency, population_saliency, shapley_values
-from ..method.tasks import confidence, correct, predicted_texts
+from ..data.tasks import confidence, correct, predicted_texts
 from ..method.view_logits import TeacherLogits
 from ..method.weighting import WEIGHTINGS, fixed_weights
 

@@ -26,7 +26,7 @@ import pandas as pd
 from ..config import DataConfig, DistillConfig
 from ..engine.evaluate import METRICS
 from ..errors import ConfigError
-from ..method.tasks import correct, predicted_texts
+from ..data.tasks import correct, predicted_texts
 from .compare import group_name, split_metrics
 from .significance import data_name, seed_of
 

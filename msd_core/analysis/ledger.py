@@ -32,7 +32,7 @@ from ..engine.predict import predict_views
 from ..errors import ConfigError
 from ..method.losses import ce_per_example
 from ..method.saliency import interactions, modality_saliency, shapley_values
-from ..method.tasks import label_prior
+from ..data.tasks import label_prior
 from ..method.view_logits import TeacherLogits
 
 CACHE_BATCH = 256  # the teacher cache's batch size: students use it too, so `swap` pairs the same partners

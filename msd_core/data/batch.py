@@ -18,7 +18,7 @@ class Batch:
     - ``present[m]``: ``B`` bool, False where modality dropout removed ``m`` from an
       example (its tokens are then left out by the model's attention mask).
 
-    ``targets`` are as ``method.tasks.target_tensor`` builds them for ``task``: ``N`` class
+    ``targets`` are as ``data.tasks.target_tensor`` builds them for ``task``: ``N`` class
     indices, or ``N x C`` label scores for multi-label and soft tasks.
 
     A modality that is absent from ``values`` is absent from every example (the

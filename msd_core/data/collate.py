@@ -6,14 +6,14 @@ import torch
 
 from ..errors import DataError
 from .batch import Batch
-from ..method.tasks import check_task, target_tensor
+from .tasks import check_task, target_tensor
 from .example import Example, ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS, load_image, normalize
 
 
 class Collator:
     """Turns a list of ``Example`` into a ``Batch`` for the given modalities, with targets as
-    ``task`` holds them (``method.tasks.target_tensor``; ``num_labels`` wide for multi-label and
+    ``task`` holds them (``tasks.target_tensor``; ``num_labels`` wide for multi-label and
     soft tasks)."""
 
     def __init__(self, modalities: list[ModalitySpec], tokenizer=None, image_size: int = 64,

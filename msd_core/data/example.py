@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import torch
 
+from .tasks import check_task, target_tensor
+
 ModalityKind = Literal["image", "text", "vector"]
 
 
@@ -24,7 +26,7 @@ class Example:
     """One example: raw inputs per modality, a target, free-form metadata.
 
     ``target`` is the class index (single-label tasks) or ``{label index: score}`` (multi-label
-    tasks with scores of 1.0; soft tasks with scores in ``[0, 1]``); see ``method.tasks``.
+    tasks with scores of 1.0; soft tasks with scores in ``[0, 1]``); see ``tasks``.
 
     ``inputs['image']`` is a file path or an ``HxWxC`` uint8 array; ``inputs['text']``
     a string; a ``vector`` modality a 1-D float array. ``meta['source']`` says where
@@ -48,15 +50,13 @@ class SkippedRow:
 
 
 class MultimodalDataset(torch.utils.data.Dataset):
-    """A list of examples with the modalities, label names and task kind (``method.tasks.TASKS``)
+    """A list of examples with the modalities, label names and task kind (``tasks.TASKS``)
     they share; ``metric`` is the headline metric (``engine.evaluate.METRICS``)."""
 
     def __init__(self, name: str, split: str, modalities: list[ModalitySpec], labels: list[str],
                  examples: list[Example], metric: str = "accuracy",
                  skipped: list[SkippedRow] | None = None, neutral_text: str = "nothing",
                  task: str = "single-label"):
-        from ..method.tasks import check_task
-
         self.task = check_task(task)
         self.name = name
         self.split = split
@@ -83,9 +83,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
                                  self.skipped, self.neutral_text, self.task)
 
     def targets(self) -> torch.Tensor:
-        """Every example's target as one tensor, as a batch holds them (``method.tasks.target_tensor``)."""
-        from ..method.tasks import target_tensor
-
+        """Every example's target as one tensor, as a batch holds them (``tasks.target_tensor``)."""
         return target_tensor([ex.target for ex in self.examples], self.task, len(self.labels))
 
     def label_counts(self) -> dict[str, int]:

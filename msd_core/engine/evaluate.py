@@ -13,7 +13,7 @@ from ..data.collate import Collator
 from ..data.example import MultimodalDataset
 from ..data.views import named_views
 from ..method.losses import ce_per_example
-from ..method.tasks import THRESHOLD, agreement, example_scores, predictions
+from ..data.tasks import THRESHOLD, agreement, example_scores, predictions
 from ..method.view_logits import TeacherLogits
 from .predict import predict_views
 
@@ -44,7 +44,7 @@ def auroc(scores: torch.Tensor, targets: torch.Tensor) -> float:
 
 def f1_scores(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     """Micro-, macro-, weighted- and samples-averaged F1 of the labels above the threshold
-    (``method.tasks.predictions``), by scikit-learn's ``f1_score``; a label that is neither
+    (``data.tasks.predictions``), by scikit-learn's ``f1_score``; a label that is neither
     predicted nor present counts 0 in the macro average (``zero_division=0``)."""
     from sklearn.metrics import f1_score
 
@@ -97,7 +97,7 @@ def evaluate(model, dataset: MultimodalDataset, collator: Collator, device, *, t
     """``{view: {metric: value}}`` for the full view and each single-modality view (``kw`` as for
     ``predict_views``); with the ``teacher``'s logits on the same views (formed with the same
     removal), each view also gets ``agreement``, the share of examples where the two predictions agree
-    (``method.tasks.agreement``)."""
+    (``data.tasks.agreement``)."""
     logits, targets = predict_views(model, dataset, collator, device, named_views(dataset.modality_names), **kw)
     out = {k: view_metrics(v, targets, dataset.metric, dataset.task) for k, v in logits.items()}
     if teacher is not None:

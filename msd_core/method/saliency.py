@@ -7,7 +7,7 @@ view without ``m`` (``without:m``):
 - ``kl-shift``: ``KL(softmax(t(x)) ‖ softmax(t(x|M∖{m})))`` (label-free)
 - ``confidence-drop``: ``p_t(y|x) − p_t(y|x|M∖{m})``
 
-each in the task's own form (§5, ``method.tasks``): for multi-label and soft targets the loss is
+each in the task's own form (§5, ``data.tasks``): for multi-label and soft targets the loss is
 the mean binary cross-entropy over labels, the shift the mean binary KL between the sigmoids, and
 the confidence the target-weighted mean sigmoid.
 
@@ -24,9 +24,9 @@ from typing import Callable
 
 import torch
 
+from ..data.tasks import confidence, prior_loss
 from ..registries import NamedRegistry
 from .losses import ce_per_example, kd_per_example
-from .tasks import confidence, prior_loss
 from .view_logits import TeacherLogits
 
 Measure = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, str], torch.Tensor]
@@ -50,7 +50,7 @@ def kl_shift(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor, task: s
 @register_measure("confidence-drop")
 def confidence_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor,
                     task: str = "single-label") -> torch.Tensor:
-    """§5.3: ``p_t(y|x) − p_t(y|x|M∖{m})`` (``method.tasks.confidence`` for multi-label and soft)."""
+    """§5.3: ``p_t(y|x) − p_t(y|x|M∖{m})`` (``data.tasks.confidence`` for multi-label and soft)."""
     return confidence(full, y, task) - confidence(removed, y, task)
 
 

@@ -16,7 +16,7 @@ from ..data.views import named_views
 @dataclass
 class TeacherLogits:
     """``logits[view]`` is ``N x C``, rows in ``ids`` order; ``targets`` the ``N`` targets, held as
-    ``task`` holds them (``method.tasks``)."""
+    ``task`` holds them (``data.tasks``)."""
 
     ids: list[str]
     targets: torch.Tensor

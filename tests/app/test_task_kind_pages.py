@@ -75,6 +75,8 @@ def test_the_data_page_shows_targets_as_chips(at_home):
     text_box(at, "Loader options").set_value(options).run()
     assert not at.exception and not at.error, texts(at.error)
     assert f"task: **{kind}**" in texts(at.markdown)
+    launch = next(c.value for c in at.code if c.value.startswith("msd train-teacher"))
+    assert all(f"--data-option {k}={v}" in launch for k, v in data.options.items() if k != "n")  # the form trains on it
     cards = [m.value for m in at.markdown if "-badge[" in m.value]
     assert len(cards) == 12
     if kind == "soft":  # every answer with its score: 7 annotators said one, 3 another

@@ -14,7 +14,7 @@ from msd_core.data import Collator, load_split, make_view
 from msd_core.data.vqa_v2 import soft_scores
 from msd_core.engine.evaluate import f1_scores, headline_metric, view_metrics, vqa_accuracy
 from msd_core.method.saliency import modality_saliency, shapley_values, subset_losses
-from msd_core.method.tasks import confidence, correct, label_prior, predicted_text, prior_loss
+from msd_core.data.tasks import confidence, correct, label_prior, predicted_text, prior_loss
 from msd_core.method.view_logits import TeacherLogits
 from tests.conftest import tiny_model
 
