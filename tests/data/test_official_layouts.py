@@ -150,7 +150,7 @@ def write_vqa(root, part, items):
     (root / f"v2_OpenEnded_mscoco_{part}_questions.json").write_text(json.dumps(questions))
     (root / f"v2_mscoco_{part}_annotations.json").write_text(json.dumps(annotations))
     for _, i, _, _ in items:
-        write_png(image_file(root, part, i), size=(40, 30))
+        write_png(image_file(root, part, i), size=(40, 30), color=((i * 53) % 256, (i * 97) % 256, (i * 31) % 256))
 
 
 TRAIN = [(1, 10, "What colour is it?", ["red"] * 6 + ["blue"] * 2 + ["Red."] * 2),

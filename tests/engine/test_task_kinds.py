@@ -21,8 +21,8 @@ ANSWERS = ["yes", "no", "red", "blue", "two"]
 def vqa_items(first_id, first_image, n):
     items = []
     for k in range(n):
-        a, b = ANSWERS[k % 5], ANSWERS[(k + 2) % 5]
-        items.append((first_id + k, first_image + k // 3, f"question number {k % 4}?", [a] * 7 + [b] * 3))
+        a, b, c = ANSWERS[k % 5], ANSWERS[(k + 2) % 5], ANSWERS[(k + 4) % 5]  # scores 1, 2/3 and 1/3
+        items.append((first_id + k, first_image + k // 3, f"question number {k % 4}?", [a] * 7 + [b] * 2 + [c]))
     return items
 
 
