@@ -71,8 +71,8 @@ DATASETS.register("snli-ve")(DataSet(
     "SNLI-VE, official layout (snli_ve_{train,dev,test}.jsonl, flickr30k_images/): 3-way entailment, accuracy; "
     "needs --data-root", _official(make_snli_ve), on_disk=True))
 DATASETS.register("vqa-v2")(DataSet(
-    "VQA v2, official layout (v2_*_questions.json, v2_*_annotations.json, train2014/, val2014/): soft answer "
-    "scores, VQA accuracy; needs --data-root", _official(make_vqa_v2), on_disk=True))
+    "VQA v2, official layout (the questions and annotations JSON files of train2014 and val2014, train2014/, "
+    "val2014/): soft answer scores, VQA accuracy; needs --data-root", _official(make_vqa_v2), on_disk=True))
 DATASETS.register("folder")(DataSet(
     "CSV/TSV/JSONL with image, text, label columns beside an image folder; needs --data-root",
     _folder_with_carved_val, on_disk=True))
