@@ -54,7 +54,8 @@ label = f1.selectbox("Has the label" if several else "Class",
                                         else frame["label"].unique()))
 correct = f2.selectbox("Teacher is", ["(all)", "right", "wrong"])
 dominant = f3.selectbox("Dominant modality", ["(all)"] + mods)
-colour_options = ["dominant", "label", "correct"] + (["reliance"] if "reliance" in frame else [])
+# not by label where each example has a label set or an answer list: the legend would have hundreds of colours
+colour_options = ["dominant", *([] if several else ["label"]), "correct"] + (["reliance"] if "reliance" in frame else [])
 colour = f4.selectbox("Colour by", colour_options, index=len(colour_options) - 1 if "reliance" in frame else 0)
 text = f5.text_input("Text contains", placeholder="e.g. shape")
 

@@ -53,6 +53,7 @@ def test_every_page_renders_for_each_task_kind(at_home):
         assert not at.exception, (kind, page, [e.value for e in at.exception])
         assert not at.error, (kind, page, texts(at.error))
     at.switch_page("app_pages/saliency.py").run()
+    assert "label" not in next(box for box in at.selectbox if box.label == "Colour by").options
     has = next(box for box in at.selectbox if box.label == "Has the label")
     total = int(next(c.value for c in at.caption if " examples match" in c.value).split(" of ")[1].split()[0])
     has.set_value(has.options[1]).run()
