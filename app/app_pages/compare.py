@@ -15,8 +15,8 @@ from app.components.palette import modality_colour
 from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
 from msd_core.analysis import significance as sig
-from msd_core.analysis.compare import (config_diff, eval_data, group_name, per_run_metrics, results_table,
-                                       seed_bands, slice_table, split_metrics, views_correct)
+from msd_core.analysis.compare import (config_diff, default_curve, eval_data, group_name, per_run_metrics,
+                                       results_table, seed_bands, slice_table, split_metrics, views_correct)
 from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, format_table,
                                       metrics_summary, parquet_bytes)
 from msd_core.analysis.preview import example_record
@@ -80,7 +80,10 @@ else:
 st.subheader("Curves")
 c1, c2, c3, c4 = st.columns(4)
 names = sorted({m["name"] for r in chosen for m in reg.metrics(r["id"])})
-metric = c1.selectbox("Metric", names, index=names.index("train/loss") if "train/loss" in names else 0)
+metric = c1.selectbox("Metric", names, index=names.index(default_curve(names)) if names else 0,
+                      help="Opens on a curve every method shares (the full input's validation metric, else the "
+                           "label loss train/ce): MSD's train/loss adds its per-modality terms, so it always sits "
+                           "above KD's.")
 smoothing = c2.slider("Smoothing", 0.0, 0.99, 0.6)
 log_y = c3.toggle("Log scale")
 x_axis = c4.radio("x axis", ["step", "time"], horizontal=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
-from ..engine.evaluate import headline
+from ..engine.evaluate import HEADLINES, headline
 from ..data.tasks import correct, predicted_texts
 from ..paths import METRICS_FILE
 from ..method.objectives import OBJECTIVES
@@ -155,6 +155,17 @@ def per_run_metrics(runs: list[dict], split: str = "test") -> pd.DataFrame:
                              "seed": r["config"].get("train", {}).get("seed"), "split": split, "view": view,
                              "metric": k, "value": v})
     return pd.DataFrame(rows)
+
+
+def default_curve(names: list[str]) -> str:
+    """The logged metric Compare opens on: one every method shares, so that the curves compare like
+    with like. First the full input's validation headline metric (``val/full/<metric>``), then the
+    label loss ``train/ce``; ``train/loss`` only when neither was logged, since MSD's total holds its
+    per-modality terms and always sits above KD's."""
+    for name in [*(f"val/full/{m}" for m in HEADLINES), "train/ce", "train/loss"]:
+        if name in names:
+            return name
+    return names[0]
 
 
 def seed_bands(curves: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from msd_core.analysis.compare import config_diff, flatten, group_name, per_run_metrics, results_table, seed_bands
+from msd_core.analysis.compare import (config_diff, default_curve, flatten, group_name, per_run_metrics,
+                                       results_table, seed_bands)
 
 
 def finished_run(tmp_path, run_id, method, seed, full, text, weighting="uniform", lam=1.0):
@@ -60,3 +61,12 @@ def test_seed_bands_span_the_seeds_step_by_step():
     band = seed_bands(curves)["band"]
     assert band["lo"].tolist() == [1.0, 2.0, 1.0] and band["hi"].tolist() == [3.0, 2.0, 3.0]
     assert seed_bands({"a": curves["a"]}) == {}
+
+
+def test_compare_opens_on_a_curve_every_method_shares():
+    logged = ["train/ce", "train/kd", "train/kd:image", "train/loss", "val/full/accuracy", "val/only:image/accuracy"]
+    assert default_curve(logged) == "val/full/accuracy"
+    assert default_curve(["train/loss", "val/full/accuracy", "val/full/auroc"]) == "val/full/auroc"  # the headline
+    assert default_curve(["train/ce", "train/loss"]) == "train/ce"  # before the first validation
+    assert default_curve(["train/loss", "train/lr"]) == "train/loss"
+    assert default_curve(["train/lr"]) == "train/lr"
