@@ -66,6 +66,12 @@ def normalise(answer) -> str:
     return " ".join(str(answer).lower().split()).rstrip(".")
 
 
+def record_answers(record: dict) -> list[str]:
+    """The annotators' answers of one annotation record, normalised; empty and null ones left out."""
+    return [a for a in (normalise(x.get("answer") or "") for x in record.get("answers") or [] if isinstance(x, dict))
+            if a]
+
+
 def soft_scores(answers: list[str], vocabulary: dict[str, int]) -> dict[int, float]:
     """``{answer index: min(1, count / 3)}`` for the annotators' ``answers`` in the vocabulary."""
     counts = Counter(a for a in map(normalise, answers) if a in vocabulary)
@@ -77,8 +83,7 @@ def _vocabulary(path: Path, stamp: tuple, k: int) -> tuple[str, ...]:
     counts: Counter = Counter()
     for record in stream_array(path, "annotations"):
         if isinstance(record, dict):
-            counts.update(a for a in (normalise(x.get("answer", "")) for x in record.get("answers") or []
-                                      if isinstance(x, dict)) if a)
+            counts.update(record_answers(record))
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return tuple(a for a, _ in ranked[:k])
 
@@ -167,8 +172,7 @@ def make_vqa_v2(root: str | None, split: str, skip_bad: bool, options: dict, *, 
             continue
         if not _in_split(split, image_id):
             continue
-        answers = [x.get("answer") for x in record.get("answers") or [] if isinstance(x, dict)]
-        answers = [a for a in answers if a is not None and normalise(a)]
+        answers = record_answers(record)
         if qid not in questions:
             bad.add(a_path, None, f"question {qid}: annotated, but not in {q_path.name}",
                     "use the questions and annotations files of the same release")

@@ -194,12 +194,13 @@ def test_vqa_v2_val_and_test_share_val2014_by_image_and_never_an_image(vqa_root)
 @pytest.mark.parametrize("what,message", [
     ("question missing", "question 99: annotated, but not in v2_OpenEnded_mscoco_train2014_questions.json"),
     ("no answers", "question 2: no answers"),
+    ("null answers", "question 2: no answers"),  # null is no answer, not the answer "none"
     ("no annotation", "question 4: no annotation in v2_mscoco_train2014_annotations.json"),
 ])
 def test_vqa_v2_bad_records_name_file_and_question(vqa_root, what, message):
     items = list(TRAIN)
-    if what == "no answers":
-        items[1] = (2, 10, "Is it big?", [""] * 10)
+    if what in ("no answers", "null answers"):
+        items[1] = (2, 10, "Is it big?", ["" if what == "no answers" else None] * 10)
     elif what == "no annotation":
         items[3] = (4, 12, "Is it small?", None)
     write_vqa(vqa_root, "train2014", items)
