@@ -16,7 +16,7 @@ from ..errors import ConfigError, DataError
 from .example import ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS
 from .option_values import bool_option
-from .tabular_files import OUTSIDE_ROOT_FLAG, Columns, collect_labels, leaves_root, rows_to_examples
+from .tabular_files import Columns, collect_labels, image_dir_option, rows_to_examples
 
 OPTIONS = {"train", "val", "test", "image_column", "text_column", "label_column", "id_column",
            "image_dir", "labels", "check_images"}
@@ -52,10 +52,7 @@ def make_folder(root: str | None, split: str, skip_bad: bool, options: dict, *, 
     if path is None:
         raise DataError(f"no {split} file", path=str(base), hint=f"add {split}.csv or name it in the options")
     labels = [str(x) for x in options["labels"]] if "labels" in options else collect_labels(train_path, cols.label)
-    image_dir = base / str(options.get("image_dir", "."))
-    if not images_outside_root and leaves_root(base, image_dir):
-        raise ConfigError(f"folder: option image_dir {options['image_dir']!r} leaves the data root {base}; "
-                          f"pass {OUTSIDE_ROOT_FLAG} to allow it")
+    image_dir = image_dir_option("folder", base, options, images_outside_root)
     examples, skipped = rows_to_examples(path, image_dir, cols, labels, prefix=f"folder-{split}",
                                          skip_bad=skip_bad, check_images=check_images, root=base,
                                          images_outside_root=images_outside_root,

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .example import Example, ModalitySpec, MultimodalDataset
 from .images import DEFAULT_MAX_IMAGE_PIXELS
 from .option_values import bool_option
 from .records import BadRecords, check_options, data_root
-from .tabular_files import OUTSIDE_ROOT_FLAG, image_problem, leaves_root, read_rows
+from .tabular_files import image_dir_option, image_problem, read_rows
 
 LABELS = ["entailment", "neutral", "contradiction"]
 FILES = {"train": "snli_ve_train.jsonl", "val": "snli_ve_dev.jsonl", "test": "snli_ve_test.jsonl"}
@@ -31,11 +31,7 @@ FIELDS = ("Flickr30K_ID", "sentence2", "gold_label")
 
 def image_folder(base: Path, options: dict, images_outside_root: bool) -> Path:
     if "image_dir" in options:
-        folder = base / str(options["image_dir"])
-        if not images_outside_root and leaves_root(base, folder):
-            raise ConfigError(f"snli-ve: option image_dir {options['image_dir']!r} leaves the data root {base}; "
-                              f"pass {OUTSIDE_ROOT_FLAG} to allow it")
-        candidates = [folder]
+        candidates = [image_dir_option("snli-ve", base, options, images_outside_root)]
     else:
         candidates = [base / d for d in IMAGE_DIRS]
     found = next((c for c in candidates if c.is_dir()), None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .example import Example, SkippedRow
 from .images import DEFAULT_MAX_IMAGE_PIXELS, check_image
 
@@ -122,6 +122,16 @@ def leaves_root(root: Path, path: Path) -> bool:
         return os.path.commonpath([base, target]) != base
     except ValueError:  # another drive
         return True
+
+
+def image_dir_option(name: str, base: Path, options: dict, images_outside_root: bool) -> Path:
+    """The folder the ``image_dir`` option names under ``base`` (``base`` itself without one),
+    refused when it leaves ``base`` unless ``images_outside_root``."""
+    folder = base / str(options.get("image_dir", "."))
+    if not images_outside_root and leaves_root(base, folder):
+        raise ConfigError(f"{name}: option image_dir {options['image_dir']!r} leaves the data root {base}; "
+                          f"pass {OUTSIDE_ROOT_FLAG} to allow it")
+    return folder
 
 
 def image_problem(img_path: Path, root: Path, *, images_outside_root: bool, check_images: bool,

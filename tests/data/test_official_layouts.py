@@ -264,3 +264,11 @@ def test_hateful_memes_picks_an_official_split_by_name(tmp_path):
     with pytest.raises(ConfigError, match=r"option val must name one of the official val splits \['dev_seen', "
                                           r"'dev_unseen', 'dev'\], got 'test_seen'"):
         load_split(DataConfig("hateful-memes", root=str(tmp_path), options={"val": "test_seen"}), "val")
+
+
+def test_snli_ve_image_dir_stays_inside_the_data_root(snli_root):
+    from msd_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"snli-ve: option image_dir '\.\./elsewhere' leaves the data root .*"
+                                          r"--allow-images-outside-root"):
+        load_split(DataConfig("snli-ve", root=str(snli_root), options={"image_dir": "../elsewhere"}), "train")
