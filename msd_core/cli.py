@@ -163,8 +163,16 @@ def run_config(config_cls, a: argparse.Namespace):
     config JSON or a run's run.json) or the defaults, with every given flag applied on top."""
     cfg = apply_flags(config_cls.load(a.config) if getattr(a, "config", None) else config_cls(), a)
     if getattr(a, "pretrained", None):
-        cfg.model.overrides["pretrained"] = str(resolve_path(a.pretrained))
+        cfg.model.overrides["pretrained"] = model_source(a.pretrained)
     return cfg
+
+
+def model_source(text: str) -> str:
+    """A model folder as an absolute path, or a hub id (``org/name``, not a folder here) as given."""
+    from .models.hf.source import HUB_ID
+
+    path = resolve_path(text)
+    return text if not path.exists() and HUB_ID.match(text) else str(path)
 
 
 def data_config(a: argparse.Namespace) -> DataConfig:
@@ -304,7 +312,7 @@ def cmd_evaluate(a) -> None:
     ds = load_split(cfg, a.split)
     model, meta = load_model(ckpt, device)
     check_fits(meta, ds, ckpt)
-    metrics = evaluate(model, ds, Collator.for_data(ds, cfg), device)
+    metrics = evaluate(model, ds, Collator.for_model(ds, cfg, model), device)
     print(json.dumps(metrics, indent=2))
 
 
@@ -431,8 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-teacher", help="train a teacher with modality dropout; per-view metrics")
     add_config_flags(t, TeacherRunConfig)
     t.add_argument("--pretrained", metavar="FOLDER",
-                   help="a local Hugging Face BERT-family folder (config.json, model.safetensors, vocab.txt) "
-                        "to start the text encoder from; use with --model hf-bert-teacher")
+                   help="a Hugging Face model folder or hub id: a vision-language model (CLIP, SigLIP, ViLT, ...) "
+                        "with --model hf, a text encoder with --model hf-pair (its vision encoder: "
+                        "--model-option vision=FOLDER), a BERT folder with --model hf-bert-teacher")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (--epochs may extend it)")
     t.add_argument("--no-queue", action="store_true", help=NO_QUEUE_HELP)
     t.add_argument("--config", help="a TeacherRunConfig JSON file or a run's run.json; flags given override it")

@@ -8,6 +8,8 @@ example's label (§5, ``loss-drop`` by default); for the first model, captum att
 edited input (§11). A removed modality is removed with the chosen strategy (§2) from every view,
 so the edited input's ``full`` view is the original's ``without:m`` view. Only the one example
 runs through the models (no data-set pass, except ``mean`` removal's fill, which callers cache).
+A model that prepares its inputs its own way (a Hugging Face model, §12.1) gets the edit in its own
+format, and computes its own ``mean`` fill.
 """
 
 from __future__ import annotations
@@ -106,10 +108,19 @@ def _tokenizer():
     return default_tokenizer()
 
 
-def collator_for(ds: MultimodalDataset, data_cfg) -> Collator:
-    """The collator of ``ds`` under ``data_cfg`` (``Collator.for_data``), sharing one tokenizer."""
+def collator_for(ds: MultimodalDataset, data_cfg, model=None) -> Collator:
+    """The collator of ``ds`` under ``data_cfg`` for ``model``: ``Collator.for_data``'s sharing one
+    tokenizer, or the model's own (``Collator.for_model``) when it prepares inputs its own way."""
+    if model is not None and model.input_format() is not None:
+        return Collator.for_model(ds, data_cfg, model)
     tok = _tokenizer() if any(m.kind == "text" for m in ds.modalities) else None
     return Collator.for_data(ds, data_cfg, tokenizer=tok)
+
+
+def input_key(model) -> int | None:
+    """Models with the same key see the same batch: None for every project model (one shared
+    format), the model itself for one with its own input format."""
+    return None if model.input_format() is None else id(model)
 
 
 def edited_example(ds: MultimodalDataset, index: int, edit: Edit = Edit()) -> Example:
@@ -154,7 +165,8 @@ class _Edited:
         return self.view(keep).select(torch.tensor([0]))
 
 
-def _edit(ds: MultimodalDataset, data_cfg, index: int, edit: Edit, removal: str, fill, swap_partner) -> _Edited:
+def _edit(ds: MultimodalDataset, data_cfg, index: int, edit: Edit, removal: str, fill, swap_partner,
+          model=None) -> _Edited:
     mods = ds.modality_names
     unknown = set(edit.remove) - set(mods)
     if unknown:
@@ -162,7 +174,7 @@ def _edit(ds: MultimodalDataset, data_cfg, index: int, edit: Edit, removal: str,
     if set(edit.remove) >= set(mods):
         raise ConfigError("every modality is removed: keep at least one, a model never sees an empty input")
     example = edited_example(ds, index, edit)
-    collator = collator_for(ds, data_cfg)
+    collator = collator_for(ds, data_cfg, model)
     rows = [example]
     if removal == "swap":  # the swap strategy needs a second example to take content from (§2.4)
         rows.append(ds.examples[(index + 1) % len(ds) if swap_partner is None else swap_partner])
@@ -193,7 +205,17 @@ def _counterfactual(models, ds, data_cfg, index, edit, removal, measure, fill, s
                     n_steps) -> Counterfactual:
     t0 = time.perf_counter()
     fn = MEASURES.get(measure)
-    e = _edit(ds, data_cfg, index, edit, removal, fill, swap_partner)
+    edits: dict = {}  # one edited batch per input format (module docstring)
+
+    def edited(model) -> _Edited:
+        key = input_key(model)
+        if key not in edits:  # a given fill is in the project's format; others compute their own
+            edits[key] = _edit(ds, data_cfg, index, edit, removal, fill if key is None else None, swap_partner,
+                               model)
+        return edits[key]
+
+    e = edited(next(iter(models.values()))) if models else _edit(ds, data_cfg, index, edit, removal, fill,
+                                                                  swap_partner)
     mods = ds.modality_names
     y = e.batch.targets[:1]
     keeps = {name: tuple(m for m in keep if m not in e.removed)
@@ -202,6 +224,7 @@ def _counterfactual(models, ds, data_cfg, index, edit, removal, measure, fill, s
     with torch.inference_mode():
         for name, model in models.items():
             model.eval()
+            e = edited(model)
             done: dict[frozenset, torch.Tensor] = {}
             logits: dict[str, torch.Tensor | None] = {}
             for view, keep in keeps.items():
@@ -220,7 +243,8 @@ def _counterfactual(models, ds, data_cfg, index, edit, removal, measure, fill, s
                                      p_label)
     attr = None
     if image_method and models:
-        attr = _explain(next(iter(models.values())), e, image_method, n_steps)
+        first = next(iter(models.values()))
+        attr = _explain(first, edited(first), image_method, n_steps)
     notes = []
     if edit.text is not None and "text" not in e.removed:
         n_tok = len(e.collator.tokenizer(edit.text, truncation=False)["input_ids"])
@@ -242,8 +266,9 @@ def explain_edit(model, ds: MultimodalDataset, data_cfg, index: int, edit: Edit 
     """captum attributions (§11, ``engine.attributions.explain``) of ``model`` on the edited input:
     ``{target, image (H x W), text [(token, score)]}`` for the modalities it still has."""
     with torch_threads(threads):
-        return _explain(model, _edit(ds, data_cfg, index, edit, removal, fill, swap_partner), image_method,
-                        n_steps)
+        own = input_key(model) is not None  # a given fill is in the project's format
+        return _explain(model, _edit(ds, data_cfg, index, edit, removal, None if own else fill, swap_partner, model),
+                        image_method, n_steps)
 
 
 def prediction_frame(original: Counterfactual, edited: Counterfactual) -> pd.DataFrame:

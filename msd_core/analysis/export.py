@@ -76,7 +76,7 @@ def run_predictions(run: dict, ds, device: str = "cpu") -> tuple[dict, "object"]
     check_fits(meta, ds, ckpt)
     data = DataConfig.from_dict(run["config"]["data"])
     removal = run["config"].get("distill", {}).get("removal", DistillConfig().removal)
-    return predict_views(model, ds, Collator.for_data(ds, data), device,
+    return predict_views(model, ds, Collator.for_model(ds, data, model), device,
                          named_views(ds.modality_names), removal=removal)
 
 

@@ -264,7 +264,6 @@ def modality_ledger(teacher: str | Path, data_cfg: DataConfig, ds: MultimodalDat
     position = {r: k for k, r in enumerate(rows)}
     emap_local = [position[r] for r in order[:min(emap_examples, len(rows))]]  # order[:n] ⊆ rows
     prior = label_prior(ds.targets(), ds.task, len(ds.labels))  # §6: the analysed split's label frequencies
-    collator = Collator.for_data(ds, data_cfg)
     notes = []
     if len(ds.modality_names) != 2:
         notes.append(f"EMAP is defined for two modalities; this data set has {len(ds.modality_names)} "
@@ -279,6 +278,7 @@ def modality_ledger(teacher: str | Path, data_cfg: DataConfig, ds: MultimodalDat
         ckpt = model_file(path)
         model, meta = load_model(ckpt, device)
         check_fits(meta, ds, ckpt)
+        collator = Collator.for_model(ds, data_cfg, model)
         if i == 0:
             views = teacher_logits(path, data_cfg, ds, removal=removal, subsets=True, device=device)
         elif removal in ("mean", "swap") or max_examples is None:

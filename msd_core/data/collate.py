@@ -8,7 +8,7 @@ from ..errors import DataError
 from .batch import Batch
 from .tasks import check_task, target_tensor
 from .example import Example, ModalitySpec, MultimodalDataset
-from .images import DEFAULT_MAX_IMAGE_PIXELS, load_image, normalize
+from .images import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_MEAN, IMAGE_STD, load_image, normalize
 
 
 class Collator:
@@ -18,8 +18,10 @@ class Collator:
 
     def __init__(self, modalities: list[ModalitySpec], tokenizer=None, image_size: int = 64,
                  max_text_len: int = 32, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, *,
-                 task: str = "single-label", num_labels: int | None = None):
+                 task: str = "single-label", num_labels: int | None = None,
+                 image_mean: torch.Tensor = IMAGE_MEAN, image_std: torch.Tensor = IMAGE_STD):
         self.modalities = list(modalities)
+        self.image_mean, self.image_std = image_mean, image_std
         self.task, self.num_labels = check_task(task), num_labels
         self.image_size = image_size
         self.max_text_len = max_text_len
@@ -37,6 +39,20 @@ class Collator:
         return cls(ds.modalities, tokenizer, image_size=data_cfg.image_size, max_text_len=data_cfg.max_text_len,
                    max_image_pixels=data_cfg.max_image_pixels, task=ds.task, num_labels=len(ds.labels))
 
+    @classmethod
+    def for_model(cls, ds: MultimodalDataset, data_cfg, model) -> "Collator":
+        """The collator that prepares ``ds`` for ``model``: ``for_data``'s, or, for a model with an
+        input format of its own (a Hugging Face model: docs/METHOD.md §12.1), its tokenizer, image
+        size and normalisation, and its longest text."""
+        fmt = model.input_format()
+        if fmt is None:
+            return cls.for_data(ds, data_cfg)
+        max_len = data_cfg.max_text_len if fmt.max_text_len is None else min(data_cfg.max_text_len, fmt.max_text_len)
+        return cls(ds.modalities, fmt.tokenizer, image_size=fmt.image_size or data_cfg.image_size,
+                   max_text_len=max_len, max_image_pixels=data_cfg.max_image_pixels, task=ds.task,
+                   num_labels=len(ds.labels), image_mean=torch.tensor(fmt.image_mean).view(1, 3, 1, 1),
+                   image_std=torch.tensor(fmt.image_std).view(1, 3, 1, 1))
+
     def __call__(self, examples: list[Example]) -> Batch:
         values, token_mask, special_mask = {}, {}, {}
         n = len(examples)
@@ -45,7 +61,7 @@ class Collator:
             if spec.kind == "image":
                 imgs = [load_image(r, self.image_size, ex.meta.get("source"), self.max_image_pixels)
                         for r, ex in zip(raws, examples)]
-                values[spec.name] = normalize(torch.stack(imgs))
+                values[spec.name] = normalize(torch.stack(imgs), self.image_mean, self.image_std)
             elif spec.kind == "text":
                 for r, ex in zip(raws, examples):
                     if not isinstance(r, str) or not r.strip():
@@ -69,5 +85,6 @@ class Collator:
     def text_batch(self, text: str) -> Batch:
         """A one-example batch holding only ``text`` (the neutral caption of ``mean`` removal)."""
         spec = [m for m in self.modalities if m.kind == "text"]
-        sub = Collator(spec, self.tokenizer, self.image_size, self.max_text_len, self.max_image_pixels)
+        sub = Collator(spec, self.tokenizer, self.image_size, self.max_text_len, self.max_image_pixels,
+                       image_mean=self.image_mean, image_std=self.image_std)
         return sub([Example("neutral", {m.name: text for m in spec}, 0)])  # its target is never read

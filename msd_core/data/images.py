@@ -210,7 +210,9 @@ def check_image(path: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> str | 
         return f"image cannot be decoded ({e.__class__.__name__})"
 
 
-def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 ``B x 3 x H x W`` -> float, standardised with ``IMAGE_MEAN``/``IMAGE_STD``."""
+def normalize(images_uint8: torch.Tensor, mean: torch.Tensor = IMAGE_MEAN, std: torch.Tensor = IMAGE_STD
+              ) -> torch.Tensor:
+    """uint8 ``B x 3 x H x W`` -> float, standardised with ``mean``/``std`` (``1 x 3 x 1 x 1``;
+    default ImageNet's, which the project's own models use)."""
     x = images_uint8.float() / 255.0
-    return (x - IMAGE_MEAN.to(x.device)) / IMAGE_STD.to(x.device)
+    return (x - mean.to(x.device)) / std.to(x.device)

@@ -49,8 +49,8 @@ def cached_explain(model_path: str | Path, data_cfg: DataConfig, ds: MultimodalD
         except (OSError, ValueError):
             path.unlink(missing_ok=True)  # damaged: computed again below
     model = load() if load is not None else load_model(checkpoint)[0]
-    batch = Collator.for_data(ds, data_cfg)([ds.examples[index]])
-    out = explain(model, batch, image_method=image_method)
+    collator = Collator.for_model(ds, data_cfg, model)
+    out = explain(model, collator([ds.examples[index]]), tokenizer=collator.tokenizer, image_method=image_method)
     atomic_write_text(path, json.dumps({**out, **({"image": np.asarray(out["image"]).tolist()} if "image" in out
                                                    else {})}))
     return out

@@ -62,7 +62,7 @@ def text_attribution(model, batch: Batch, target: int, tokenizer, n_steps: int =
         b = _expand(batch, n)
         return model(_with(b, text=text_ids))
 
-    lig = LayerIntegratedGradients(f, model.encoders["text"].word)
+    lig = LayerIntegratedGradients(f, model.word_embeddings())
     attr = lig.attribute(ids, baselines=baseline, target=target, n_steps=n_steps, internal_batch_size=n_steps)
     scores = attr[0].sum(-1).detach().cpu()
     tokens = tokenizer.convert_ids_to_tokens(ids[0][real].tolist())

@@ -129,6 +129,7 @@ def load_model(path: Path, device: torch.device | str = "cpu"):
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not fit the model (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")
+    model.attach_checkpoint_folder(path.parent)
     return model.to(device).eval(), meta
 
 

@@ -117,7 +117,9 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
         n_params = count_parameters(model)
         log(f"student {cfg.model.preset}: {n_params:,} parameters; method {d.method}"
             + (f", weighting {d.weighting}" if weighted else ""))
-        collator = Collator.for_data(train_set, cfg.data)
+        collator = Collator.for_model(train_set, cfg.data, model)
+        if is_main_process():
+            model.save_processor(out)
         objective = build_objective(
             d, teacher=cache("train") if kind.needs_teacher else None,
             population=population() if weighted and d.weighting == "population" else None,

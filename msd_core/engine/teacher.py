@@ -64,7 +64,9 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
         log(f"data {cfg.data.name}: {len(train_set)} train / {len(val_set)} val examples; "
             f"modalities {train_set.modality_names}; {len(train_set.labels)} labels")
         log(f"model {cfg.model.preset}: {n_params:,} parameters")
-        collator = Collator.for_data(train_set, cfg.data)
+        collator = Collator.for_model(train_set, cfg.data, model)
+        if is_main_process():
+            model.save_processor(out)
         recorder.update(parameters=n_params, labels=train_set.labels)
         trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
                           data_name=cfg.data.name, progress=progress)

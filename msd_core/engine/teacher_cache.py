@@ -79,7 +79,7 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if dev.type == "cuda" else []):
         model, meta = load_model(ckpt, dev)
         check_fits(meta, ds, ckpt)
-        collator = Collator.for_data(ds, data_cfg)
+        collator = Collator.for_model(ds, data_cfg, model)
         logits, targets = predict_views(model, ds, collator, dev, views, removal=removal, batch_size=batch_size,
                                         progress=progress)
     atomic_write(file, lambda tmp: save_file({**logits, "__targets__": targets}, tmp,

@@ -29,6 +29,22 @@ class MultimodalClassifier(nn.Module):
         forward passes through ``__call__`` (and DistributedDataParallel's gradient hooks)."""
         return self.logits(batch) if views is None else self.forward_views(batch, views)
 
+    def input_format(self):
+        """How this model wants its inputs prepared, when not the project's way (shared tokenizer,
+        ``DataConfig.image_size``, ImageNet normalisation): a Hugging Face model's processor says."""
+        return None
+
+    def word_embeddings(self) -> nn.Module:
+        """The embedding layer of text tokens (what captum's layer attributions run through)."""
+        return self.encoders["text"].word
+
+    def save_processor(self, folder) -> None:
+        """Keep what preparing inputs needs beside the checkpoint in ``folder`` (nothing for the
+        project's own models: their tokenizer and image settings are the project's)."""
+
+    def attach_checkpoint_folder(self, folder) -> None:
+        """Called when the model is loaded from a checkpoint in ``folder`` (see ``save_processor``)."""
+
     def logits(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from .base import MultimodalClassifier, count_parameters
 from .encoders import IMAGE_ENCODERS
 from .fusion import SingleStreamFusion
+from .hf.spec import HF_PRESETS, HF_SETTINGS, resolve_hf_spec
 from .hf_folder import inspect_hf_folder
 from .two_tower import TwoTowerFusion
 
@@ -31,13 +32,32 @@ PRESETS: dict[str, dict] = {
                       "vocab": "trimmed", "doc": "random-init 2-layer, 96-wide single-stream student"},
     "student-two-tower": {"arch": "two-tower", "hidden": 96, "layers": 1, "heads": 2, "intermediate": 192,
                           "vocab": "trimmed", "doc": "late fusion: CNN image tower + 1-layer text tower"},
+    **HF_PRESETS,
 }
-ARCHES = {"single-stream": SingleStreamFusion, "two-tower": TwoTowerFusion}
+
+
+def _hf_arch(name: str):
+    def build(*args, **kwargs):
+        from .hf import adapters
+
+        return getattr(adapters, name)(*args, **kwargs)
+    return build
+
+
+ARCHES = {"single-stream": SingleStreamFusion, "two-tower": TwoTowerFusion,
+          "hf-dual": _hf_arch("DualEncoderClassifier"), "hf-vilt": _hf_arch("ViltClassifier"),
+          "hf-pair": _hf_arch("PairClassifier")}
+
+
+def is_hf_preset(preset: str) -> bool:
+    return preset in HF_PRESETS
 
 
 def resolve_spec(preset: str, overrides: dict | None = None) -> dict:
     if preset not in PRESETS:
         raise ConfigError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if is_hf_preset(preset):
+        return resolve_hf_spec(preset, overrides)
     spec = {**COMMON, **PRESETS[preset], "preset": preset}
     spec.pop("doc")
     for k, v in (overrides or {}).items():
@@ -78,7 +98,8 @@ def build_model(spec: dict, modalities: list[ModalitySpec], num_labels: int, *,
                 load_pretrained: bool = True) -> MultimodalClassifier:
     """A model from a resolved spec (random or pretrained init; no trimming applied)."""
     spec = dict(spec)
-    spec.setdefault("vocab_size", spec["full_vocab_size"])
+    if "full_vocab_size" in spec:
+        spec.setdefault("vocab_size", spec["full_vocab_size"])
     return ARCHES[spec["arch"]](spec, modalities, num_labels, load_pretrained=load_pretrained)
 
 
@@ -89,7 +110,7 @@ def create_model(preset: str, modalities: list[ModalitySpec], num_labels: int, *
     that occur in ``train_texts`` (plus specials) in their embedding table."""
     spec = resolve_spec(preset, overrides)
     kept = None
-    if spec["vocab"] == "trimmed" and any(m.kind == "text" for m in modalities):
+    if spec.get("vocab") == "trimmed" and any(m.kind == "text" for m in modalities):
         if train_texts is None:
             raise ConfigError(f"preset {preset!r} trims its vocabulary: pass the training texts")
         if tokenizer is None:
@@ -111,6 +132,9 @@ def spec_changes(spec: dict) -> dict:
     the spec predates counts as its ``COMMON`` value, which is how such a model is built."""
     if spec.get("preset") not in PRESETS:
         return {}
+    if is_hf_preset(spec["preset"]):
+        return {k: v for k, v in {**spec.get("shrink", {}), "init": spec["init"], "freeze": spec["freeze"]}.items()
+                if HF_SETTINGS.get(k) != v}
     base = {**COMMON, **PRESETS[spec["preset"]]}
     return {k: spec.get(k, COMMON.get(k, v)) for k, v in base.items()
             if k not in ("doc", "pretrained") and spec.get(k, COMMON.get(k, v)) != v}
@@ -118,7 +142,7 @@ def spec_changes(spec: dict) -> dict:
 
 def preset_settings() -> list[str]:
     """The settings a ``ModelConfig.overrides`` may change."""
-    return sorted(set(COMMON) | {k for p in PRESETS.values() for k in p} - {"doc"})
+    return sorted(set(COMMON) | set(HF_SETTINGS) | {k for p in PRESETS.values() for k in p} - {"doc"})
 
 
 def describe_presets() -> list[dict]:
@@ -128,7 +152,7 @@ def describe_presets() -> list[dict]:
     mods = [ModalitySpec("image", "image"), ModalitySpec("text", "text")]
     rows = []
     for name, p in PRESETS.items():
-        if name == "hf-bert-teacher":
+        if name == "hf-bert-teacher" or is_hf_preset(name):
             rows.append({"preset": name, "arch": p["arch"], "parameters": None, "doc": p["doc"]})
             continue
         model = create_model(name, mods, 13, train_texts=["what color is the shape?"],
