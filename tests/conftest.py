@@ -61,3 +61,12 @@ def registered_distill(cfg, registry, name: str) -> str:
     distill(cfg, progress=False, log=lambda *_: None,
             recorder=RunRecorder(cfg.out_dir, {}, registry=registry, run_id=run_id))
     return run_id
+
+
+@pytest.fixture(scope="session")
+def hf_families(tmp_path_factory):
+    """``{family: (preset, overrides)}`` of tiny Hugging Face models written once with save_pretrained."""
+    from tests.hf_fixtures import FAMILIES, family_overrides
+
+    root = tmp_path_factory.mktemp("hf")
+    return {f: family_overrides(root, f) for f in FAMILIES}
