@@ -50,6 +50,18 @@ def features(out) -> torch.Tensor:
     return out.pooler_output if hasattr(out, "pooler_output") else out
 
 
+def pooled_image(out) -> torch.Tensor:
+    """A vision encoder's image embedding: its first token (ViT-like), or its pooled output flattened
+    (convolutional ones)."""
+    h = out.last_hidden_state
+    return h[:, 0] if h.dim() == 3 else out.pooler_output.flatten(1)
+
+
+def projection(width: int, dim: int) -> nn.Module:
+    """A learned projection to the shared width, or nothing where the widths already agree."""
+    return nn.Identity() if width == dim else nn.Linear(width, dim)
+
+
 class HFClassifier(MultimodalClassifier):
     """What every adapter shares: one image and one text modality, its processor's input format,
     a frozen or trainable backbone, and the processor files kept beside its checkpoint."""
@@ -161,16 +173,19 @@ class DualEncoderClassifier(LateFusionClassifier):
         super().__init__(spec, modalities, num_labels)
         self.backbone = load_backbone(spec, "source", "hf_config", load_pretrained)
         self.freeze_backbone(self.backbone)
-        self.head = LateFusionHead(spec["embedding_dim"], spec["head_hidden"], num_labels, spec["dropout"])
+        dim = min(spec["image_dim"], spec["text_dim"])  # CLIP's and SigLIP's agree: no projection
+        self.image_proj, self.text_proj = projection(spec["image_dim"], dim), projection(spec["text_dim"], dim)
+        self.head = LateFusionHead(dim, spec["head_hidden"], num_labels, spec["dropout"])
 
     def embed_image(self, pixels):
-        return features(self.backbone.get_image_features(pixel_values=pixels))
+        return self.image_proj(features(self.backbone.get_image_features(pixel_values=pixels)))
 
     def embed_text(self, ids, mask):
-        return features(self.backbone.get_text_features(input_ids=ids, attention_mask=mask.long()))
+        return self.text_proj(features(self.backbone.get_text_features(input_ids=ids, attention_mask=mask.long())))
 
     def word_embeddings(self) -> nn.Module:
-        return self.backbone.get_input_embeddings()
+        text = getattr(self.backbone, "text_model", None)  # CLIP and SigLIP keep it in their text tower
+        return (text or self.backbone).get_input_embeddings()
 
     def input_format(self) -> InputFormat:
         folder = self.processor_folder("source")
@@ -188,16 +203,13 @@ class PairClassifier(LateFusionClassifier):
         self.text_model = load_backbone(spec, "source", "hf_config", load_pretrained)
         self.vision_model = load_backbone(spec, "vision_source", "hf_vision_config", load_pretrained)
         self.freeze_backbone(self.text_model, self.vision_model)
-        dim = spec["embedding_dim"]
+        dim = min(spec["text_width"], spec["vision_width"])
         self.text_proj = nn.Linear(spec["text_width"], dim)
         self.image_proj = nn.Linear(spec["vision_width"], dim)
         self.head = LateFusionHead(dim, spec["head_hidden"], num_labels, spec["dropout"])
 
     def embed_image(self, pixels):
-        out = self.vision_model(pixel_values=pixels)
-        h = out.last_hidden_state
-        pooled = h[:, 0] if h.dim() == 3 else out.pooler_output.flatten(1)
-        return self.image_proj(pooled)
+        return self.image_proj(pooled_image(self.vision_model(pixel_values=pixels)))
 
     def embed_text(self, ids, mask):
         h = self.text_model(input_ids=ids, attention_mask=mask.long()).last_hidden_state

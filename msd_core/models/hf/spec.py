@@ -82,7 +82,7 @@ def resolve_hf_spec(preset: str, overrides: dict | None = None) -> dict:
             spec["arch"] = "hf-vilt"
         else:
             spec["arch"] = "hf-dual"
-            spec["embedding_dim"] = _embedding_dim(config)
+            spec.update(output_widths(config, info.image_size, "dual"))
         backbone = count_parameters_of(config) if changes else info.parameters
     else:
         if not s["vision"]:
@@ -94,27 +94,31 @@ def resolve_hf_spec(preset: str, overrides: dict | None = None) -> dict:
         spec.update(family="pair", source=text.path, vision_source=vision.path, model_type=text.model_type,
                     vision_model_type=vision.model_type, hf_config=text_dict, hf_vision_config=vision_dict,
                     image_size=vision.image_size, max_text_len=getattr(text_config, "max_position_embeddings", None),
-                    text_width=text_config.hidden_size, vision_width=_vision_width(vision_config),
-                    embedding_dim=min(text_config.hidden_size, _vision_width(vision_config)))
+                    **output_widths(text_config, None, "text"), **output_widths(vision_config, vision.image_size, "vision"))
         backbone = (count_parameters_of(text_config) + count_parameters_of(vision_config)) if changes \
             else text.parameters + vision.parameters
     check_fits_memory(f"model {s['pretrained']}", backbone, 0 if spec["freeze"] else backbone)
     return spec
 
 
-def _embedding_dim(config) -> int:
-    for name in ("projection_dim", "projection_size"):
-        if getattr(config, name, None):
-            return int(getattr(config, name))
-    text = getattr(config, "text_config", None)
-    if text is not None and getattr(text, "projection_size", None):
-        return int(text.projection_size)
-    return int(getattr(text, "hidden_size", None) or config.hidden_size)
+def output_widths(config, image_size: int | None, kind: str) -> dict[str, int]:
+    """The widths of what an adapter reads from a model of ``config`` (``kind``: ``dual`` -> image and
+    text features; ``text`` / ``vision`` -> a pair's pooled text / image), from one forward pass on the
+    meta device (no memory, no weights)."""
+    import torch
+    from transformers import AutoModel
 
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+        ids = torch.zeros(1, 4, dtype=torch.long)
+        pixels = torch.zeros(1, 3, image_size or 1, image_size or 1)
+        if kind == "dual":
+            from .adapters import features
 
-def _vision_width(config) -> int:
-    for name in ("hidden_size", "hidden_sizes", "embed_dim"):
-        v = getattr(config, name, None)
-        if v:
-            return int(v[-1] if isinstance(v, (list, tuple)) else v)
-    raise ConfigError(f"{config.model_type}: cannot tell the vision encoder's output width from its config")
+            return {"image_dim": features(model.get_image_features(pixel_values=pixels)).shape[-1],
+                    "text_dim": features(model.get_text_features(input_ids=ids)).shape[-1]}
+        if kind == "text":
+            return {"text_width": model(input_ids=ids).last_hidden_state.shape[-1]}
+        from .adapters import pooled_image
+
+        return {"vision_width": pooled_image(model(pixel_values=pixels)).shape[-1]}
