@@ -104,7 +104,7 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
             if split not in caches:
                 log(f"teacher {cfg.teacher}: logits on every view of {split} (cached on disk after the first time)")
                 caches[split] = teacher_logits(cfg.teacher, cfg.data, splits[split], removal=d.removal,
-                                               device=cfg.train.device)
+                                               device=cfg.train.device, bf16=cfg.train.bf16)
             return caches[split]
 
         def population() -> dict[str, float]:

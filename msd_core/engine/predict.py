@@ -34,12 +34,14 @@ def dataset_fill(dataset: MultimodalDataset, collator: Collator, batch_size: int
 @torch.inference_mode()
 def predict_views(model, dataset: MultimodalDataset, collator: Collator, device, views: Views, *,
                   removal: str = "drop", batch_size: int = 128, bf16: bool = False, seed: int = 0,
-                  progress=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+                  fill: dict | None = None, progress=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """``({view name: N x C logits}, N targets)`` of ``model`` on every example of ``dataset``;
-    ``progress(done, total)`` is called after each batch."""
+    ``progress(done, total)`` is called after each batch. ``fill``: ``mean`` removal's fill when
+    it is not ``dataset``'s own (a part of a larger data set passes the whole's)."""
     was_training = model.training
     model.eval()
-    fill = dataset_fill(dataset, collator) if removal == "mean" else None
+    if removal == "mean" and fill is None:
+        fill = dataset_fill(dataset, collator)
     gen = torch.Generator().manual_seed(seed)
     first: dict[frozenset, str] = {}
     for name, keep in views.items():

@@ -30,6 +30,7 @@ from .source import locate
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5", ".ckpt", ".onnx")
 PROCESSOR_DIR = "processor"
+CONTRASTIVE_ONLY = ("logit_scale", "logit_bias")  # CLIP's and SigLIP's temperature and bias
 
 
 def load_backbone(spec: dict, source_key: str, config_key: str, load_pretrained: bool):
@@ -173,6 +174,9 @@ class DualEncoderClassifier(LateFusionClassifier):
         super().__init__(spec, modalities, num_labels)
         self.backbone = load_backbone(spec, "source", "hf_config", load_pretrained)
         self.freeze_backbone(self.backbone)
+        for name in CONTRASTIVE_ONLY:  # read by the contrastive loss alone; DDP needs every trained one used
+            if isinstance(getattr(self.backbone, name, None), nn.Parameter):
+                getattr(self.backbone, name).requires_grad_(False)
         dim = min(spec["image_dim"], spec["text_dim"])  # CLIP's and SigLIP's agree: no projection
         self.image_proj, self.text_proj = projection(spec["image_dim"], dim), projection(spec["text_dim"], dim)
         self.head = LateFusionHead(dim, spec["head_hidden"], num_labels, spec["dropout"])

@@ -1,0 +1,71 @@
+"""The teacher cache computes a miss in parts written as they finish: a killed computation resumes
+from its last part, and the parts put together equal one pass over the whole split."""
+
+import pytest
+import torch
+
+from msd_core.config import DataConfig
+from msd_core.data import load_split
+from msd_core.engine import predict, teacher_cache
+from msd_core.engine.checkpoint import save_model
+from tests.conftest import tiny_model
+
+DATA = DataConfig("synthetic", options={"n": 40})
+
+
+class Killed(Exception):
+    """Stands in for the process being killed mid-computation."""
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    ds = load_split(DATA, "train")
+    save_model(tmp_path / "model.safetensors", tiny_model(ds), ds.labels)
+    return ds, tmp_path / "model.safetensors"
+
+
+@pytest.mark.parametrize("removal", ["drop", "mean"])
+def test_parts_equal_one_pass(setup, tmp_path, monkeypatch, removal):
+    ds, ckpt = setup
+    whole = teacher_cache.teacher_logits(ckpt, DATA, ds, removal=removal, chunk=10_000)
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "other"))
+    parts = teacher_cache.teacher_logits(ckpt, DATA, ds, removal=removal, chunk=7, batch_size=4)
+    assert not parts.hit and set(parts.logits) == set(whole.logits)
+    for k in whole.logits:  # mean removal's fill is the whole split's in every part
+        torch.testing.assert_close(parts.logits[k], whole.logits[k], rtol=0, atol=1e-5)
+    assert torch.equal(parts.targets, whole.targets)
+    assert not (tmp_path / "other" / "teacher" / "parts").exists() or \
+        not any((tmp_path / "other" / "teacher" / "parts").iterdir())  # the parts are gone once put together
+
+
+def test_a_killed_computation_resumes_from_its_last_part(setup, monkeypatch):
+    ds, ckpt = setup
+    real = predict.predict_views
+    calls, alive = [], [False]
+
+    def dies_on_the_third_part(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 3 and not alive[0]:
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(teacher_cache, "predict_views", dies_on_the_third_part)
+    with pytest.raises(Killed):
+        teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=8)
+    assert calls == [8, 8, 8]
+    calls.clear()
+    alive[0] = True
+    resumed = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=8)
+    assert calls == [8, 8, 8]  # parts 3 to 5: the two finished ones are read, not recomputed
+    monkeypatch.setattr(teacher_cache, "predict_views", real)
+    fresh = teacher_cache.teacher_logits(ckpt, DATA, ds)
+    assert fresh.hit and all(torch.equal(fresh.logits[k], resumed.logits[k]) for k in fresh.logits)
+
+
+def test_progress_counts_every_example_once(setup):
+    ds, ckpt = setup
+    seen = []
+    teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16, batch_size=4, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (len(ds), len(ds)) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert len(seen) == 10  # 40 examples, batches of 4
