@@ -16,7 +16,8 @@ from app.components.live import active_runs, run_card
 from app.state import BUILT_IN, dataset, registry, teachers
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.engine.checkpoint import is_msd_checkpoint
-from msd_core.models.hf_folder import inspect_hf_folder, is_hf_folder
+from msd_core.models.hf.source import inspect_folder, looks_like_model
+from msd_core.models.hf_folder import inspect_hf_folder
 from msd_core.cli import format_option, parse_option, to_cli
 from msd_core.models.presets import resolve_spec
 from msd_core.options import choices, default, help_text
@@ -138,41 +139,70 @@ def live_teachers() -> None:
 
 live_teachers()
 
-with st.expander("Load a checkpoint or a local Hugging Face folder"):
-    path = st.text_input("Path to a model.safetensors, the folder holding it, or a Hugging Face model folder",
-                         placeholder="/path/to/run/model.safetensors or /path/to/bert-base-uncased")
-    if st.button("Load", disabled=not path):
-        st.session_state.pop("hf-folder", None)
+
+def hf_form(hf) -> None:
+    """What a loaded Hugging Face model is, and the form that trains a teacher from it."""
+    st.success(f"Hugging Face model **{display_path(hf.path)}**: {hf.summary()}.")
+    pair_with = None
+    if hf.family in ("dual-encoder", "single-stream"):
+        st.markdown(f"It becomes a teacher for **{name}** by training: a classification head for the data set's "
+                    f"labels starts from random on top of the model"
+                    + (", which reads the image and the text together." if hf.family == "single-stream" else
+                       "'s image and text embeddings ([i, t, i⊙t, |i−t|]); a removed modality's embedding is "
+                       "a learned null embedding."))
+        preset, overrides = "hf", {"pretrained": hf.path}
+    elif hf.family == "text-encoder":
+        pair_with = st.text_input("Vision encoder to pair it with (folder or hub id)", key="hf-pair-vision",
+                                  placeholder="/path/to/vit-base-patch16-224")
+        preset, overrides = "hf-pair", {"pretrained": hf.path, "vision": pair_with.strip()}
         try:
-            folder = Path(path).expanduser()
-            folder = folder.parent if folder.is_file() else folder
-            if is_hf_folder(folder) and not is_msd_checkpoint(path):
-                st.session_state["hf-folder"] = inspect_hf_folder(folder)
+            inspect_hf_folder(hf.path)
+            if not pair_with.strip():
+                st.markdown("It has the BERT uncased vocabulary, so without a vision encoder it can also start the "
+                            "text encoder of a single-stream teacher whose image encoder starts from random.")
+                preset, overrides = "hf-bert-teacher", {"pretrained": hf.path}
+        except Exception:  # noqa: BLE001 - not that BERT: only the pair is offered
+            pass
+    else:
+        pair_with = st.text_input("Text encoder to pair it with (folder or hub id)", key="hf-pair-text",
+                                  placeholder="/path/to/bert-base-uncased")
+        preset, overrides = "hf-pair", {"pretrained": pair_with.strip(), "vision": hf.path}
+    h1, h2, h3, h4 = st.columns(4)
+    hf_epochs = h1.number_input("Epochs", 1, 100, 3, key="hf-epochs")
+    hf_lr = h2.number_input("Learning rate", 1e-6, 1e-2, 1e-4, format="%.5f", key="hf-lr")
+    hf_max = h3.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500, key="hf-max")
+    if preset != "hf-bert-teacher" and h4.checkbox("Freeze the backbone", key="hf-freeze",
+                                                   help="train only the head (and the null embeddings)"):
+        overrides["freeze"] = True
+    hf_teacher = teacher_config(preset, overrides, int(hf_epochs), float(hf_lr),
+                                default(T, "train.modality_dropout"), int(hf_max))
+    missing = preset == "hf-pair" and not pair_with.strip()
+    if st.button(f"Train a teacher on {name} from this model", type="primary", disabled=ds is None or missing):
+        launch_teacher(hf_teacher)
+    cli_hint(to_cli(hf_teacher))
+
+with st.expander("Load a checkpoint or a Hugging Face model"):
+    path = st.text_input("Path to a model.safetensors, the folder holding it, a Hugging Face model folder or a hub id",
+                         placeholder="/path/to/run/model.safetensors, /path/to/clip-vit-base-patch32 or "
+                                     "openai/clip-vit-base-patch32")
+    if st.button("Load", disabled=not path):
+        st.session_state.pop("hf-model", None)
+        try:
+            if looks_like_model(path) and not is_msd_checkpoint(path):
+                st.session_state["hf-model"] = inspect_folder(path, role=None)
             else:
                 folder = register_checkpoint(path, runs_dir())
                 st.cache_data.clear()
                 st.success(f"Added {folder}; it is now listed with the other teachers.")
         except Exception as e:  # noqa: BLE001
             show_error(e)
-    hf = st.session_state.get("hf-folder")
+    hf = st.session_state.get("hf-model")
     if hf is not None:
-        st.success(f"Hugging Face folder **{display_path(hf.path)}**: {hf.summary()}.")
-        st.markdown(f"It has a text encoder but no image encoder and no head for **{name}**'s labels, so it "
-                    f"becomes a teacher by training: its encoder and word-piece embeddings start from these "
-                    f"weights, the image patch encoder and the head from random.")
-        h1, h2, h3 = st.columns(3)
-        hf_epochs = h1.number_input("Epochs", 1, 100, 3, key="hf-epochs")
-        hf_lr = h2.number_input("Learning rate", 1e-6, 1e-2, 1e-4, format="%.5f", key="hf-lr")
-        hf_max = h3.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500, key="hf-max")
-        hf_teacher = teacher_config("hf-bert-teacher", {"pretrained": hf.path}, int(hf_epochs), float(hf_lr),
-                                    default(T, "train.modality_dropout"), int(hf_max))
-        if st.button(f"Train a teacher on {name} from this folder", type="primary", disabled=ds is None):
-            launch_teacher(hf_teacher)
-        cli_hint(to_cli(hf_teacher))
+        hf_form(hf)
     st.caption("MSD Studio checkpoints keep their model spec, modalities and labels in the safetensors header, "
                "so any model.safetensors written by `msd train-teacher` loads without its config. A Hugging Face "
-               "folder must hold a BERT-family model with the BERT uncased vocabulary (the one every preset "
-               "tokenizes with).")
+               "model (CLIP, SigLIP, ViLT, or a text or vision encoder to pair) is read from a folder written by "
+               "save_pretrained, with its processor files; a hub id only when this machine is online.")
 
 usable = [t for t in teachers() if "error" not in t]
 for t in teachers():

@@ -195,20 +195,20 @@ def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empt
     at = run_app("app_pages/data_teacher.py")
     at.selectbox[0].set_value("synthetic").run()
     path_box = next(t for t in at.text_input if t.label.startswith("Path to a model.safetensors"))
-    (tmp_path / "not-bert").mkdir()
-    (tmp_path / "not-bert" / "config.json").write_text('{"model_type": "vit"}')
-    path_box.set_value(str(tmp_path / "not-bert")).run()
+    (tmp_path / "no-weights").mkdir()
+    (tmp_path / "no-weights" / "config.json").write_text('{"model_type": "vit"}')
+    path_box.set_value(str(tmp_path / "no-weights")).run()
     next(b for b in at.button if b.label == "Load").click().run()
-    assert "model_type 'vit' is not supported" in texts(at.error) and not at.exception
+    assert "no-weights: no model.safetensors" in texts(at.error) and not at.exception
 
     for given in (folder / "model.safetensors", folder):  # the weights file leads to its folder too
         path_box.set_value(str(given)).run()
         next(b for b in at.button if b.label == "Load").click().run()
-        assert "2 layers, 32 wide" in texts(at.success), texts(at.error)
+        assert "bert (text-encoder)" in texts(at.success), texts(at.error)
     next(n for n in at.number_input if n.key == "hf-max").set_value(64)
     next(n for n in at.number_input if n.key == "hf-epochs").set_value(1).run()
     assert any(f"--pretrained {folder}" in c.value for c in at.code)
-    next(b for b in at.button if b.label.startswith("Train a teacher on synthetic from this folder")).click().run()
+    next(b for b in at.button if b.label.startswith("Train a teacher on synthetic from this model")).click().run()
     assert "Started teacher run" in texts(at.success), texts(at.error)
     reg = Registry(empty_home / "runs" / "registry.sqlite")
     run = reg.runs()[0]

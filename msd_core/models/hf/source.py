@@ -197,14 +197,25 @@ def image_size_of(config) -> int | None:
     return int(size) if size else None
 
 
-def inspect_folder(name: str, role: str = "vision-language") -> ModelFolder:
-    """Check the model ``name`` (a folder or hub id) for ``role`` (``ROLES``); see the module doc."""
+def looks_like_model(name: str) -> bool:
+    """True for a folder holding a ``config.json`` (or a file inside one), or a hub id that is not a
+    path here: what ``inspect_folder`` is for."""
+    p = Path(name).expanduser()
+    folder = p.parent if p.is_file() else p
+    return (folder / "config.json").is_file() or (not p.exists() and bool(HUB_ID.match(name)))
+
+
+def inspect_folder(name: str, role: str | None = "vision-language") -> ModelFolder:
+    """Check the model ``name`` (a folder, a file in one, or a hub id) for ``role`` (``ROLES``; None:
+    any family); see the module doc."""
     from transformers import AutoConfig
 
-    folder = locate(name)
+    p = Path(name).expanduser()
+    folder = locate(str(p.parent) if p.is_file() else name)
     cfg = read_config(folder)
     family = family_of(cfg, folder)
-    check_family(family, role, folder, cfg["model_type"])
+    if role is not None:
+        check_family(family, role, folder, cfg["model_type"])
     check_weights(folder)
     check_processor(folder, family)
     config = AutoConfig.from_pretrained(folder, local_files_only=True)

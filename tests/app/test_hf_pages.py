@@ -1,0 +1,71 @@
+"""The Data & teacher page loads a Hugging Face model of each family, says what it found, and
+trains a teacher from it as a run; a hub id offline gets a message, never a traceback."""
+
+import time
+
+import pytest
+
+from tests.app.test_pages import run_app, texts
+
+pytestmark = pytest.mark.slow
+
+
+def load(at, path):
+    box = next(t for t in at.text_input if t.label.startswith("Path to a model.safetensors"))
+    box.set_value(str(path)).run()
+    next(b for b in at.button if b.label == "Load").click().run()
+
+
+@pytest.mark.parametrize("family,found", [("clip", "clip (dual-encoder)"), ("siglip", "siglip (dual-encoder)"),
+                                          ("vilt", "vilt (single-stream)"), ("pair", "vit (vision-encoder)")])
+def test_the_data_page_loads_each_family(empty_home, hf_families, family, found):
+    preset, overrides = hf_families[family]
+    at = run_app("app_pages/data_teacher.py")
+    at.selectbox[0].set_value("synthetic").run()
+    load(at, overrides["vision" if family == "pair" else "pretrained"])
+    success = texts(at.success)
+    assert found in success and "parameters" in success and "images at" in success, texts(at.error)
+    if family == "pair":  # a vision encoder alone asks for its text encoder
+        button = next(b for b in at.button if b.label.startswith("Train a teacher"))
+        assert button.disabled
+        next(t for t in at.text_input if t.key == "hf-pair-text").set_value(overrides["pretrained"]).run()
+    else:
+        assert "vocabulary" in success
+    commands = " ".join(c.value for c in at.code)
+    assert f"--model {preset}" in commands and not at.exception, commands
+    assert not next(b for b in at.button if b.label.startswith("Train a teacher")).disabled
+
+
+def test_a_hub_id_offline_is_a_message(empty_home, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = run_app("app_pages/data_teacher.py")
+    at.selectbox[0].set_value("synthetic").run()
+    load(at, "openai/clip-vit-base-patch32")
+    assert "HF_HUB_OFFLINE is set" in texts(at.error) and not at.exception
+
+
+def test_a_clip_teacher_trained_from_the_page(empty_home, hf_families):
+    from msd_core.engine.checkpoint import read_metadata
+    from msd_core.runs import Registry
+
+    at = run_app("app_pages/data_teacher.py")
+    at.selectbox[0].set_value("synthetic").run()
+    load(at, hf_families["clip"][1]["pretrained"])
+    next(n for n in at.number_input if n.key == "hf-max").set_value(64)
+    next(n for n in at.number_input if n.key == "hf-epochs").set_value(1).run()
+    next(c for c in at.checkbox if c.key == "hf-freeze").check().run()
+    assert any("--model-option freeze=true" in c.value for c in at.code)
+    next(b for b in at.button if b.label.startswith("Train a teacher on synthetic")).click().run()
+    assert "Started teacher run" in texts(at.success), texts(at.error)
+    reg = Registry(empty_home / "runs" / "registry.sqlite")
+    run = reg.runs()[0]
+    deadline = time.time() + 240
+    while time.time() < deadline and reg.run(run["id"])["status"] in ("queued", "running"):
+        time.sleep(0.5)
+    assert reg.run(run["id"])["status"] == "finished", reg.run(run["id"])["error"]
+    model = next((empty_home / "runs").rglob("model.safetensors"))
+    spec = read_metadata(model)["spec"]
+    assert spec["family"] == "dual-encoder" and spec["freeze"] is True
+    assert (model.parent / "processor").is_dir()
+    at.run()
+    assert "No trained teacher for **synthetic**" not in texts(at.info)
