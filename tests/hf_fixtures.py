@@ -62,7 +62,8 @@ def siglip_folder(folder: Path) -> Path:
 def vilt_folder(folder: Path) -> Path:
     from transformers import ViltConfig, ViltImageProcessorPil, ViltModel, ViltProcessor
 
-    cfg = ViltConfig(**LAYERS, image_size=64, patch_size=16, max_position_embeddings=40)
+    cfg = ViltConfig(**LAYERS, image_size=64, patch_size=16, max_position_embeddings=40,
+                     initializer_range=0.3)  # the default 0.02 gives a near-constant random model
     torch.manual_seed(0)
     ViltModel(cfg).save_pretrained(folder)
     ViltProcessor(image_processor=ViltImageProcessorPil(size={"shortest_edge": 64}),

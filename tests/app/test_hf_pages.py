@@ -69,3 +69,53 @@ def test_a_clip_teacher_trained_from_the_page(empty_home, hf_families):
     assert (model.parent / "processor").is_dir()
     at.run()
     assert "No trained teacher for **synthetic**" not in texts(at.info)
+
+
+@pytest.fixture(scope="module")
+def hf_home(tmp_path_factory, hf_families):
+    """A runs folder with a CLIP teacher, a project student (KD) and a smaller CLIP student (MSD) of it."""
+    import os
+
+    from msd_core.config import (DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig,
+                                 TrainConfig)
+    from msd_core.engine.teacher import train_teacher
+    from msd_core.runs import Registry
+    from tests.conftest import TINY, registered_distill
+
+    home = tmp_path_factory.mktemp("hf-home")
+    os.environ["MSD_STUDIO_CACHE"] = str(home / "cache")
+    data = DataConfig("synthetic", options={"n": 2000}, max_train_examples=96, max_eval_examples=32)
+    preset, overrides = hf_families["clip"]
+    teacher = home / "runs" / "teacher"
+    train_teacher(TeacherRunConfig(data=data, model=ModelConfig(preset, overrides=dict(overrides)),
+                                   train=TrainConfig(epochs=1, batch_size=16), out_dir=str(teacher)), progress=False)
+    reg = Registry(home / "runs" / "registry.sqlite")
+    students = {"kd": ModelConfig("student-two-tower", dict(TINY)),
+                "msd": ModelConfig(preset, {**overrides, "layers": 1, "hidden": 16, "init": "random"})}
+    for method, model in students.items():
+        registered_distill(DistillRunConfig(teacher=str(teacher), data=data, model=model,
+                                            train=TrainConfig(epochs=1, batch_size=16),
+                                            distill=DistillConfig(method=method), out_dir=str(home / "runs" / method)),
+                           reg, f"{method} seed 0")
+    return home
+
+
+def test_every_page_renders_with_a_hugging_face_teacher_and_student(hf_home, monkeypatch):
+    from tests.app.test_pages import PAGES
+
+    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(hf_home / "assets"))
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(hf_home / "runs"))
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(hf_home / "cache"))
+    at = run_app()
+    overview = at.dataframe[0].value
+    assert len(overview) == 1 and overview["model"].iloc[0].startswith("hf"), overview.to_string()
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, texts(at.error))
+    at.switch_page("app_pages/saliency.py").run()
+    assert "32 of 32 examples match." in texts(at.caption)
+    assert "The teacher on every view" in texts(at.markdown) and "How much each modality matters" in texts(at.markdown)
+    at.switch_page("app_pages/compare.py").run()
+    table = at.dataframe[0].value
+    assert len(table) == 2 and "full accuracy" in table.columns

@@ -132,3 +132,22 @@ def test_checkpoint_round_trip_keeps_the_processor(ds, hf_families, family, tmp_
     loaded, _ = load_model(tmp_path / "model.safetensors")
     with pytest.raises(CheckpointError, match="processor.*missing"):
         Collator.for_model(ds, DATA, loaded)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_token_attributions_add_up_to_the_logit_change(ds, hf_families, family):
+    """Integrated gradients' completeness: the tokens' scores sum to the target logit on the text
+    minus on its baseline (every real token replaced by padding), through each family's own word
+    embeddings."""
+    from msd_core.engine.attributions import text_attribution
+
+    model = build(ds, hf_families, family)
+    collator = Collator.for_model(ds, DATA, model)
+    batch = collator(ds.examples[:1])
+    ids, real = batch.values["text"], batch.token_mask["text"]
+    baseline = torch.where(batch.special_mask["text"] | ~real, ids, torch.full_like(ids, collator.tokenizer.pad_token_id))
+    with torch.no_grad():
+        change = (model(batch)[0, 1] - model(replace(batch, values={**batch.values, "text": baseline}))[0, 1]).item()
+    scores = [s for _, s in text_attribution(model, batch, 1, collator.tokenizer, n_steps=64)]
+    assert abs(change) > 1e-3
+    assert sum(scores) == pytest.approx(change, rel=0.05, abs=1e-4)
