@@ -19,6 +19,8 @@ from msd_core.cli import to_cli
 from msd_core.data.slices import list_slices
 from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
 from msd_core.method.objectives import OBJECTIVES
+from msd_core.models.hf.spec import STUDENT_SHAPE
+from msd_core.models.presets import is_hf_preset, resolve_spec
 from msd_core.options import choices, default, default_index, help_text
 from msd_core.paths import runs_dir
 from msd_core.runs import launch
@@ -29,7 +31,7 @@ C = DistillRunConfig  # every default below is this config's
 
 
 def student_configs(teacher: dict, student: str, methods: list[str], seeds: list[int], form: dict,
-                    max_train: int, chosen_slice=None) -> list[DistillRunConfig]:
+                    max_train: int, chosen_slice=None, overrides: dict | None = None) -> list[DistillRunConfig]:
     """One run config per seed and method, from the form's values; with ``chosen_slice`` (a saved
     slice) the data config names its file and ids hash and the form's slice mode and weight (§15)."""
     data = teacher_data_config(teacher)
@@ -37,7 +39,7 @@ def student_configs(teacher: dict, student: str, methods: list[str], seeds: list
     if chosen_slice is not None:
         data.slice, data.slice_hash = str(chosen_slice.path), chosen_slice.ids_hash
         data.slice_mode, data.slice_weight = form["slice_mode"], int(form["slice_weight"])
-    return [DistillRunConfig(teacher=teacher["path"], data=data, model=ModelConfig(student),
+    return [DistillRunConfig(teacher=teacher["path"], data=data, model=ModelConfig(student, dict(overrides or {})),
                              train=TrainConfig(epochs=int(form["epochs"]), lr=float(form["lr"]), seed=seed,
                                                modality_dropout=default(C, "train.modality_dropout")),
                              distill=DistillConfig(method=method, **{k: form[k] for k in
@@ -62,7 +64,21 @@ if not usable:
 c1, c2, c3 = st.columns(3)
 teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
 students = [p for p in choices("model.preset") if p.startswith("student")]
-student = c2.selectbox("Student preset", students, index=students.index(default(C, "model.preset")))
+hf_teacher = teacher is not None and is_hf_preset(teacher.get("preset") or "")
+if hf_teacher:  # a smaller model of the teacher's own family, from its config
+    students.append(teacher["preset"])
+student = c2.selectbox("Student preset", students, index=students.index(default(C, "model.preset")),
+                       format_func=lambda p: f"{p}: a smaller model of the teacher's family" if is_hf_preset(p) else p)
+overrides = {}
+if is_hf_preset(student):
+    h1, h2, h3 = st.columns(3)
+    shape = {k: int(col.number_input(f"Student {k}", 1, 4096, v, key=f"student-{k}",
+                                     help="the teacher's config with this many layers / this width / heads, "
+                                          "random init"))
+             for col, (k, v) in zip((h1, h2, h3), STUDENT_SHAPE.items())}
+    sources = teacher["model_sources"]
+    overrides = {"pretrained": sources["source"], "init": "random", **shape,
+                 **({"vision": sources["vision_source"]} if "vision_source" in sources else {})}
 methods = c3.multiselect("Methods", choices("distill.method"), default=["kd", "msd"],
                          help="Several methods launch one run each; runs of one seed see the same data order.")
 form = {}
@@ -101,13 +117,14 @@ try:
     if not seeds or not methods:
         problem = "choose at least one method and one seed"
     elif teacher is not None:
-        configs = student_configs(teacher, student, methods, seeds, form, max_train, chosen_slice)
+        configs = student_configs(teacher, student, methods, seeds, form, max_train, chosen_slice, overrides)
 except ValueError:
     problem = f"seeds must be whole numbers separated by commas, not {seeds_text!r}"
 if problem:
     st.warning(f"Cannot launch yet: {problem}.")
 if st.button("Launch", type="primary", disabled=not configs):
     try:
+        resolve_spec(configs[0].model.preset, configs[0].model.overrides)  # a bad student is a message, not a run
         launched = []
         for cfg in configs:
             d = cfg.distill

@@ -66,7 +66,8 @@ def describe_checkpoint(ckpt: Path) -> dict:
             "status": run.get("status"), "labels": meta["labels"],
             "modalities": [m.name for m in meta["modalities"]], "parameters": run.get("parameters"),
             "metrics": metrics, "kind": run.get("kind", "model"), "resume": run.get("resume"),
-            "run_error": run.get("error")}
+            "run_error": run.get("error"),
+            "model_sources": {k: meta["spec"][k] for k in ("source", "vision_source") if k in meta["spec"]}}
 
 
 def model_label(info: dict) -> str:

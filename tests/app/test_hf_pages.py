@@ -119,3 +119,19 @@ def test_every_page_renders_with_a_hugging_face_teacher_and_student(hf_home, mon
     at.switch_page("app_pages/compare.py").run()
     table = at.dataframe[0].value
     assert len(table) == 2 and "full accuracy" in table.columns
+
+
+def test_distill_offers_a_smaller_student_of_the_teachers_family(hf_home, monkeypatch):
+    monkeypatch.setenv("MSD_STUDIO_ASSETS", str(hf_home / "assets"))
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(hf_home / "runs"))
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(hf_home / "cache"))
+    at = run_app("app_pages/distill.py")
+    box = next(s for s in at.selectbox if s.label == "Student preset")
+    assert box.options[-1] == "hf: a smaller model of the teacher's family"
+    box.set_value("hf").run()
+    next(n for n in at.number_input if n.key == "student-hidden").set_value(30).run()
+    next(n for n in at.number_input if n.key == "student-heads").set_value(4).run()
+    command = next(c.value for c in at.code if "msd distill" in c.value)
+    assert "--model hf" in command and "--model-option init=random" in command and "hidden=30" in command
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert "hidden (30) must be a multiple of heads (4)" in texts(at.error) and not at.exception

@@ -15,6 +15,8 @@ from .source import check_fits_memory, count_parameters_of, inspect_folder
 HF_SETTINGS = {"pretrained": None, "vision": None, "init": "pretrained", "freeze": False, "layers": None,
                "hidden": None, "heads": None, "intermediate": None, "head_hidden": 256, "dropout": 0.1}
 INITS = ("pretrained", "random")
+# The shape a dashboard student of a Hugging Face teacher's family starts from (its config, random init).
+STUDENT_SHAPE = {"layers": 2, "hidden": 128, "heads": 4}
 SHRINK = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
           "intermediate": "intermediate_size"}
 SUB_CONFIGS = ("text_config", "vision_config")
