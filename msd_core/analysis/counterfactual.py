@@ -8,7 +8,7 @@ example's label (§5, ``loss-drop`` by default); for the first model, captum att
 edited input (§11). A removed modality is removed with the chosen strategy (§2) from every view,
 so the edited input's ``full`` view is the original's ``without:m`` view. Only the one example
 runs through the models (no data-set pass, except ``mean`` removal's fill, which callers cache).
-A model that prepares its inputs its own way (a Hugging Face model, §12.1) gets the edit in its own
+A model that prepares its inputs its own way (a Hugging Face model, §16.1) gets the edit in its own
 format, and computes its own ``mean`` fill.
 """
 

@@ -42,7 +42,7 @@ class Collator:
     @classmethod
     def for_model(cls, ds: MultimodalDataset, data_cfg, model) -> "Collator":
         """The collator that prepares ``ds`` for ``model``: ``for_data``'s, or, for a model with an
-        input format of its own (a Hugging Face model: docs/METHOD.md §12.1), its tokenizer, image
+        input format of its own (a Hugging Face model: docs/METHOD.md §16.1), its tokenizer, image
         size and normalisation, and its longest text."""
         fmt = model.input_format()
         if fmt is None:

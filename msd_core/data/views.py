@@ -78,7 +78,8 @@ def _mask(batch: Batch, removed, **_) -> Batch:
     for m in removed:
         if m in batch.token_mask:  # text: every real, non-special token becomes [MASK]
             if batch.mask_token_id is None:
-                raise ConfigError("mask removal of text needs the tokenizer's [MASK] id")
+                raise ConfigError("mask removal of text needs a mask token, and this model's tokenizer has none "
+                                  "(CLIP's and SigLIP's have none): use --removal drop, mean or swap")
             blank = batch.token_mask[m] & ~batch.special_mask[m]
             values[m] = torch.where(blank, torch.full_like(values[m], batch.mask_token_id), values[m])
         else:

@@ -151,3 +151,24 @@ def test_token_attributions_add_up_to_the_logit_change(ds, hf_families, family):
     scores = [s for _, s in text_attribution(model, batch, 1, collator.tokenizer, n_steps=64)]
     assert abs(change) > 1e-3
     assert sum(scores) == pytest.approx(change, rel=0.05, abs=1e-4)
+
+
+def test_mask_removal_of_text_is_refused_without_a_mask_token(ds, hf_families):
+    from msd_core.errors import ConfigError
+
+    model = build(ds, hf_families, "clip")
+    batch = Collator.for_model(ds, DATA, model)(ds.examples[:2])
+    with pytest.raises(ConfigError, match="tokenizer has none.*use --removal drop, mean or swap"):
+        make_view(batch, ["image"], "mask")
+    vilt = build(ds, hf_families, "vilt")  # a BERT tokenizer has [MASK]
+    vb = Collator.for_model(ds, DATA, vilt)(ds.examples[:2])
+    assert (make_view(vb, ["image"], "mask").values["text"] == vb.mask_token_id).any()
+
+
+def test_a_smaller_siglip_keeps_its_two_embeddings_the_same_width(ds, hf_families):
+    preset, overrides = hf_families["siglip"]
+    torch.manual_seed(0)
+    small = create_model(preset, ds.modalities, len(ds.labels),
+                         overrides={**overrides, "hidden": 16, "layers": 1, "init": "random"})
+    assert small.spec["image_dim"] == small.spec["text_dim"] == 16
+    assert isinstance(small.image_proj, nn.Identity) and isinstance(small.text_proj, nn.Identity)

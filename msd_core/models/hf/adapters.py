@@ -1,4 +1,4 @@
-"""Hugging Face vision-language models as MSD Studio classifiers (docs/METHOD.md §12).
+"""Hugging Face vision-language models as MSD Studio classifiers (docs/METHOD.md §16).
 
 Each adapter takes a ``Batch`` (any view) to logits like the project's own models, and forms the
 ``drop`` view of its family so that its output does not depend on the removed modality:
@@ -7,7 +7,7 @@ Each adapter takes a ``Batch`` (any view) to logits like the project's own model
   model) and ``PairClassifier`` (a text ``AutoModel`` + a vision ``AutoModel``): each modality
   is embedded on its own, L2-normalised, and a head reads ``[i, t, i⊙t, |i−t|]``. A removed
   modality's embedding is replaced by a learned null embedding, which modality dropout trains
-  (§12.2). ``forward_views`` embeds once and runs only the head per view.
+  (§16.2). ``forward_views`` embeds once and runs only the head per view.
 - ``ViltClassifier`` (ViLT): word pieces and image patches in one encoder; a removed modality's
   tokens are masked out of attention, except the text ``[CLS]`` that the pooler reads, which
   is the same token whatever the text.

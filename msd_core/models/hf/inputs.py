@@ -1,5 +1,5 @@
 """How a Hugging Face model wants its inputs: its own tokenizer, image size and normalisation
-(docs/METHOD.md §12.1), read from the processor files in its folder.
+(docs/METHOD.md §16.1), read from the processor files in its folder.
 
 Images go through the project's one image reader (``data.images``) at the model's resolution
 (``image_size`` of its vision config), square, and are standardised with the processor's

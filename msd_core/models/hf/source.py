@@ -1,4 +1,4 @@
-"""Where a Hugging Face model comes from, and whether MSD Studio can use it (docs/METHOD.md §12).
+"""Where a Hugging Face model comes from, and whether MSD Studio can use it (docs/METHOD.md §16).
 
 ``locate(name)`` turns a local folder or a hub id into a folder: a hub id is downloaded only when
 the machine is online (``HF_HUB_OFFLINE`` unset); offline it is refused with what to do instead.

@@ -1,6 +1,6 @@
 """Specs of Hugging Face models: the presets ``hf`` (a vision-language model) and ``hf-pair`` (a text
 encoder and a vision encoder), their settings, and the smaller students built from their configs
-(docs/METHOD.md §12.3).
+(docs/METHOD.md §16.3).
 
 A spec holds the model's config (shrunk where asked), so a checkpoint rebuilds the model with no
 access to the folder it came from; the processor files travel beside the checkpoint.
@@ -38,8 +38,11 @@ def shrink(config: dict, changes: dict) -> dict:
         for key, field in SHRINK.items():
             if changes.get(key) is not None:
                 target[field] = int(changes[key])
-        if changes.get("hidden") is not None and changes.get("intermediate") is None:
-            target["intermediate_size"] = 4 * int(changes["hidden"])
+        if changes.get("hidden") is not None:
+            if changes.get("intermediate") is None:
+                target["intermediate_size"] = 4 * int(changes["hidden"])
+            if "projection_size" in target:  # SigLIP's text head
+                target["projection_size"] = int(changes["hidden"])
         if target.get("hidden_size", 1) % target.get("num_attention_heads", 1):
             raise ConfigError(f"hidden ({target['hidden_size']}) must be a multiple of heads "
                               f"({target['num_attention_heads']}): set heads= too")
