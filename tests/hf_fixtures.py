@@ -42,7 +42,8 @@ def clip_folder(folder: Path, image_size: int = 32) -> Path:
                      vision_config=dict(**LAYERS, image_size=image_size, patch_size=8), projection_dim=16)
     torch.manual_seed(0)
     CLIPModel(cfg).save_pretrained(folder)
-    proc = CLIPImageProcessorPil(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    proc = CLIPImageProcessorPil(size={"shortest_edge": image_size},
+                                 crop_size={"height": image_size, "width": image_size})
     CLIPProcessor(image_processor=proc, tokenizer=tok).save_pretrained(folder)
     return folder
 

@@ -193,7 +193,8 @@ def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu
     preds = {}
     for key, run in (("a", run_a), ("b", run_b)):
         model, _ = load_model(Path(run["out_dir"]) / MODEL_FILE, device)
-        logits, targets = predict_views(model, ds, Collator.for_model(ds, data, model), device, {"full": tuple(ds.modality_names)})
+        logits, targets = predict_views(model, ds, Collator.for_model(ds, data, model), device,
+                                        {"full": tuple(ds.modality_names)})
         preds[key] = logits["full"]
     cache = teacher_logits(cfg_a["teacher"], data, ds, device=device)
     said = {key: predicted_texts(preds[key], ds.labels, ds.task) for key in preds}

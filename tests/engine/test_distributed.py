@@ -69,7 +69,8 @@ def _distill_worker(rank, world, init_file, teacher, out_dir, cache, weighting, 
         distill(cfg, progress=False, log=lambda *_: None,
                 callbacks={"on_step_end": [lambda t, logs: held.__setitem__("objective", t.objective)]})
         objective = held["objective"]
-        phi = [] if getattr(objective, "weighter", None) is None else [p.detach().clone() for p in objective.weighter.parameters()]
+        weighter = getattr(objective, "weighter", None)
+        phi = [] if weighter is None else [p.detach().clone() for p in weighter.parameters()]
         results[rank] = phi
     finally:
         if world > 1:

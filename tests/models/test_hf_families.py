@@ -145,7 +145,8 @@ def test_token_attributions_add_up_to_the_logit_change(ds, hf_families, family):
     collator = Collator.for_model(ds, DATA, model)
     batch = collator(ds.examples[:1])
     ids, real = batch.values["text"], batch.token_mask["text"]
-    baseline = torch.where(batch.special_mask["text"] | ~real, ids, torch.full_like(ids, collator.tokenizer.pad_token_id))
+    pad = torch.full_like(ids, collator.tokenizer.pad_token_id)
+    baseline = torch.where(batch.special_mask["text"] | ~real, ids, pad)
     with torch.no_grad():
         change = (model(batch)[0, 1] - model(replace(batch, values={**batch.values, "text": baseline}))[0, 1]).item()
     scores = [s for _, s in text_attribution(model, batch, 1, collator.tokenizer, n_steps=64)]

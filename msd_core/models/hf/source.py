@@ -77,10 +77,20 @@ def locate(name: str) -> Path:
         raise ConfigError(f"{name}: a hub id, and HF_HUB_OFFLINE is set, so nothing is downloaded — on a machine "
                           f"with internet run `hf download {name} --local-dir FOLDER`, copy FOLDER here and "
                           f"pass that folder instead")
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import list_repo_files, snapshot_download
 
     try:
+        files = list_repo_files(name)
+        if not any(f.endswith(".safetensors") for f in files) and any(f.endswith(".bin") for f in files):
+            raise ConfigError(
+                f"{name}: the hub offers its weights only as .bin (PyTorch pickles, which can run code when loaded); "
+                f"MSD Studio reads safetensors only. Convert once, where you trust the file: python -c \"from "
+                f"transformers import AutoModel, AutoProcessor; AutoModel.from_pretrained('{name}')"
+                f".save_pretrained('FOLDER'); AutoProcessor.from_pretrained('{name}').save_pretrained('FOLDER')\" "
+                f"and pass FOLDER")
         return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
+    except ConfigError:
+        raise
     except Exception as e:  # noqa: BLE001 - no network, unknown id, gated model: all the user's to fix
         raise ConfigError(f"{name}: could not download from the Hugging Face hub ({e.__class__.__name__}: {e}) "
                           f"— check the id and the connection, or pass a local folder") from None
@@ -147,8 +157,8 @@ def supported() -> str:
 def check_family(family: str, role: str, folder: Path, model_type: str) -> None:
     if family not in ROLES[role]:
         want = " or ".join(FAMILIES[f] for f in ROLES[role])
-        hint = {"text-encoder": " — a text encoder alone goes with a vision encoder: --model hf-pair",
-                "vision-encoder": " — a vision encoder alone goes with a text encoder: --model hf-pair"}.get(family, "")
+        other = {"text-encoder": "a vision", "vision-encoder": "a text"}.get(family)
+        hint = f" — {family.split('-')[0]} encoder alone goes with {other} encoder: --model hf-pair" if other else ""
         raise ConfigError(f"{folder}: model_type {model_type!r} is a {family}; here it must be {want}{hint}")
 
 

@@ -99,7 +99,8 @@ def resolve_hf_spec(preset: str, overrides: dict | None = None) -> dict:
         spec.update(family="pair", source=text.path, vision_source=vision.path, model_type=text.model_type,
                     vision_model_type=vision.model_type, hf_config=text_dict, hf_vision_config=vision_dict,
                     image_size=vision.image_size, max_text_len=getattr(text_config, "max_position_embeddings", None),
-                    **output_widths(text_config, None, "text"), **output_widths(vision_config, vision.image_size, "vision"))
+                    **output_widths(text_config, None, "text"),
+                    **output_widths(vision_config, vision.image_size, "vision"))
         backbone = (count_parameters_of(text_config) + count_parameters_of(vision_config)) if changes \
             else text.parameters + vision.parameters
     check_fits_memory(f"model {s['pretrained']}", backbone, 0 if spec["freeze"] else backbone)
