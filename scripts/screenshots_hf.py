@@ -50,7 +50,7 @@ def main(out: Path) -> None:
         box.fill(str(home / "clip-vit-base-patch32"))
         box.press("Enter")
         wait_until_idle(page)
-        page.get_by_role("button", name="Load").click()
+        page.get_by_role("button", name="Load", exact=True).click()
         page.get_by_text("clip (dual-encoder)").first.wait_for(timeout=120_000)
         wait_until_idle(page)
         page.get_by_text("Hugging Face model", exact=False).first.scroll_into_view_if_needed()

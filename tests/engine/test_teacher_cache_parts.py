@@ -69,3 +69,13 @@ def test_progress_counts_every_example_once(setup):
     teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16, batch_size=4, progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (len(ds), len(ds)) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert len(seen) == 10  # 40 examples, batches of 4
+
+
+def test_bf16_logits_are_their_own_cache_entry(setup):
+    ds, ckpt = setup
+    full = teacher_cache.teacher_logits(ckpt, DATA, ds)
+    half = teacher_cache.teacher_logits(ckpt, DATA, ds, bf16=True)
+    assert not half.hit and teacher_cache.teacher_logits(ckpt, DATA, ds, bf16=True).hit
+    assert teacher_cache.teacher_logits(ckpt, DATA, ds).hit
+    worst = max((full.logits[k] - half.logits[k]).abs().max().item() for k in full.logits)
+    assert 0 < worst < 0.1  # bf16 autocast: close, not equal
