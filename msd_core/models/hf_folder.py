@@ -11,11 +11,11 @@ a hub: the folder is read with ``local_files_only``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from .hf.source import read_config
 
 BERT_FAMILY = ("bert",)
 WEIGHT_FILES = ("model.safetensors",)
@@ -57,13 +57,7 @@ def inspect_hf_folder(path: str | Path) -> HFFolder:
         raise ConfigError(f"{p}: no such folder — give the folder a Hugging Face model was saved to "
                           f"(it holds config.json and model.safetensors)")
     cfg_file = p / "config.json"
-    if not cfg_file.is_file():
-        raise ConfigError(f"{p}: no config.json — not a Hugging Face model folder (save one with "
-                          f"model.save_pretrained(folder))")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{cfg_file}: not valid JSON ({e})") from None
+    cfg = read_config(p)
     model_type = cfg.get("model_type")
     if model_type not in BERT_FAMILY:
         raise ConfigError(f"{cfg_file}: model_type {model_type!r} is not supported; a teacher's text encoder "

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.app.test_pages import run_app, texts
+from tests.app.test_pages import run_app, texts, wait_for_run
 
 
 def hover_data(at) -> dict:
@@ -162,14 +162,7 @@ def test_data_page_trains_a_teacher_as_a_run_and_loads_a_checkpoint(home_with_te
     next(n for n in at.number_input if n.label == "Epochs").set_value(1)
     next(b for b in at.button if b.label == "Train teacher").click().run()
     assert "Started teacher run" in texts(at.success), texts(at.error)
-    from msd_core.runs import Registry
-
-    reg = Registry(runs / "registry.sqlite")
-    run_id = reg.runs()[0]["id"]
-    deadline = time.time() + 240
-    while time.time() < deadline and reg.run(run_id)["status"] in ("queued", "running"):
-        time.sleep(0.5)
-    assert reg.run(run_id)["status"] == "finished", reg.run(run_id)["error"]
+    wait_for_run(runs / "registry.sqlite")
     at.run()
     assert "No trained teacher for **synthetic**" not in texts(at.info)
 
@@ -186,7 +179,6 @@ def test_data_page_trains_a_teacher_as_a_run_and_loads_a_checkpoint(home_with_te
 
 def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empty_home, tmp_path, monkeypatch):
     from msd_core.engine.checkpoint import read_metadata
-    from msd_core.runs import Registry
     from tests.models.test_hf_folder import save_tiny_bert
 
     folder = tmp_path / "my-bert"
@@ -210,12 +202,7 @@ def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empt
     assert any(f"--pretrained {folder}" in c.value for c in at.code)
     next(b for b in at.button if b.label.startswith("Train a teacher on synthetic from this model")).click().run()
     assert "Started teacher run" in texts(at.success), texts(at.error)
-    reg = Registry(empty_home / "runs" / "registry.sqlite")
-    run = reg.runs()[0]
-    deadline = time.time() + 240
-    while time.time() < deadline and reg.run(run["id"])["status"] in ("queued", "running"):
-        time.sleep(0.5)
-    assert reg.run(run["id"])["status"] == "finished", reg.run(run["id"])["error"]
+    wait_for_run(empty_home / "runs" / "registry.sqlite")
     spec = read_metadata(next((empty_home / "runs").rglob("model.safetensors")))["spec"]
     assert spec["preset"] == "hf-bert-teacher" and spec["hidden"] == 32
     at.run()

@@ -1,11 +1,9 @@
 """The Data & teacher page loads a Hugging Face model of each family, says what it found, and
 trains a teacher from it as a run; a hub id offline gets a message, never a traceback."""
 
-import time
-
 import pytest
 
-from tests.app.test_pages import run_app, texts
+from tests.app.test_pages import run_app, texts, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +44,6 @@ def test_a_hub_id_offline_is_a_message(empty_home, monkeypatch):
 
 def test_a_clip_teacher_trained_from_the_page(empty_home, hf_families):
     from msd_core.engine.checkpoint import read_metadata
-    from msd_core.runs import Registry
 
     at = run_app("app_pages/data_teacher.py")
     at.selectbox[0].set_value("synthetic").run()
@@ -57,12 +54,7 @@ def test_a_clip_teacher_trained_from_the_page(empty_home, hf_families):
     assert any("--model-option freeze=true" in c.value for c in at.code)
     next(b for b in at.button if b.label.startswith("Train a teacher on synthetic")).click().run()
     assert "Started teacher run" in texts(at.success), texts(at.error)
-    reg = Registry(empty_home / "runs" / "registry.sqlite")
-    run = reg.runs()[0]
-    deadline = time.time() + 240
-    while time.time() < deadline and reg.run(run["id"])["status"] in ("queued", "running"):
-        time.sleep(0.5)
-    assert reg.run(run["id"])["status"] == "finished", reg.run(run["id"])["error"]
+    wait_for_run(empty_home / "runs" / "registry.sqlite")
     model = next((empty_home / "runs").rglob("model.safetensors"))
     spec = read_metadata(model)["spec"]
     assert spec["family"] == "dual-encoder" and spec["freeze"] is True

@@ -22,6 +22,22 @@ def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
+def wait_for_run(registry_file, timeout: float = 240) -> dict:
+    """The newest run of the registry once it stopped queueing and running; fails unless it finished."""
+    import time
+
+    from msd_core.runs import Registry
+
+    reg = Registry(registry_file)
+    run_id = reg.runs()[0]["id"]
+    deadline = time.time() + timeout
+    while time.time() < deadline and reg.run(run_id)["status"] in ("queued", "running"):
+        time.sleep(0.5)
+    run = reg.run(run_id)
+    assert run["status"] == "finished", run["error"]
+    return run
+
+
 def text_box(at: AppTest, label: str):
     """The page's text input labelled ``label``."""
     return next(box for box in at.text_input if box.label == label)

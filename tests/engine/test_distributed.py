@@ -124,7 +124,7 @@ def test_kd_and_msd_on_two_ranks_match_one_rank_with_the_same_global_batch(tmp_p
 @pytest.mark.parametrize("family", ["clip", "vilt"])
 def test_a_hugging_face_teacher_and_student_on_two_ranks_match_one_rank(tmp_path, hf_families, family):
     """A Hugging Face teacher and a smaller student of its family: two gloo ranks match one rank with
-    the same global batch (to 2e-4; see below), and the two ranks computed the teacher cache in parts between them (each
+    the same global batch (to 5e-5, attention's key biases aside: see below), and the two ranks computed the teacher cache in parts between them (each
     rank every other part) that equal the one rank's cache."""
     from safetensors.torch import load_file
 
@@ -151,11 +151,13 @@ def test_a_hugging_face_teacher_and_student_on_two_ranks_match_one_rank(tmp_path
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     assert a.keys() == b.keys()
     diffs = {k: (a[k].float() - b[k].float()).abs().max().item() for k in a}
-    # Attention's key bias has a true gradient of zero (it shifts every score of a query alike), so
-    # its gradient is float rounding, which AdamW scales up to steps of the learning rate's size:
-    # there the ranks' different summation order shows, and from there it reaches the rest a little.
-    assert max(diffs.values()) < 2e-4, diffs
-    assert max(v for k, v in diffs.items() if "k_proj.bias" not in k and "key.bias" not in k) < 5e-5, diffs
+    # Attention's key bias has a true gradient of zero (it shifts every score of a query alike), so its
+    # gradient is float rounding, which AdamW scales up to steps of up to about the learning rate: the
+    # ranks' different summation order shows there, bounded by the steps AdamW can take. Every other
+    # weight matches closely.
+    key_bias = {k: v for k, v in diffs.items() if "k_proj.bias" in k or "key.bias" in k}
+    assert key_bias and max(key_bias.values()) < 2 * 3e-3 * 8, key_bias  # 2 x lr x steps
+    assert max(v for k, v in diffs.items() if k not in key_bias) < 5e-5, diffs
     files = {d: sorted((tmp_path / d / "teacher").glob("*.safetensors")) for d in ("cache1", "cache2")}
     assert len(files["cache1"]) == len(files["cache2"]) >= 2  # train and val
     for f1, f2 in zip(*files.values()):
