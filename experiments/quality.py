@@ -149,6 +149,52 @@ def headline(df) -> str:
     return "\n".join(lines)
 
 
+def significance(df) -> str:
+    """Every MSD configuration against KD, and every weighting against ``uniform`` at the same λ, on the
+    full view's test accuracy, paired by seed: the mean difference, a paired t-test and a percentile
+    bootstrap interval (docs/METHOD.md §13.1–13.2), and the t-test's p adjusted by Holm's method over
+    the comparisons of one regime × student (33 of them). With 3 seeds the t-test has 2 degrees of freedom
+    and the bootstrap draws from 3 values (10 distinct means), so only a difference of one sign in
+    every seed, large against its spread, comes out as real."""
+    from msd_core.analysis.significance import bootstrap_ci, paired_t
+
+    full = df[df["view"] == "full"]
+    lines = ["| regime | student | comparison | mean difference | 95 % bootstrap CI | paired t (p) | Holm p | seeds "
+             "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for (regime, student), part in full.groupby(["regime", "student"], sort=False):
+        block = []
+        acc = {m: g.set_index("seed")["accuracy"] for m, g in part.groupby("method")}
+        pairs = [(m, "kd") for m in sorted(acc) if m.startswith("msd")]
+        pairs += [(m, m.replace(m.split()[1], "uniform")) for m in sorted(acc)
+                  if m.startswith("msd") and m.split()[1] != "uniform"]
+        for b, a in pairs:
+            if a not in acc:
+                continue
+            seeds = sorted(acc[a].index.intersection(acc[b].index))
+            t = paired_t(acc[a][seeds].to_numpy(), acc[b][seeds].to_numpy())
+            lo, hi = bootstrap_ci((acc[b][seeds] - acc[a][seeds]).to_numpy())
+            block.append((b, a, t, lo, hi, len(seeds)))
+        holm = holm_adjusted([t["p"] for _, _, t, _, _, _ in block])
+        for (b, a, t, lo, hi, n), adjusted in zip(block, holm):
+            real = adjusted is not None and adjusted < 0.05 and (lo > 0 or hi < 0)
+            p = "—" if t["p"] is None else f"{t['p']:.3f}"
+            lines.append(f"| {regime} | {student} | {b} − {a} | {t['mean_diff']:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
+                         f"{p} | {'—' if adjusted is None else f'{adjusted:.3f}'} | {n} | "
+                         f"{'**real**' if real else 'within the noise'} |")
+    return "\n".join(lines)
+
+
+def holm_adjusted(ps: list) -> list:
+    """Holm–Bonferroni adjusted p-values of one family of tests (None stays None): the k-th smallest of
+    m is multiplied by m − k + 1, then made non-decreasing in that order and capped at 1."""
+    known = sorted((p, i) for i, p in enumerate(ps) if p is not None)
+    out, running = [None] * len(ps), 0.0
+    for k, (p, i) in enumerate(known):
+        running = max(running, min(1.0, p * (len(known) - k)))
+        out[i] = running
+    return out
+
+
 def summarise() -> str:
     import numpy as np
     import pandas as pd
@@ -163,7 +209,11 @@ def summarise() -> str:
             flat.append({"regime": r["regime"], "student": r["student"], "method": name, "seed": r["seed"],
                          "view": view, "accuracy": m["accuracy"]})
     df = pd.DataFrame(flat)
-    out = [coverage(rows), "", headline(df), ""]
+    out = [coverage(rows), "", headline(df), "",
+           "### Which differences are real (full view, test accuracy, paired by seed)\n", significance(df), "",
+           "A difference is called real when its Holm-adjusted p (over the 33 comparisons of its regime × "
+           "student) is below 0.05 and the bootstrap interval excludes 0. With 3 seeds that needs a difference of one sign in every seed, large against its "
+           "spread; \"within the noise\" does not mean \"no difference\", it means 3 seeds cannot tell.", ""]
     per_cell = len(grid("full")) * 3
     for (regime, student), part in df.groupby(["regime", "student"], sort=False):
         out.append(f"### {regime} · {student} ({part[['method', 'seed']].drop_duplicates().shape[0]} of "
