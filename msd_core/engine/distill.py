@@ -27,7 +27,7 @@ from ..method.saliency import MEASURES, modality_saliency, population_saliency
 from ..method.view_logits import TeacherLogits
 from ..method.weighting import WEIGHTINGS, is_learned
 from ..models.base import count_parameters
-from ..models.presets import create_model
+from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from .checkpoint import check_fits, model_file, read_metadata
@@ -49,6 +49,7 @@ def check_config(cfg: DistillRunConfig) -> None:
     if cfg.data.slice_mode not in SLICE_MODES:
         raise ConfigError(f"--slice-mode must be one of {', '.join(SLICE_MODES)}, got {cfg.data.slice_mode!r}")
     check_ranges(cfg)
+    resolve_spec(cfg.model.preset, cfg.model.overrides)  # the student: a message before any data is read
 
 
 def check_teacher(path: str | Path, ds) -> None:

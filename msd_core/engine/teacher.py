@@ -18,7 +18,7 @@ from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
 from ..device import is_main_process
 from ..models.base import count_parameters
-from ..models.presets import create_model
+from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from .evaluate import evaluate
@@ -42,6 +42,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     elif epochs is not None:
         cfg.train.epochs = epochs
     check_ranges(cfg)
+    resolve_spec(cfg.model.preset, cfg.model.overrides)  # a bad model is a message before any data is read
     prepare_out_dir(out, resume=resume)
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())

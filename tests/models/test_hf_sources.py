@@ -99,3 +99,19 @@ def test_shrinking_needs_random_init_and_builds_a_smaller_model(hf_families):
         resolve_spec("hf", {"pretrained": folder, "hidden": 15, "init": "random"})
     with pytest.raises(ConfigError, match="has no setting 'colour'"):
         resolve_spec("hf", {"pretrained": folder, "colour": 1})
+
+
+def test_the_model_is_checked_before_any_data_is_read(tmp_path, monkeypatch):
+    from msd_core.config import DataConfig, DistillRunConfig, ModelConfig, TeacherRunConfig
+    from msd_core.engine.distill import distill
+    from msd_core.engine.teacher import train_teacher
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = DataConfig("hateful-memes", root=str(tmp_path / "no-data-here"))
+    model = ModelConfig("hf", {"pretrained": "openai/clip-vit-base-patch32"})
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set"):
+        train_teacher(TeacherRunConfig(data=data, model=model, out_dir=str(tmp_path / "t")), progress=False)
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set"):
+        distill(DistillRunConfig(teacher=str(tmp_path / "none"), data=data, model=model, out_dir=str(tmp_path / "s")),
+                progress=False, log=lambda *_: None)
+    assert not (tmp_path / "t").exists() and not (tmp_path / "s").exists()
