@@ -119,10 +119,15 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     todo = [s for i, s in enumerate(starts) if i % world == rank and _read(parts_dir / f"{s:010d}.safetensors") is None]
     if todo:
         _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device, chunk, todo, parts_dir, meta,
-                       progress)
+                       progress, file)
     _barrier()
     pieces = [_read(parts_dir / f"{s:010d}.safetensors") for s in starts]
     if any(p is None for p in pieces):
+        # Another process computing the same key (a KD and an MSD run launched together) may have
+        # finished first: it wrote the whole file and removed the parts.
+        found = _read(file)
+        if found is not None:
+            return TeacherLogits(targets=found[1], logits=found[0], hit=False, **common)
         raise CheckpointError(f"{parts_dir}: a part of the teacher cache is missing after every rank finished — "
                               f"under torchrun MSD_STUDIO_CACHE must be a folder every rank shares")
     logits = {k: torch.cat([p[0][k] for p in pieces]) for k in pieces[0][0]} if pieces else {}
@@ -136,7 +141,9 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
 
 
 def _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device, chunk, todo, parts_dir, meta,
-                   progress) -> None:
+                   progress, file: Path) -> None:
+    """Compute and write the parts starting at ``todo``; stops early once another process has
+    written the whole ``file``."""
     dev = pick_device(device)
     total = sum(min(chunk, len(ds) - s) for s in todo)
     bar = None
@@ -154,6 +161,8 @@ def _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device,
         collator = Collator.for_model(ds, data_cfg, model)
         fill = dataset_fill(ds, collator) if removal == "mean" else None  # of the whole split, not of a part
         for s in todo:
+            if file.is_file():  # another process finished the same key
+                break
             part = ds.subset(range(s, min(s + chunk, len(ds))))
 
             def step(k, n, before=done):
@@ -164,7 +173,12 @@ def _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device,
 
             logits, targets = predict_views(model, part, collator, dev, views, removal=removal, batch_size=batch_size,
                                             bf16=bf16, seed=s, fill=fill, progress=step)
-            _write(parts_dir / f"{s:010d}.safetensors", logits, targets, meta)
+            try:
+                _write(parts_dir / f"{s:010d}.safetensors", logits, targets, meta)
+            except FileNotFoundError:  # the parts folder was removed under us by a process that finished
+                if file.is_file():
+                    break
+                raise
             done += len(part)
     if bar is not None:
         bar.close()

@@ -79,3 +79,28 @@ def test_bf16_logits_are_their_own_cache_entry(setup):
     assert teacher_cache.teacher_logits(ckpt, DATA, ds).hit
     worst = max((full.logits[k] - half.logits[k]).abs().max().item() for k in full.logits)
     assert 0 < worst < 0.1  # bf16 autocast: close, not equal
+
+
+def test_another_process_finishing_the_same_key_first_is_no_error(setup, tmp_path, monkeypatch):
+    """A KD and an MSD run launched together compute the same cache key at once. The one that
+    finishes first writes the whole file and removes the parts; the other then reads that file."""
+    import shutil
+
+    ds, ckpt = setup
+    done = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=8)
+    (final,) = (tmp_path / "cache" / "teacher").glob("*.safetensors")
+    shutil.move(final, tmp_path / "finished-elsewhere")
+    real = predict.predict_views
+    calls = []
+
+    def the_other_process_finishes(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # meanwhile the other process wrote the whole file and removed the parts
+            shutil.copy(tmp_path / "finished-elsewhere", final)
+            shutil.rmtree(tmp_path / "cache" / "teacher" / "parts")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(teacher_cache, "predict_views", the_other_process_finishes)
+    got = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=8)
+    assert len(calls) == 2  # it stopped computing once the whole file was there
+    assert all(torch.equal(got.logits[k], done.logits[k]) for k in done.logits)
