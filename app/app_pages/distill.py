@@ -17,7 +17,7 @@ from app.state import registry, teacher_data_config, teachers
 from msd_core.analysis.compare import slice_label
 from msd_core.cli import to_cli
 from msd_core.data.slices import list_slices
-from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, TrainConfig
+from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, QuickRun, TrainConfig
 from msd_core.method.objectives import OBJECTIVES
 from msd_core.models.hf.spec import STUDENT_SHAPE
 from msd_core.models.presets import is_hf_preset, resolve_spec
@@ -27,7 +27,8 @@ from msd_core.runs import launch
 from msd_core.runs.liveness import resume_command
 from msd_core.runs.queue import MAX_RUNS_ENV, concurrency_limit
 
-C = DistillRunConfig  # every default below is this config's
+C = DistillRunConfig  # every default below is this config's, or QuickRun's (student, length, seeds)
+Q = QuickRun()
 
 
 def student_configs(teacher: dict, student: str, methods: list[str], seeds: list[int], form: dict,
@@ -67,7 +68,7 @@ students = [p for p in choices("model.preset") if p.startswith("student")]
 hf_teacher = teacher is not None and is_hf_preset(teacher.get("preset") or "")
 if hf_teacher:  # a smaller model of the teacher's own family, from its config
     students.append(teacher["preset"])
-student = c2.selectbox("Student preset", students, index=students.index(default(C, "model.preset")),
+student = c2.selectbox("Student preset", students, index=students.index(Q.student),
                        format_func=lambda p: f"{p}: a smaller model of the teacher's family" if is_hf_preset(p) else p)
 overrides = {}
 if is_hf_preset(student):
@@ -79,7 +80,7 @@ if is_hf_preset(student):
     sources = teacher["model_sources"]
     overrides = {"pretrained": sources["source"], "init": "random", **shape,
                  **({"vision": sources["vision_source"]} if "vision_source" in sources else {})}
-methods = c3.multiselect("Methods", choices("distill.method"), default=["kd", "msd"],
+methods = c3.multiselect("Methods", choices("distill.method"), default=list(Q.methods),
                          help="Several methods launch one run each; runs of one seed see the same data order.")
 form = {}
 c4, c5, c6, c7 = st.columns(4)
@@ -93,10 +94,11 @@ form["lam"] = c7.number_input("λ (auxiliary weight)", 0.0, 10.0, default(C, "di
                               help=help_text(C, "distill.lam"))
 c8, c9, c10, c11, c12 = st.columns(5)
 form["tau"] = c8.number_input("τ", 0.05, 10.0, default(C, "distill.tau"), 0.05, help=help_text(C, "distill.tau"))
-form["epochs"] = c9.number_input("Epochs", 1, 100, 2)
+form["epochs"] = c9.number_input("Epochs", 1, 100, Q.epochs)
 form["lr"] = c10.number_input("Learning rate", 1e-5, 1e-1, default(C, "train.lr"), format="%.4f")
-seeds_text = c11.text_input("Seeds", "0", help="comma-separated, e.g. 0,1,2")
-max_train = c12.number_input("Training examples (0 = all)", 0, 1_000_000, 2000, 500)
+seeds_text = c11.text_input("Seeds", ",".join(map(str, Q.seeds)),
+                           help="comma-separated; runs of one seed pair up, and Compare's paired tests need two or more")
+max_train = c12.number_input("Training examples (0 = all)", 0, 1_000_000, Q.max_train_examples, 500)
 train_slices = list_slices(data_name=teacher["data"], split="train") if teacher is not None else []
 s1, s2, s3 = st.columns([2, 1, 1])
 chosen_slice = s1.selectbox("Slice (train split)", [None] + train_slices, key="distill-slice",

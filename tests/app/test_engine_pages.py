@@ -58,7 +58,7 @@ def test_distill_page_with_no_teacher_and_no_runs(empty_home):
 
 def test_distill_page_defaults_and_command_come_from_the_config(home_with_teacher):
     """The form opens on DistillRunConfig's defaults and the command under it follows the form."""
-    from msd_core.config import DistillRunConfig
+    from msd_core.config import DistillRunConfig, QuickRun
     from msd_core.method.weighting import WEIGHTINGS
 
     at = run_app("app_pages/distill.py")
@@ -67,7 +67,10 @@ def test_distill_page_defaults_and_command_come_from_the_config(home_with_teache
     lam = next(n for n in at.number_input if n.label == "λ (auxiliary weight)")
     assert lam.value == DistillRunConfig().distill.lam
     commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()
-    assert len(commands) == 3 and all("--lam" not in c for c in commands[:2])  # kd, msd, then the --config hint
+    q = QuickRun()  # the form's starting run: student, length, data size and seeds
+    assert len(commands) == 1 + len(q.seeds) * len(q.methods) and all("--lam" not in c for c in commands[:-1])
+    assert all(f"--model {q.student}" in c and f"--epochs {q.epochs}" in c and f"--max-train {q.max_train_examples}"
+               in c for c in commands[:-1])
     lam.set_value(2.5).run()
     weighting.set_value("uniform").run()
     next(t for t in at.text_input if t.label == "Seeds").set_value("0,1").run()
@@ -89,6 +92,7 @@ def test_distill_page_launches_runs_that_stream_and_cancel(home_with_teacher, tm
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
     at = run_app("app_pages/distill.py")
     at.multiselect[0].set_value(["msd"])
+    next(t for t in at.text_input if t.label == "Seeds").set_value("0")
     next(n for n in at.number_input if n.label == "Epochs").set_value(20)  # still running when we look
     next(b for b in at.button if b.label == "Launch").click().run()
     assert "Launched 1 run(s)" in texts(at.success), texts(at.error)

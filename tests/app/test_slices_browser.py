@@ -62,9 +62,10 @@ def test_save_a_slice_in_the_explorer_then_distil_on_it(home_with_teacher, tmp_p
         page.get_by_role("heading", name="Distill").wait_for()
         wait_until_idle(page)
         choose(page, "Slice (train split)", "alpha-train")
-        epochs = page.get_by_label("Epochs")
-        epochs.fill("1")
-        epochs.press("Tab")
+        for field, value in (("Epochs", "1"), ("Seeds", "0")):
+            box = page.get_by_label(field, exact=True)  # not its "Help for …" button
+            box.fill(value)
+            box.press("Tab")
         page.get_by_text("kd", exact=True).locator("..").get_by_role("button").click()  # keep MSD only
         wait_until_idle(page)
         page.get_by_text("--slice-hash", exact=False).first.wait_for()  # the command carries the slice
