@@ -21,7 +21,7 @@ from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, 
                                       metrics_summary, parquet_bytes)
 from msd_core.analysis.preview import example_record
 from msd_core.cli import to_cli
-from msd_core.config import DistillRunConfig
+from msd_core.config import DistillRunConfig, QuickRun
 from msd_core.data.slices import list_slices
 from msd_core.errors import MSDError
 
@@ -37,7 +37,10 @@ if not runs:
     st.stop()
 
 label = {r["id"]: f"{r['name']} · {r['id']}" for r in runs}
-chosen_ids = st.multiselect("Runs", list(label), default=list(label)[:4], format_func=label.get)
+# The newest runs, as many as the Distill page's starting launch makes (its seeds × methods, so a
+# first user sees all of it), and at least 4.
+NEWEST = max(4, len(QuickRun().seeds) * len(QuickRun().methods))
+chosen_ids = st.multiselect("Runs", list(label), default=list(label)[:NEWEST], format_func=label.get)
 chosen = [r for r in runs if r["id"] in chosen_ids]
 if not chosen:
     st.info("Pick at least one run.")
