@@ -43,7 +43,7 @@ def test_explorer_saves_the_filter_result_as_a_slice_lists_and_deletes_it(home):
 
 def test_distill_page_picks_a_train_slice_and_its_command_carries_it(home, tiny_teacher_runs):
     from msd_core.cli import build_parser, run_config
-    from msd_core.config import DistillRunConfig
+    from msd_core.config import DistillRunConfig, QuickRun
     from msd_core.data import load_split
     from msd_core.data.slices import save_slice
     from msd_core.analysis.catalog import find_teachers
@@ -61,7 +61,9 @@ def test_distill_page_picks_a_train_slice_and_its_command_carries_it(home, tiny_
     next(b for b in at.selectbox if b.label == "Slice mode").set_value("upweight").run()
     next(n for n in at.number_input if n.label == "Slice weight (upweight)").set_value(3).run()
     commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()[:-1]
-    assert len(commands) == 2 and all("--slice-mode upweight --slice-weight 3" in c for c in commands)
+    q = QuickRun()  # one command per seed and method the form starts with
+    assert len(commands) == len(q.seeds) * len(q.methods)
+    assert all("--slice-mode upweight --slice-weight 3" in c for c in commands)
     assert all(f"--slice-hash {s.ids_hash}" in c for c in commands)
     cfg = run_config(DistillRunConfig, build_parser().parse_args(shlex.split(commands[0])[1:]))
     assert (cfg.data.slice, cfg.data.slice_hash, cfg.data.slice_weight) == (str(s.path), s.ids_hash, 3)
