@@ -88,6 +88,9 @@ def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_
         page.get_by_role("link", name="Distill").click()
         page.get_by_role("heading", name="Distill").wait_for()
         wait_until_idle(page)
+        page.get_by_role("combobox", name="Student preset").click()  # the slower student: a run long enough
+        page.get_by_role("option", name="student-small", exact=True).click()  # to watch its curve grow
+        wait_until_idle(page)
         for field, value in (("Epochs", "30"), ("Training examples (0 = all)", "96"), ("Seeds", "0")):
             box = page.get_by_label(field, exact=True)  # not its "Help for …" button
             box.fill(value)
@@ -126,7 +129,7 @@ def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_
         page.get_by_role("heading", name="Compare").wait_for()
         page.get_by_text("Metrics (mean ± std across seeds)").wait_for()
         wait_until_idle(page)
-        assert page.get_by_text("msd instance-soft λ=1.0 · student-two-tower", exact=False).count() >= 1
+        assert page.get_by_text("msd instance-soft λ=1.0 · student-small", exact=False).count() >= 1
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(SHOTS / "compare.png"))
     print("timings (s):", {k: round(v, 1) for k, v in timings.items()})

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.app.test_pages import run_app, texts, wait_for_run
+from tests.app.test_pages import run_app, teacher_listed, texts, wait_for_run
 
 
 def hover_data(at) -> dict:
@@ -167,8 +167,7 @@ def test_data_page_trains_a_teacher_as_a_run_and_loads_a_checkpoint(home_with_te
     next(b for b in at.button if b.label == "Train teacher").click().run()
     assert "Started teacher run" in texts(at.success), texts(at.error)
     wait_for_run(runs / "registry.sqlite")
-    at.run()
-    assert "No trained teacher for **synthetic**" not in texts(at.info)
+    assert teacher_listed(at, "synthetic")
 
     path_box = next(t for t in at.text_input if t.label.startswith("Path to a model.safetensors"))
     path_box.set_value(str(tmp_path / "nothing-here")).run()
@@ -209,8 +208,7 @@ def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empt
     wait_for_run(empty_home / "runs" / "registry.sqlite")
     spec = read_metadata(next((empty_home / "runs").rglob("model.safetensors")))["spec"]
     assert spec["preset"] == "hf-bert-teacher" and spec["hidden"] == 32
-    at.run()
-    assert "No trained teacher for **synthetic**" not in texts(at.info)
+    assert teacher_listed(at, "synthetic")
 
 
 def test_compare_page_shows_the_commands_that_retrain_its_runs(finished_students, monkeypatch):

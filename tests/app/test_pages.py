@@ -38,6 +38,20 @@ def wait_for_run(registry_file, timeout: float = 240) -> dict:
     return run
 
 
+def teacher_listed(at, data: str, timeout: float = 30) -> bool:
+    """Whether the page lists a teacher for ``data`` within ``timeout``: it re-reads the teacher list
+    every few seconds, so a run that just finished may not be in the list it drew last."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        if f"No trained teacher for **{data}**" not in texts(at.info):
+            return True
+        time.sleep(1)
+    return False
+
+
 def text_box(at: AppTest, label: str):
     """The page's text input labelled ``label``."""
     return next(box for box in at.text_input if box.label == label)
