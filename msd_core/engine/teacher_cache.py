@@ -31,7 +31,7 @@ from ..data.collate import Collator
 from ..data.example import MultimodalDataset
 from ..data.fingerprint import data_fingerprint
 from ..data.views import named_views
-from ..device import pick_device
+from ..device import barrier, pick_device, rank_world
 from ..errors import CheckpointError
 from ..method.view_logits import TeacherLogits
 from ..paths import REPO
@@ -55,21 +55,6 @@ def cache_key(data_cfg: DataConfig, ds: MultimodalDataset, teacher_hash: str, re
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _rank_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def _read(file: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
     """A cache or part file's logits and targets; None when it is missing or cannot be read."""
     if not file.is_file():
@@ -88,13 +73,14 @@ def _write(file: Path, logits: dict[str, torch.Tensor], targets: torch.Tensor, m
 
 def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: MultimodalDataset, *,
                    removal: str = "drop", subsets: bool = False, device: str = "auto",
-                   batch_size: int = 256, bf16: bool = False, progress=None, chunk: int | None = None) -> TeacherLogits:
+                   batch_size: int = 256, bf16: bool = False, progress=None,
+                   chunk: int | None = None) -> TeacherLogits:
     """The teacher's logits on every view of ``ds`` — from the cache when it holds them.
 
     On a miss the examples are computed in parts of ``chunk`` (default ``CHUNK``), each written to
-    disk as it is done, so a run killed part-way resumes from its last finished part. Under ``torchrun`` each rank computes
-    every world-size-th part, and every rank then reads the whole (the part files must be on a folder
-    all ranks share: ``MSD_STUDIO_CACHE``). ``bf16`` runs the teacher under bf16 autocast (a GPU's
+    disk as it is done, so a run killed part-way resumes from its last finished part. Under
+    ``torchrun`` each rank computes every world-size-th part, and every rank then reads the whole
+    (the part files must be on a folder all ranks share: ``MSD_STUDIO_CACHE``). ``bf16`` runs the teacher under bf16 autocast (a GPU's
     speed; the numbers differ, so it is its own cache entry). ``progress(done, total)`` follows the
     examples; without it a progress bar with an ETA is shown on a terminal."""
     path = Path(teacher_path)
@@ -109,38 +95,40 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     common = dict(ids=[e.id for e in ds.examples], labels=ds.labels, modalities=ds.modality_names, removal=removal,
                   task=ds.task)
     meta = {"teacher": str(ckpt), "removal": removal}
+    result = lambda logits, targets, hit: TeacherLogits(targets=targets, logits=logits, hit=hit, **common)  # noqa: E731
     found = _read(file)
     if found is not None:
-        return TeacherLogits(targets=found[1], logits=found[0], hit=True, **common)
+        return result(*found, hit=True)
     parts_dir = cache_dir() / "parts" / key
     chunk = chunk or CHUNK
     starts = list(range(0, len(ds), chunk))
-    rank, world = _rank_world()
-    todo = [s for i, s in enumerate(starts) if i % world == rank and _read(parts_dir / f"{s:010d}.safetensors") is None]
+    rank, world = rank_world()
+    part_file = lambda start: parts_dir / f"{start:010d}.safetensors"  # noqa: E731
+    todo = [s for i, s in enumerate(starts) if i % world == rank and _read(part_file(s)) is None]
     if todo:
-        _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device, chunk, todo, parts_dir, meta,
+        _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device, chunk, todo, part_file, meta,
                        progress, file)
-    _barrier()
-    pieces = [_read(parts_dir / f"{s:010d}.safetensors") for s in starts]
+    barrier()
+    pieces = [_read(part_file(s)) for s in starts]
     if any(p is None for p in pieces):
         # Another process computing the same key (a KD and an MSD run launched together) may have
         # finished first: it wrote the whole file and removed the parts.
         found = _read(file)
         if found is not None:
-            return TeacherLogits(targets=found[1], logits=found[0], hit=False, **common)
+            return result(*found, hit=False)
         raise CheckpointError(f"{parts_dir}: a part of the teacher cache is missing after every rank finished — "
                               f"under torchrun MSD_STUDIO_CACHE must be a folder every rank shares")
     logits = {k: torch.cat([p[0][k] for p in pieces]) for k in pieces[0][0]} if pieces else {}
     targets = torch.cat([p[1] for p in pieces]) if pieces else torch.empty(0)
     if rank == 0:
         _write(file, logits, targets, meta)
-    _barrier()
+    barrier()
     if rank == 0:
         shutil.rmtree(parts_dir, ignore_errors=True)
-    return TeacherLogits(targets=targets, logits=logits, hit=False, **common)
+    return result(logits, targets, hit=False)
 
 
-def _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device, chunk, todo, parts_dir, meta,
+def _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device, chunk, todo, part_file, meta,
                    progress, file: Path) -> None:
     """Compute and write the parts starting at ``todo``; stops early once another process has
     written the whole ``file``."""
@@ -174,7 +162,7 @@ def _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device,
             logits, targets = predict_views(model, part, collator, dev, views, removal=removal, batch_size=batch_size,
                                             bf16=bf16, seed=s, fill=fill, progress=step)
             try:
-                _write(parts_dir / f"{s:010d}.safetensors", logits, targets, meta)
+                _write(part_file(s), logits, targets, meta)
             except FileNotFoundError:  # the parts folder was removed under us by a process that finished
                 if file.is_file():
                     break

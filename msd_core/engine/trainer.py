@@ -36,7 +36,7 @@ from ..config import TrainConfig
 from ..data.batch import Batch
 from ..data.collate import Collator
 from ..data.example import MultimodalDataset
-from ..device import autocast, pick_device
+from ..device import autocast, pick_device, rank_world
 from ..errors import StopRun, TrainingError, TrainingInterrupted
 from ..method.objectives import Objective, Supervised
 from .checkpoint import (MODEL_FILE, STATE_FILE, check_finite, load_model, load_state, model_step, save_model,
@@ -120,9 +120,7 @@ class Trainer:
         self.show_progress = progress
         self.evaluator = evaluator
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
-        self.rank, self.world = 0, 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        self.rank, self.world = rank_world()
         self.model = model.to(self.device)
         self.module = self.model  # the unwrapped model (checkpoints, evaluation)
         if cfg.compile:

@@ -164,12 +164,15 @@ def average_across_ranks(params) -> None:
     student), so that every rank's weight network takes the same step and stays identical."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    from ..device import rank_world
+
+    world = rank_world()[1]
+    if world == 1:
         return
     for p in params:
         if p.grad is not None:
             dist.all_reduce(p.grad)
-            p.grad /= dist.get_world_size()
+            p.grad /= world
 
 
 def weight_features(teacher_view_losses: dict[str, torch.Tensor], sal: dict[str, torch.Tensor],
