@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from .hf.source import read_config
+from .hf.source import check_weights, read_config
 
 BERT_FAMILY = ("bert",)
-WEIGHT_FILES = ("model.safetensors",)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # what check_weights accepts
 CONFIG_FIELDS = {"hidden": "hidden_size", "layers": "num_hidden_layers", "heads": "num_attention_heads",
                  "intermediate": "intermediate_size", "max_positions": "max_position_embeddings",
                  "full_vocab_size": "vocab_size"}
@@ -66,10 +66,8 @@ def inspect_hf_folder(path: str | Path) -> HFFolder:
     missing = [f for f in CONFIG_FIELDS.values() if f not in cfg]
     if missing:
         raise ConfigError(f"{cfg_file}: missing {', '.join(missing)}")
-    weights = next((w for w in WEIGHT_FILES if (p / w).is_file()), None)
-    if weights is None:
-        raise ConfigError(f"{p}: no model.safetensors beside config.json (only safetensors weights are read; "
-                          f"save with model.save_pretrained(folder), which writes them by default)")
+    check_weights(p)
+    weights = next(w for w in WEIGHT_FILES if (p / w).is_file())
     _check_vocabulary(p, cfg)
     shape = {k: cfg[v] for k, v in CONFIG_FIELDS.items()}
     if shape["hidden"] % shape["heads"]:
