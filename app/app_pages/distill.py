@@ -97,7 +97,8 @@ form["tau"] = c8.number_input("τ", 0.05, 10.0, default(C, "distill.tau"), 0.05,
 form["epochs"] = c9.number_input("Epochs", 1, 100, Q.epochs)
 form["lr"] = c10.number_input("Learning rate", 1e-5, 1e-1, default(C, "train.lr"), format="%.4f")
 seeds_text = c11.text_input("Seeds", ",".join(map(str, Q.seeds)),
-                           help="comma-separated; runs of one seed pair up, and Compare's paired tests need two or more")
+                           help="comma-separated; runs of one seed pair up, and Compare's paired tests need two or "
+                                "more")
 max_train = c12.number_input("Training examples (0 = all)", 0, 1_000_000, Q.max_train_examples, 500)
 train_slices = list_slices(data_name=teacher["data"], split="train") if teacher is not None else []
 s1, s2, s3 = st.columns([2, 1, 1])

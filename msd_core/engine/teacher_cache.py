@@ -80,9 +80,10 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     On a miss the examples are computed in parts of ``chunk`` (default ``CHUNK``), each written to
     disk as it is done, so a run killed part-way resumes from its last finished part. Under
     ``torchrun`` each rank computes every world-size-th part, and every rank then reads the whole
-    (the part files must be on a folder all ranks share: ``MSD_STUDIO_CACHE``). ``bf16`` runs the teacher under bf16 autocast (a GPU's
-    speed; the numbers differ, so it is its own cache entry). ``progress(done, total)`` follows the
-    examples; without it a progress bar with an ETA is shown on a terminal."""
+    (the part files must be on a folder all ranks share: ``MSD_STUDIO_CACHE``). ``bf16`` runs the
+    teacher under bf16 autocast (a GPU's speed; the numbers differ, so it is its own cache entry).
+    ``progress(done, total)`` follows the examples; without it a progress bar with an ETA is shown on
+    a terminal."""
     path = Path(teacher_path)
     ckpt = model_file(path)
     if not ckpt.is_file():

@@ -43,12 +43,6 @@ class HFFolder:
                 f"vocabulary {s['full_vocab_size']:,} (matches the shared tokenizer), weights {self.weights}")
 
 
-def is_hf_folder(path: str | Path) -> bool:
-    """True for a folder with a ``config.json`` (what ``save_pretrained`` writes)."""
-    p = Path(path).expanduser()
-    return p.is_dir() and (p / "config.json").is_file()
-
-
 def inspect_hf_folder(path: str | Path) -> HFFolder:
     """Check that ``path`` is a usable local BERT-family folder; raises ``ConfigError`` saying
     what is wrong and what to do otherwise."""

@@ -124,8 +124,9 @@ def test_kd_and_msd_on_two_ranks_match_one_rank_with_the_same_global_batch(tmp_p
 @pytest.mark.parametrize("family", ["clip", "vilt"])
 def test_a_hugging_face_teacher_and_student_on_two_ranks_match_one_rank(tmp_path, hf_families, family):
     """A Hugging Face teacher and a smaller student of its family: two gloo ranks match one rank with
-    the same global batch (to 5e-5, attention's key biases aside: see below), and the two ranks computed the teacher cache in parts between them (each
-    rank every other part) that equal the one rank's cache."""
+    the same global batch (to 5e-5, attention's key biases aside: see below), and the two ranks
+    computed the teacher cache in parts between them (each rank every other part) that equal the one
+    rank's cache."""
     from safetensors.torch import load_file
 
     from msd_core.data.example import ModalitySpec

@@ -11,7 +11,8 @@ from msd_core.cli import main
 from msd_core.data.text import minilm_path
 from msd_core.errors import CheckpointError, ConfigError
 from msd_core.models import create_model, resolve_spec
-from msd_core.models.hf_folder import inspect_hf_folder, is_hf_folder
+from msd_core.models.hf.source import looks_like_model
+from msd_core.models.hf_folder import inspect_hf_folder
 
 
 def save_tiny_bert(folder, **config):
@@ -92,7 +93,7 @@ def test_bad_folders_say_what_is_wrong(hf_folder, tmp_path):
 
 
 def test_a_hugging_face_folder_is_not_mistaken_for_a_trained_teacher(hf_folder):
-    assert is_hf_folder(hf_folder) and not is_msd_checkpoint(hf_folder)
+    assert looks_like_model(str(hf_folder)) and not is_msd_checkpoint(hf_folder)
     with pytest.raises(CheckpointError, match="Hugging Face model folder.*--pretrained"):
         read_metadata(hf_folder / "model.safetensors")
 
