@@ -114,10 +114,11 @@ def is_msd_checkpoint(path: str | Path) -> bool:
     return True
 
 
-def load_model(path: Path, device: torch.device | str = "cpu"):
+def load_model(path: str | Path, device: torch.device | str = "cpu"):
     """Rebuild a model from its checkpoint; returns ``(model, metadata)``."""
     from ..models.presets import build_model
 
+    path = Path(path)
     meta = read_metadata(path)
     model = build_model(meta["spec"], meta["modalities"], len(meta["labels"]), load_pretrained=False)
     try:

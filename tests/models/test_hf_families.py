@@ -173,3 +173,11 @@ def test_a_smaller_siglip_keeps_its_two_embeddings_the_same_width(ds, hf_familie
                          overrides={**overrides, "hidden": 16, "layers": 1, "init": "random"})
     assert small.spec["image_dim"] == small.spec["text_dim"] == 16
     assert isinstance(small.image_proj, nn.Identity) and isinstance(small.text_proj, nn.Identity)
+
+
+def test_a_checkpoint_given_as_a_string_finds_its_processor(ds, hf_families, tmp_path):
+    model = build(ds, hf_families, "clip")
+    save_model(tmp_path / "model.safetensors", model, ds.labels)
+    model.save_processor(tmp_path)
+    loaded, _ = load_model(str(tmp_path / "model.safetensors"))
+    assert Collator.for_model(ds, DATA, loaded).image_size == 32
