@@ -57,7 +57,7 @@ def measure(family: str, out: Path, device: str = "cpu") -> dict:
     from msd_core.models import create_model
     from msd_core.models.base import count_parameters
 
-    from .step_cost import msd_objective
+    from .teacher_cache import msd_epoch
 
     tmp = Path(tempfile.mkdtemp(prefix=f"msd-bench-{family}-"))
     os.environ["MSD_STUDIO_CACHE"] = str(tmp / "cache")
@@ -89,26 +89,8 @@ def measure(family: str, out: Path, device: str = "cpu") -> dict:
     single = time.perf_counter() - t0
 
     s_collator = Collator.for_data(ds, data)
-    texts = [e.inputs["text"] for e in ds.examples]
-
-    def epoch(live_teacher: bool) -> float:
-        torch.manual_seed(0)
-        model = create_model("student-small", ds.modalities, len(ds.labels), train_texts=texts).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        objective = msd_objective(cache, s_collator)
-        t = time.perf_counter()
-        for i in range(0, n, BATCH):
-            rows = ds.examples[i:i + BATCH]
-            if live_teacher:  # what the cache saves: the teacher, on its own inputs, on every view
-                with torch.inference_mode():
-                    teacher.forward_views(t_collator(rows).to(device), views)
-            out = objective(model, s_collator(rows).to(device), step=1, lr=1e-3)
-            opt.zero_grad()
-            out["loss"].backward()
-            opt.step()
-        return time.perf_counter() - t
-
-    cached, live = epoch(False), epoch(True)
+    cached, live = (msd_epoch(ds, cache, s_collator, device, BATCH, teacher=t, teacher_collator=t_collator)
+                    for t in (None, teacher))
     result = {"family": family, "parameters": params, "examples": n, "cache_build_s": build,
               "build_per_s": n / build, "batched_per_s": n / batched, "single_per_s": ONE_AT_A_TIME / single,
               "epoch_cached_s": cached, "epoch_live_s": live}
