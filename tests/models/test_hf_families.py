@@ -181,3 +181,19 @@ def test_a_checkpoint_given_as_a_string_finds_its_processor(ds, hf_families, tmp
     model.save_processor(tmp_path)
     loaded, _ = load_model(str(tmp_path / "model.safetensors"))
     assert Collator.for_model(ds, DATA, loaded).image_size == 32
+
+
+def test_a_frozen_backbone_does_not_move_while_the_head_trains(ds, hf_families):
+    preset, overrides = hf_families["clip"]
+    torch.manual_seed(0)
+    model = create_model(preset, ds.modalities, len(ds.labels), overrides={**overrides, "freeze": True})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)  # as the trainer builds it
+    batch = Collator.for_model(ds, DATA, model)(ds.examples)
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(model(batch), batch.targets).backward()
+        opt.step()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("backbone."))
+    assert not torch.equal(before["head.mlp.0.weight"], after["head.mlp.0.weight"])
