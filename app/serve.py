@@ -69,6 +69,24 @@ def warm_first_views(log=print) -> None:
                 f"and attributions are kept on disk from now on)")
 
 
+def freeze_heap() -> None:
+    """Exempt everything imported and prepared so far from the garbage collector's full passes.
+
+    Streamlit collects garbage after every script run (``runner.postScriptGC``). With torch and
+    transformers in the heap that pass took 0.3-0.4 s of every run of the explorer, holding the
+    interpreter lock while the browser waited on the same process for the page's scripts. Those
+    objects live as long as the server; only what the pages allocate later is still collected."""
+    import gc
+    import inspect
+
+    gc.collect()
+    gc.freeze()
+    # Streamlit reads the call stack when a page draws its first element (is it a REPL?), and
+    # inspect then maps every loaded module to its file: 0.15 s of the first visit, unless done
+    # here. A file that is no module's makes inspect go through them all.
+    inspect.getmodule(compile("", "<page>", "exec"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     print("preparing the dashboard (imports; the demo teachers' saliency the first time) …", flush=True)
@@ -79,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a page says what is wrong when it gets there; the server starts
         print(f"the demo teachers' saliency could not be prepared: {e}", flush=True)
     print(f"ready to serve ({time.time() - t:.1f} s)", flush=True)
+    freeze_heap()
     from streamlit.web import cli as streamlit_cli
 
     sys.argv = ["streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), *argv]
