@@ -12,7 +12,7 @@ from .common import Row
 
 LOADS = 3
 TARGET = 3.0
-PAGES = {"Overview": ("", 3), "Saliency explorer (demo teacher)": ("/saliency", 3)}  # path, charts it draws
+PAGES = {"Overview": ("", 3), "Saliency explorer (demo teacher)": ("/saliency", 2)}  # path, charts it draws
 READY = """charts => {
     const app = document.querySelector('[data-testid="stApp"]');
     const drawn = [...document.querySelectorAll('.vega-embed, .js-plotly-plot')]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.components.charts import (SCATTER_POINTS, attribution_overlay, saliency_histograms, saliency_scatter,
-                                   scatter_sample, selected_examples, weights_chart)
+                                   scatter_sample, selected_examples)
 from app.components.palette import view_label
 from app.components.hover_images import hover_images
 from app.components.ledger import ledger_section
@@ -153,7 +153,12 @@ if index is not None:
         if inter:
             st.caption("Interaction I_ab (§6; > 0: the pair is redundant, < 0: the task needs both at once): "
                        + ", ".join(f"{k} {v:+.4f}" for k, v in inter.items()))
-    st.altair_chart(weights_chart(scheme_weights(frame, index, mods)), key="weights")
+        # A table, not a chart: ten numbers read as well, and a third chart cost the first visit 0.1-0.2 s.
+        scheme_table = scheme_weights(frame, index, mods)
+        weights = scheme_table.pivot(index="scheme", columns="modality", values="weight")
+        st.markdown("**MSD's weight w_m(x) for this example under each fixed scheme** (§7; λ = 1, τ = 1)\n\n"
+                    + markdown_table([{"scheme": scheme, **{f"w_{m}": f"{weights.at[scheme, m]:.2f}" for m in mods}}
+                                      for scheme in dict.fromkeys(scheme_table["scheme"])]))
 
 cli_hint(f"msd saliency --teacher {display_path(teacher['path'])} --data {data_cfg.name} --split {split} "
          f"--measure {measure} --removal {removal} --out saliency.csv", folded=True)

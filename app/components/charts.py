@@ -151,13 +151,6 @@ def saliency_histograms(frame: pd.DataFrame, modalities: list[str], bins: int | 
                  "examples:Q"]).properties(height=300, usermeta=CANVAS)
 
 
-def weights_chart(table: pd.DataFrame) -> alt.LayerChart:
-    """MSD's weight w_m(x) per scheme, one bar per modality. ``table``: scheme, modality, weight."""
-    colours = [modality_colour(m, i) for i, m in enumerate(dict.fromkeys(table["modality"]))]
-    return grouped_bars(table, "scheme", "modality", "weight", colours, ".2f",
-                        title="MSD weight w_m(x) under each fixed scheme (λ = 1, τ = 1)")
-
-
 def attribution_overlay(image, attribution, opacity: float = 0.55,
                         outlier_perc: float = 2.0) -> tuple[np.ndarray, float]:
     """The image with its attribution blended over it, red where the attribution is positive and blue

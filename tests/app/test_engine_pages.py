@@ -29,9 +29,15 @@ def test_saliency_page_shows_population_and_example_and_reacts(home_with_teacher
     labels = [m.label for m in at.metric]
     assert labels == ["S_image (mean saliency)", "examples image dominates", "S_text (mean saliency)",
                       "examples text dominates"]
-    assert len(at.get("vega_lite_chart")) == 3 and not at.get("plotly_chart")  # scatter, histograms, weights
+    assert len(at.get("vega_lite_chart")) == 2 and not at.get("plotly_chart")  # scatter, histograms
     assert any("why the teacher says" in c for e in at.get("image") for c in e.captions)  # the attribution
     assert "How much each modality matters here" in texts(at.markdown)
+    weights = next(m.value for m in at.markdown if "under each fixed scheme" in m.value)
+    assert "| uniform | 1.00 | 1.00 |" in weights  # w_m = λ (§7.2)
+    shares = [line for line in weights.splitlines() if line.startswith(("| population", "| instance-soft"))]
+    for line in shares:  # the softmax schemes share the budget λ·|M| = 2 (§7.1)
+        assert sum(float(w) for w in line.strip("| ").split(" | ")[1:]) == pytest.approx(2.0, abs=0.011)
+    assert len(shares) == 2
     assert not at.dataframe  # the table opens on request
     at.session_state["explorer-table"] = True
     at.run()

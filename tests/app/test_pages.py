@@ -150,7 +150,7 @@ def test_saliency_page_modality_ledger_with_the_demo_teacher_and_a_tiny_student(
     assert list(table["model"]) == ["teacher", pick.format_func(pick.value[0])]  # named as in the picker
     for col in ["saliency image", "shapley text", "interaction image×text", "perceptual image", "EMAP gap"]:
         assert col in table
-    assert len(at.get("vega_lite_chart")) == 3  # the explorer's
+    assert len(at.get("vega_lite_chart")) == 2  # the explorer's
     assert len(at.get("plotly_chart")) == 1  # the reliance scatter
     assert "Modality collapse" in texts(at.markdown)
     at.number_input(key="ledger-relies").set_value(0.3).run()  # new thresholds: redrawn, not recomputed
