@@ -4,7 +4,10 @@ lr 1e-3, batch 32, no student modality dropout unless ``--dropout``), KD against
 seeds, for a chosen number of epochs.
 
     python -m experiments.page_defaults --student student-two-tower --epochs 12 --seeds 0 1 2 \
-        [--methods kd msd:uniform msd:instance-soft] [--threads N]
+        [--methods kd msd:uniform msd:instance-soft msd:learned+meta_split=val] [--threads N]
+
+A method is ``kd``, ``none`` or ``msd:WEIGHTING``, optionally with ``+FIELD=VALUE`` settings of
+``DistillConfig`` (``msd:learned+meta_start=0.05+meta_entropy=0.1``).
 
 Each finished run appends one line to ``experiments/results/page_defaults.jsonl``; ``--summary``
 prints the paired comparison and the wall time per run. Run one process at a time on a small
@@ -14,6 +17,7 @@ machine: two, each with every core's threads, slow each other down many times ov
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -37,12 +41,16 @@ def run_one(student: str, method: str, epochs: int, seed: int, lr: float, dropou
     from msd_core.engine.distill import distill
 
     kind, _, weighting = method.partition(":")
+    weighting, *settings = weighting.split("+")  # msd:learned+meta_split=val+meta_lr=0: DistillConfig fields
+    fields = {f.name: f.type for f in dataclasses.fields(DistillConfig)}
+    options = {k: {"int": int, "float": float}.get(fields[k], str)(v) for k, v in (o.split("=", 1) for o in settings)}
     out = (Path(os.environ.get("MSD_STUDIO_RUNS", ROOT / "runs")) / "page-defaults"
            / f"{student}-{method}-{epochs}-{lr}-{dropout}-{seed}")
     cfg = DistillRunConfig(teacher=str(demo_teacher("easy-vqa")), data=DATA, model=ModelConfig(student),
                            train=replace(DistillRunConfig().train, epochs=epochs, seed=seed, lr=lr,
                                          modality_dropout=dropout),
-                           distill=DistillConfig(method=kind, weighting=weighting or "uniform"), out_dir=str(out))
+                           distill=DistillConfig(method=kind, weighting=weighting or "uniform", **options),
+                           out_dir=str(out))
     shutil.rmtree(out, ignore_errors=True)  # the sweep's own scratch folder, from an interrupted run
     t0 = time.time()
     metrics = distill(cfg, progress=False, log=lambda *_: None)

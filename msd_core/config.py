@@ -84,7 +84,8 @@ class DataConfig(ConfigBase):
     slice: str | None = option(None, "train on a saved slice of the train split: its name or its file "
                                      "(runs/slices/NAME.json); see --slice-mode (docs/METHOD.md §15)")
     slice_mode: str = option("only", "only: train on the slice's examples alone; upweight: every slice example "
-                                     "--slice-weight times per epoch, the others once")
+                                     "--slice-weight times per epoch, the others once; exclude: every example "
+                                     "but the slice's")
     slice_weight: int = option(2, "upweight: how many times each slice example appears per epoch", at_least=1)
     slice_hash: str | None = option(None, "the slice's ids hash, recorded when a run starts; a slice whose ids "
                                           "differ is refused")
@@ -157,10 +158,22 @@ class DistillConfig(ConfigBase):
     saliency: str = option("loss-drop", "saliency measure behind the weights (§5)")
     removal: str = option("drop", "how the teacher's views remove a modality (§2)")
     population_split: str = option("val", "split on which population saliency S is measured (§5.5)")
+    saliency_folds: int = option(0, "out-of-fold saliency: K ≥ 2 trains K copies of the teacher, each without "
+                                    "a K-th of this run's training examples, and takes each example's saliency "
+                                    "from the copy that did not see it; 0: the teacher's own (§5.6)", at_least=0)
     meta_fraction: float = option(0.1, "learned weightings: share of train held out as the meta split (§7.6)",
                                   above=0, below=1)
-    meta_lr: float = option(1e-2, "learned weightings: learning rate of the weight network (§7.6)", above=0)
+    meta_lr: float = option(1e-2, "learned weightings: learning rate of the weight network; 0 keeps the "
+                                  "weights uniform, a control for the rest of the meta step (§7.6)", at_least=0)
     meta_every: int = option(1, "learned weightings: a meta step every N student steps (§7.6)", at_least=1)
+    meta_split: str = option("train", "learned weightings: the meta split is held out of train, or is the "
+                                      "val split, so the student trains on the same examples as under KD (§7.6)")
+    meta_start: float = option(0.0, "learned weightings: share of the training steps before the first meta "
+                                     "step, e.g. the learning-rate warm-up's (§7.6)", at_least=0, below=1)
+    meta_entropy: float = option(0.0, "learned weightings: β of the entropy bonus on the weights in the meta "
+                                       "loss, which pulls them towards uniform (§7.6)", at_least=0)
+    meta_lookahead: int = option(1, "learned weightings: plain SGD steps of the student's look-ahead on the "
+                                     "batch (§7.6)", at_least=1)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .data.slices import SLICE_MODES
 from .data.views import REMOVALS
 from .method.objectives import OBJECTIVES
 from .method.saliency import MEASURES
-from .method.weighting import WEIGHTINGS
+from .method.weighting import META_SPLITS, WEIGHTINGS
 from .models.presets import PRESETS
 
 CHOICES: dict[str, Callable[[], list[str]]] = {
@@ -30,6 +30,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "distill.saliency": MEASURES.names,
     "distill.removal": REMOVALS.names,
     "distill.population_split": lambda: list(SPLITS),
+    "distill.meta_split": lambda: list(META_SPLITS),
 }
 
 

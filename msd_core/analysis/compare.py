@@ -48,10 +48,12 @@ def group_name(config: dict) -> str:
 
 
 def slice_label(data: dict) -> str:
-    """`` · slice NAME only`` or `` · slice NAME ×k`` for a run trained with a slice (§15), else ''."""
+    """`` · slice NAME only``, `` · slice NAME ×k`` or `` · slice NAME excluded`` for a run trained
+    with a slice (§15), else ''."""
     if not data.get("slice"):
         return ""
-    how = "only" if data.get("slice_mode", "only") == "only" else f"×{data.get('slice_weight')}"
+    mode = data.get("slice_mode", "only")
+    how = {"only": "only", "exclude": "excluded"}.get(mode, f"×{data.get('slice_weight')}")
     return f" · slice {Path(data['slice']).stem} {how}"
 
 

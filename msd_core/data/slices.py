@@ -22,7 +22,7 @@ from ..fileio import atomic_write_text
 from ..paths import display_path, resolve_path, runs_dir
 from .example import MultimodalDataset
 
-SLICE_MODES = ("only", "upweight")  # DataConfig.slice_mode: train on the slice only, or oversample it
+SLICE_MODES = ("only", "upweight", "exclude")  # DataConfig.slice_mode: the slice only, oversampled, or left out
 SLICE_DIR = "slices"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -151,8 +151,9 @@ def pin_slice(cfg: DataConfig) -> Slice | None:
 
 
 def apply_slice(ds: MultimodalDataset, cfg: DataConfig) -> MultimodalDataset:
-    """The train split ``ds`` restricted to the slice ``cfg.slice`` (``only``) or with each of its
-    examples ``cfg.slice_weight`` times and every other example once (``upweight``), §15."""
+    """The train split ``ds`` restricted to the slice ``cfg.slice`` (``only``), with each of its
+    examples ``cfg.slice_weight`` times and every other example once (``upweight``), or without
+    the slice's examples (``exclude``), §15."""
     if cfg.slice_mode not in SLICE_MODES:
         raise ConfigError(f"unknown slice mode {cfg.slice_mode!r}; choose one of {', '.join(SLICE_MODES)}")
     s = load_slice(cfg.slice)
@@ -172,6 +173,8 @@ def apply_slice(ds: MultimodalDataset, cfg: DataConfig) -> MultimodalDataset:
     chosen = set(s.ids)
     if cfg.slice_mode == "only":
         keep = [i for i, e in enumerate(ds.examples) if e.id in chosen]
+    elif cfg.slice_mode == "exclude":
+        keep = [i for i, e in enumerate(ds.examples) if e.id not in chosen]
     else:
         keep = sorted(list(range(len(ds))) + [i for i, e in enumerate(ds.examples) if e.id in chosen]
                       * (cfg.slice_weight - 1))

@@ -3,7 +3,8 @@
 The teacher's logits on every view come from the cache (``teacher_cache``, §9), so a step costs
 only the student's passes. The student sees the same data order for the same seed whatever the
 objective (the trainer's order depends only on the seed), so KD and MSD runs pair up; the
-meta-learned weightings hold ``meta_fraction`` of the training split out as their meta split.
+meta-learned weightings hold ``meta_fraction`` of the training split out as their meta split, or
+take the val split as it (``meta_split``).
 Each step reports the objective's terms; each evaluation reports the metric on the full view and
 on every single-modality view and the student's agreement with the teacher per view (§10).
 """
@@ -25,13 +26,14 @@ from ..errors import ConfigError
 from ..method.objectives import OBJECTIVES, WeightSource, build_objective
 from ..method.saliency import MEASURES, modality_saliency, population_saliency
 from ..method.view_logits import TeacherLogits
-from ..method.weighting import WEIGHTINGS, is_learned
+from ..method.weighting import META_SPLITS, WEIGHTINGS, is_learned, reads_example_saliency
 from ..models.base import count_parameters
 from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from .checkpoint import check_fits, model_file, read_metadata
 from .evaluate import evaluate
+from .out_of_fold import out_of_fold_logits
 from .predict import dataset_fill
 from .run_folder import earlier_sessions, pin_run_slice, prepare_out_dir, resume_trainer, resumed_config
 from .teacher_cache import teacher_logits
@@ -46,6 +48,12 @@ def check_config(cfg: DistillRunConfig) -> None:
         registry.get(name)
     if d.population_split not in SPLITS:
         raise ConfigError(f"population_split must be one of {', '.join(SPLITS)}, got {d.population_split!r}")
+    if d.saliency_folds and not (OBJECTIVES.get(d.method).weighted and reads_example_saliency(d.weighting)):
+        raise ConfigError(f"--saliency-folds changes the saliency of each training example, which only the "
+                          f"weightings {', '.join(n for n in WEIGHTINGS.names() if reads_example_saliency(n))} read "
+                          f"(here: method {d.method}, weighting {d.weighting}); leave it out")
+    if d.meta_split not in META_SPLITS:
+        raise ConfigError(f"--meta-split must be one of {', '.join(META_SPLITS)}, got {d.meta_split!r}")
     if cfg.data.slice_mode not in SLICE_MODES:
         raise ConfigError(f"--slice-mode must be one of {', '.join(SLICE_MODES)}, got {cfg.data.slice_mode!r}")
     check_ranges(cfg)
@@ -80,9 +88,11 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
     d = cfg.distill
+    instance = f"train, out of {d.saliency_folds} folds (§5.6)" if d.saliency_folds else "train"
+    saliency_split = {"instance": instance, "population": d.population_split}
     pin_run_slice(cfg.data, out, recorder, resume=resume)
     recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
-                    git=git_revision(), saliency_split={"instance": "train", "population": d.population_split})
+                    git=git_revision(), saliency_split=saliency_split)
     kind = OBJECTIVES.get(d.method)
     weighted = kind.weighted
     with recorder:
@@ -90,7 +100,9 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         check_teacher(cfg.teacher, train_set)
         meta_examples = None
-        if weighted and is_learned(d.weighting):
+        if weighted and is_learned(d.weighting) and d.meta_split == "val":
+            meta_examples = list(val_set.examples)
+        elif weighted and is_learned(d.weighting):
             g = torch.Generator().manual_seed(cfg.train.seed)
             perm = torch.randperm(len(train_set), generator=g).tolist()
             n_meta = max(1, int(len(train_set) * d.meta_fraction))
@@ -125,6 +137,9 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
             d, teacher=cache("train") if kind.needs_teacher else None,
             population=population() if weighted and d.weighting == "population" else None,
             meta_examples=meta_examples, collator=collator, batch_size=cfg.train.batch_size, weights=weights,
+            saliency_from=out_of_fold_logits(cfg.teacher, cfg.data, train_set, d.saliency_folds, removal=d.removal,
+                                             device=cfg.train.device, bf16=cfg.train.bf16, progress=progress,
+                                             log=log) if d.saliency_folds else None,
             fill=dataset_fill(train_set, collator) if d.removal == "mean" else None)
         recorder.update(parameters=n_params, labels=train_set.labels)
         trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
@@ -143,6 +158,6 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
                                             d.removal),
                    "metric": train_set.metric, "train_seconds": round(sum(sessions), 1),
                    "train_seconds_sessions": sessions, "history": trainer.history, "population_saliency": population(),
-                   "saliency_split": {"instance": "train", "population": d.population_split}}
+                   "saliency_split": saliency_split}
         recorder.finish(metrics)
     return metrics

@@ -7,7 +7,7 @@
 - Modality dropout (docs/METHOD.md §8): each modality of each example is dropped with
   probability ``p``, never all at once.
 - The loss is an objective (``msd_core.method.objectives``) called as
-  ``objective(model, batch, step=..., lr=...)``; it never sees the trainer.
+  ``objective(model, batch, step=..., lr=..., total_steps=...)``; it never sees the trainer.
 - The trainer runs the loop, saves checkpoints and fires callbacks (``on_step_end``,
   ``on_eval_end``, ``on_epoch_end``, ``on_checkpoint``): the seam for progress bars, the run
   recorder (``msd_core.runs.recorder``, the one owner of run.json and the registry row) and
@@ -264,7 +264,7 @@ class Trainer:
         batch = batch.to(self.device)
         lr = self.scheduler.get_last_lr()[0]
         with autocast(self.device, cfg.bf16):
-            terms = self.objective(self.model, batch, step=self.global_step, lr=lr)
+            terms = self.objective(self.model, batch, step=self.global_step, lr=lr, total_steps=self.total_steps)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise TrainingError(f"loss is {loss.item()} at step {self.global_step} (epoch {self.epoch}); "

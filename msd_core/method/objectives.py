@@ -4,7 +4,8 @@
 plus what it needs (the teacher's logits on the training split, the population saliency, the
 meta split for meta-learned weights) and called by the trainer once per step as
 
-    objective(model, batch, step=global_step, lr=current learning rate) -> {"loss": ..., terms}
+    objective(model, batch, step=global_step, lr=current learning rate, total_steps=the run's)
+        -> {"loss": ..., terms}
 
 It never sees the trainer: everything it uses arrives as an argument. The returned dict holds
 the total under ``loss`` and every term the run logs (``ce``, ``kd``, ``kd:m``, ``w:m:mean``,
@@ -33,7 +34,8 @@ WeightSource = Callable[[list[str], torch.device], dict[str, torch.Tensor]]
 
 
 class Objective(Protocol):
-    def __call__(self, model: nn.Module, batch: Batch, *, step: int, lr: float) -> Terms: ...
+    def __call__(self, model: nn.Module, batch: Batch, *, step: int, lr: float,
+                 total_steps: int | None = None) -> Terms: ...
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -46,10 +48,15 @@ def unwrap(model: nn.Module) -> nn.Module:
         model = inner
 
 
+def random_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose random state ``torch.random.fork_rng`` must keep (none on a CPU)."""
+    return [device.index or 0] if device.type == "cuda" else []
+
+
 class Supervised:
     """The teacher's objective, §3.1: the batch mean of ``CE(y, t(x))`` in the task's own form."""
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
         ce = ce_per_example(model(batch), batch.targets, batch.task).mean()
         return {"loss": ce, "ce": ce}
 
@@ -68,7 +75,7 @@ class LabelsOnly:
     def __init__(self, cfg: DistillConfig, **_):
         self.cfg = cfg
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
         ce = ce_per_example(model(batch), batch.targets, batch.task).mean()
         return {"loss": ce, "ce": ce}
 
@@ -83,7 +90,7 @@ class KnowledgeDistillation:
     def __init__(self, cfg: DistillConfig, *, teacher: TeacherLogits, **_):
         self.cfg, self.teacher = cfg, teacher
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
         rows = self.teacher.rows(batch.ids)
         t_full = self.teacher.logits["full"][rows].to(batch.targets.device)
         return kd_loss(model(batch), t_full, batch.targets, alpha=self.cfg.alpha, T=self.cfg.temperature,
@@ -109,6 +116,8 @@ class ModalitySpecificDistillation:
     training split (``population`` from ``population``), meta-learned ones from a ``MetaWeighter``
     stepped on ``meta_examples`` every ``cfg.meta_every`` steps (§7.6). The student's views remove
     modalities as ``cfg.removal`` says, like the teacher's (``mean`` fills in ``fill``).
+    ``saliency_from``, when given, is the table the training examples' saliency (and the learned
+    weighting's features) is read from instead of ``teacher``: out-of-fold saliency (§5.6).
 
     ``weights``, when given, replaces the weights the configured weighting would give: a function
     of the batch's example ids and the device to ``{m: w_m}`` (for experiments that fix the
@@ -119,23 +128,28 @@ class ModalitySpecificDistillation:
 
     def __init__(self, cfg: DistillConfig, *, teacher: TeacherLogits, population: dict[str, float] | None = None,
                  meta_examples: list | None = None, collator=None, batch_size: int = 32,
-                 weights: WeightSource | None = None, fill: dict | None = None, **_):
+                 weights: WeightSource | None = None, fill: dict | None = None,
+                 saliency_from: TeacherLogits | None = None, **_):
         self.cfg, self.teacher = cfg, teacher
         self.fill = fill  # what ``mean`` removal fills in (§2.3); see data.views.mean_fill
         self.mods = teacher.modalities
         self.population = population
         self.weight_source = weights
         self.batch_size = batch_size
-        self.sal = modality_saliency(teacher, cfg.saliency)
+        source = saliency_from or teacher  # out-of-fold saliency (§5.6): the same rows, other teachers
+        if source.ids != teacher.ids:
+            raise ValueError("the saliency table must hold the teacher table's examples in its order")
+        self.sal = modality_saliency(source, cfg.saliency)
         self.weighter = self.features = None
         self.meta_examples, self.collator = meta_examples or [], collator
         if is_learned(cfg.weighting):
-            view_losses = {m: ce_per_example(teacher.logits[f"only:{m}"], teacher.targets, teacher.task)
+            view_losses = {m: ce_per_example(source.logits[f"only:{m}"], source.targets, source.task)
                            for m in self.mods}
-            full_loss = ce_per_example(teacher.logits["full"], teacher.targets, teacher.task)
+            full_loss = ce_per_example(source.logits["full"], source.targets, source.task)
             feats = weight_features(view_losses, self.sal, full_loss)
             self.features = (feats - feats.mean(0)) / feats.std(0).clamp_min(1e-6)
-            self.weighter = MetaWeighter(self.mods, cfg.weighting, lam=cfg.lam, lr=cfg.meta_lr)
+            with torch.random.fork_rng(devices=[]):  # the student's random numbers stay a fixed weighting's
+                self.weighter = MetaWeighter(self.mods, cfg.weighting, lam=cfg.lam, lr=cfg.meta_lr)
 
     def state_dict(self) -> dict:
         """What a resumed run needs besides the student: the weight network and its optimizer."""
@@ -183,14 +197,16 @@ class ModalitySpecificDistillation:
         return fixed_weights(self.cfg.weighting, {m: self.sal[m][rows] for m in self.mods}, self.population,
                              self.cfg.lam, self.cfg.tau)
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
         cfg = self.cfg
         dev = batch.targets.device
         rows = self.teacher.rows(batch.ids)
         t_full = self.teacher.logits["full"][rows].to(dev)
         t_views = {m: self.teacher.logits[f"only:{m}"][rows].to(dev) for m in self.mods}
-        if self.weighter is not None and step % cfg.meta_every == 0 and self.meta_examples:
-            self.meta_step(unwrap(model), batch, rows, t_full, t_views, step, lr)
+        started = total_steps is None or step >= cfg.meta_start * total_steps
+        if self.weighter is not None and step % cfg.meta_every == 0 and self.meta_examples and started:
+            with torch.random.fork_rng(devices=random_devices(dev)):
+                self.meta_step(unwrap(model), batch, rows, t_full, t_views, step, lr)
         w = self.weights(batch, rows, dev)
         s = self.student_views(model, batch)
         out = msd_loss(s["full"], t_full, batch.targets, {m: s[m] for m in self.mods}, t_views, w,
@@ -217,7 +233,8 @@ class ModalitySpecificDistillation:
             return ce_per_example(functional_call(module, params, (meta_batch,)), meta_batch.targets,
                                   meta_batch.task).mean()
 
-        self.weighter.meta_step(module, train_loss, meta_loss, self.features[rows], lr)
+        self.weighter.meta_step(module, train_loss, meta_loss, self.features[rows], lr,
+                                lookahead=cfg.meta_lookahead, entropy=cfg.meta_entropy)
 
 
 def build_objective(cfg: DistillConfig, **inputs) -> Objective:

@@ -37,6 +37,7 @@ class Weighting:
 
     fixed: Callable | None
     doc: str
+    per_example: bool = False  # reads each training example's own saliency (or features), §5.6
 
     @property
     def learned(self) -> bool:
@@ -46,16 +47,25 @@ class Weighting:
 WEIGHTINGS: NamedRegistry[Weighting] = NamedRegistry("weighting")
 
 
-def register_scheme(name: str):
+def register_scheme(name: str, per_example: bool = False):
     """Register a fixed scheme; its docstring (with the formula) is what the pages show."""
     def deco(fn):
-        WEIGHTINGS.register(name)(Weighting(fn, (fn.__doc__ or "").strip()))
+        WEIGHTINGS.register(name)(Weighting(fn, (fn.__doc__ or "").strip(), per_example))
         return fn
     return deco
 
 
+META_SPLITS = ("train", "val")  # where a learned weighting's meta split comes from (§7.6)
+
+
 def is_learned(name: str) -> bool:
     return WEIGHTINGS.get(name).learned
+
+
+def reads_example_saliency(name: str) -> bool:
+    """Whether the weighting reads each training example's saliency (the ones out-of-fold
+    saliency changes, §5.6)."""
+    return WEIGHTINGS.get(name).per_example
 
 
 def _stack(sal: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -77,14 +87,14 @@ def population(sal, population, lam, tau):
     return {m: torch.full_like(sal[m], w[i].item()) for i, m in enumerate(mods)}
 
 
-@register_scheme("instance-soft")
+@register_scheme("instance-soft", per_example=True)
 def instance_soft(sal, population, lam, tau):
     """§7.4: ``w_m(x) = λ·|M|·softmax_m(sal(x)/τ)``."""
     w = lam * len(sal) * torch.softmax(_stack(sal) / tau, 1)
     return {m: w[:, i] for i, m in enumerate(sal)}
 
 
-@register_scheme("instance-hard")
+@register_scheme("instance-hard", per_example=True)
 def instance_hard(sal, population, lam, tau):
     """§7.5: ``w_m(x) = λ·|M|·1[m = argmax_m' sal_m'(x)]``."""
     s = _stack(sal)
@@ -105,7 +115,8 @@ def fixed_weights(scheme: str, sal: dict[str, torch.Tensor], population: dict[st
     return entry.fixed(sal, population, lam, tau)
 
 
-WEIGHTINGS.register("learned")(Weighting(None, "§7.6: w(x) = λ·|M|·softmax(g_φ(features(x))), φ meta-learned"))
+WEIGHTINGS.register("learned")(Weighting(None, "§7.6: w(x) = λ·|M|·softmax(g_φ(features(x))), φ meta-learned",
+                                         per_example=True))
 WEIGHTINGS.register("learned-global")(Weighting(None, "§7.6: w = λ·|M|·softmax(φ), one logit per modality, "
                                                       "meta-learned"))
 
@@ -128,32 +139,43 @@ class MetaWeighter(nn.Module):
             self.logits = nn.Parameter(torch.zeros(len(modalities)))
         self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
 
+    def shares(self, features: torch.Tensor) -> torch.Tensor:
+        """Each example's split of its budget over the modalities (``B x |M|``, rows sum to 1)."""
+        if self.scheme == "learned":
+            return torch.softmax(self.net(features), 1)
+        return torch.softmax(self.logits, 0).expand(features.shape[0], len(self.modalities))
+
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{m: w_m(x)}`` for a ``B x F`` feature batch (features ignored by learned-global)."""
-        n = len(self.modalities)
-        if self.scheme == "learned":
-            w = self.lam * n * torch.softmax(self.net(features), 1)
-        else:
-            w = (self.lam * n * torch.softmax(self.logits, 0)).expand(features.shape[0], n)
+        w = self.lam * len(self.modalities) * self.shares(features)
         return {m: w[:, i] for i, m in enumerate(self.modalities)}
 
     def meta_step(self, model: nn.Module, train_loss: Callable[[dict, dict], torch.Tensor],
-                  meta_loss: Callable[[dict], torch.Tensor], features: torch.Tensor, inner_lr: float) -> float:
+                  meta_loss: Callable[[dict], torch.Tensor], features: torch.Tensor, inner_lr: float,
+                  *, lookahead: int = 1, entropy: float = 0.0) -> float:
         """One update of ``φ``. ``train_loss(params, weights)`` is the student's MSD loss with
         parameters ``params`` (used through ``torch.func.functional_call``) and weights
-        ``weights``; ``meta_loss(params)`` its loss on the held-out meta batch. Returns
-        ``L_meta(θ')``."""
+        ``weights``; ``meta_loss(params)`` its loss on the held-out meta batch. The look-ahead
+        takes ``lookahead`` plain SGD steps of size ``inner_lr`` on the same batch, and the meta
+        objective is ``L_meta(θ') − entropy · mean_x H(shares(x))``. Returns ``L_meta(θ')``."""
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         params = {k: p for k, p in model.named_parameters() if p.requires_grad}
         # Second derivatives: the fused attention kernels have none, the math one does.
         with sdpa_kernel(SDPBackend.MATH):
-            loss = train_loss(params, self(features))
-            grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
-            ahead = {k: p if g is None else p - inner_lr * g for (k, p), g in zip(params.items(), grads)}
+            shares = self.shares(features)
+            weights = {m: self.lam * len(self.modalities) * shares[:, i] for i, m in enumerate(self.modalities)}
+            ahead = params
+            for _ in range(lookahead):
+                loss = train_loss(ahead, weights)
+                grads = torch.autograd.grad(loss, list(ahead.values()), create_graph=True, allow_unused=True)
+                ahead = {k: p if g is None else p - inner_lr * g for (k, p), g in zip(ahead.items(), grads)}
             meta = meta_loss(ahead)
+            objective = meta
+            if entropy:
+                objective = meta + entropy * (shares * shares.clamp_min(1e-12).log()).sum(1).mean()
             self.optimizer.zero_grad(set_to_none=True)
-            meta.backward(inputs=list(self.parameters()))
+            objective.backward(inputs=list(self.parameters()))
         average_across_ranks(self.parameters())
         self.optimizer.step()
         return float(meta.detach())

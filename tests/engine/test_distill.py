@@ -237,3 +237,73 @@ def test_a_teacher_with_other_modalities_is_refused_before_any_work(tmp_path, te
                                               r"has \['image', 'text', 'tabular'\]"):
         distill(cfg, progress=False, log=lambda *_: None)
     assert not (tmp_path / "s" / "model.safetensors").exists()
+
+
+def test_a_frozen_learned_weighting_with_the_val_meta_split_is_the_uniform_run(tmp_path, teacher, monkeypatch):
+    """``meta_split=val`` leaves the training split whole, and a meta step draws no random number
+    the student would: with ``meta_lr=0`` (weights stay at their uniform start, §7.6) the run is
+    the ``uniform`` run, loss for loss, dropout included. With the held-out meta split it is not
+    (other batches); with ``meta_lr > 0`` the weights move off uniform once meta steps start."""
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    model = ModelConfig("student-two-tower", {**TINY, "dropout": 0.2})
+
+    def losses(name, **distill_kw):
+        cfg = DistillRunConfig(teacher=str(teacher), data=DATA, model=model,
+                               train=TrainConfig(epochs=1, batch_size=16, lr=3e-3, modality_dropout=0.2, seed=3),
+                               distill=DistillConfig(method="msd", **distill_kw), out_dir=str(tmp_path / name))
+        steps = []
+        distill(cfg, progress=False, callbacks={"on_step_end": [lambda t, logs: steps.append(logs)]},
+                log=lambda *_: None)
+        return steps
+
+    uniform = [s["loss"] for s in losses("uniform", weighting="uniform")]
+    frozen = losses("frozen", weighting="learned", meta_split="val", meta_lr=0.0)
+    assert [s["loss"] for s in frozen] == uniform
+    assert all(s["w:image:mean"] == 1.0 for s in frozen)
+    held_out = losses("held-out", weighting="learned", meta_lr=0.0)
+    assert [s["loss"] for s in held_out] != uniform  # batches without the meta split's examples
+    moving = losses("moving", weighting="learned", meta_split="val", meta_lr=0.5, meta_lookahead=2,
+                    meta_entropy=0.1, meta_start=0.5)
+    weights = [s["w:image:mean"] for s in moving]
+    half = len(weights) // 2
+    assert weights[:half] == [1.0] * half and weights[half] != 1.0  # meta steps from the middle on
+
+
+def test_out_of_fold_saliency_comes_from_teachers_that_did_not_train_on_the_example(tmp_path, teacher, monkeypatch):
+    """``saliency_folds=2`` (§5.6): two copies of the teacher's own run, each without one fold of the
+    student's training examples; each example's row of the saliency table is the copy's that left it
+    out; a second run over the same examples reuses both copies; a run records where its saliency
+    came from."""
+    from msd_core.engine import out_of_fold, teacher as teacher_module
+    from msd_core.engine.out_of_fold import out_of_fold_logits
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    train = load_split(DATA, "train")
+    table = out_of_fold_logits(str(teacher), DATA, train, 2, removal="drop", progress=False, log=lambda *_: None)
+    assert table.ids == [e.id for e in train.examples]
+    folders = sorted((tmp_path / "cache" / "fold-teachers").iterdir())
+    assert len(folders) == 2
+    seen = set()
+    for folder in folders:
+        fold = json.loads(next((folder / "slices").glob("*.json")).read_text())["ids"]
+        record = json.loads((folder / "teacher" / "run.json").read_text())
+        assert record["status"] == "finished" and record["config"]["data"]["slice_mode"] == "exclude"
+        trained_on = {e.id for e in load_split(DataConfig.from_dict(record["config"]["data"]), "train").examples}
+        assert not trained_on & set(fold) and len(trained_on) == len(train) - len(fold)
+        part = train.subset([i for i, e in enumerate(train.examples) if e.id in set(fold)])
+        own = teacher_logits(str(folder / "teacher"), DATA, part)
+        rows = table.rows(own.ids)
+        torch.testing.assert_close(table.logits["only:image"][rows], own.logits["only:image"])
+        seen |= set(fold)
+    assert seen == set(table.ids)  # the folds cover every example once
+
+    def no_training(*a, **k):
+        raise AssertionError("a fold teacher was trained again")
+
+    monkeypatch.setattr(teacher_module, "train_teacher", no_training)
+    metrics, _ = run(tmp_path, teacher, "oof", method="msd", weighting="instance-soft", saliency_folds=2)
+    assert metrics["saliency_split"]["instance"] == "train, out of 2 folds (§5.6)"
+    with pytest.raises(ConfigError, match="only the weightings instance-soft, instance-hard, learned read"):
+        run(tmp_path, teacher, "oof-uniform", method="msd", weighting="uniform", saliency_folds=2)
+    with pytest.raises(ConfigError, match="between 2 and"):
+        out_of_fold.assign_folds(["a", "b"], 1, 0)

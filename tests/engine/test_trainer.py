@@ -76,7 +76,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
     real = Supervised()
     calls = {"n": 0}
 
-    def poisoned(model, batch, *, step, lr):
+    def poisoned(model, batch, *, step, lr, total_steps=None):
         calls["n"] += 1
         out = real(model, batch, step=step, lr=lr)
         if calls["n"] == 4:

@@ -37,7 +37,7 @@ def test_objectives_are_a_registry_and_take_no_trainer():
     assert OBJECTIVES.names() == ["none", "kd", "msd"]
     for cls in [Supervised, *(OBJECTIVES.get(n) for n in OBJECTIVES)]:
         params = list(inspect.signature(cls.__call__).parameters)
-        assert params == ["self", "model", "batch", "step", "lr"], cls
+        assert params == ["self", "model", "batch", "step", "lr", "total_steps"], cls
 
 
 def test_none_is_cross_entropy_on_the_labels(setting):
@@ -114,6 +114,30 @@ def test_learned_weights_take_a_meta_step_at_the_given_step_and_learning_rate(se
     assert set(w) == set(ds.modality_names)
     total = sum(w.values())
     torch.testing.assert_close(total, torch.full_like(total, float(len(ds.modality_names))))  # λ·|M|
+
+
+def test_meta_steps_wait_for_meta_start_and_leave_the_students_random_numbers_alone(setting):
+    """``meta_start = 0.25`` of 8 steps: no meta step before step 2, one from it on. A meta step
+    draws its random numbers from a fork, so the student's step after it sees those it would see
+    without one (here: a draw right after the call), dropout and all."""
+    ds, _, batch, teacher = setting
+    model = tiny_model(ds, preset="student-two-tower", dropout=0.3).train()
+    cfg = DistillConfig(method="msd", weighting="learned-global", meta_start=0.25, meta_lr=0.5)
+    objective = build_objective(cfg, teacher=teacher, meta_examples=ds.examples[10:20],
+                                collator=Collator(ds.modalities), batch_size=4)
+    before = objective.weighter.logits.detach().clone()
+    objective(model, batch, step=1, lr=1.0, total_steps=8)
+    assert torch.equal(objective.weighter.logits, before)
+    draws = []
+    for step in (2, 3):  # meta steps from here on
+        torch.manual_seed(0)
+        objective(model, batch, step=step, lr=1.0, total_steps=8)
+        draws.append(torch.rand(3))
+    assert not torch.allclose(objective.weighter.logits, before)
+    torch.manual_seed(0)
+    fixed = build_objective(DistillConfig(method="msd", weighting="uniform"), teacher=teacher)
+    fixed(model, batch, step=2, lr=1.0, total_steps=8)
+    assert torch.equal(draws[0], torch.rand(3)) and torch.equal(draws[0], draws[1])
 
 
 def test_unwrap_finds_the_model_inside_a_compiled_wrapper(setting):

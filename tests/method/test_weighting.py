@@ -76,3 +76,49 @@ def test_learned_weights_move_toward_the_helpful_modality(scheme):
         w = weighter(features)
     assert w["good"].mean() > 1.5 and w["bad"].mean() < 0.5
     torch.testing.assert_close(w["good"] + w["bad"], torch.full((n,), 2.0))  # λ·|M| in total
+
+
+def test_a_longer_look_ahead_takes_that_many_sgd_steps_on_the_batch():
+    """On a quadratic ``L_train(θ) = w·|θ − a|²/2`` each look-ahead step is ``θ ← θ − η·w·(θ − a)``:
+    after K steps ``θ_K − a = (1 − η·w)^K (θ − a)``, and the meta loss is read there."""
+    student = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        student.weight.fill_(3.0)
+    weighter = MetaWeighter(["m", "n"], "learned-global", lam=1.0, lr=0.0)
+    a, eta = 1.0, 0.25
+    seen = []
+
+    def train_loss(params, w):
+        return w["m"].mean() * ((params["weight"] - a) ** 2).sum() / 2
+
+    def meta_loss(params):
+        seen.append(float(params["weight"].detach()))
+        return (params["weight"] ** 2).sum()
+
+    for k in (1, 3):
+        weighter.meta_step(student, train_loss, meta_loss, torch.zeros(4, 1), inner_lr=eta, lookahead=k)
+        assert seen[-1] == pytest.approx(a + (1 - eta * 1.0) ** k * (3.0 - a))  # w_m = λ = 1 at the start
+    assert float(student.weight) == 3.0  # only a look-ahead: the student itself does not move
+
+
+def test_the_entropy_bonus_pulls_the_weights_towards_uniform():
+    """With a meta loss that ignores the weights, only the entropy term moves ``φ``: towards equal
+    shares with ``entropy > 0``, not at all without it."""
+    student = nn.Linear(2, 2)
+
+    def train_loss(params, w):
+        return sum(v.mean() for v in w.values()) * params["weight"].sum()
+
+    def meta_loss(params):
+        return params["weight"].sum() * 0.0
+
+    gaps = {}
+    for entropy in (0.0, 1.0):
+        weighter = MetaWeighter(["image", "text"], "learned-global", lam=1.0, lr=0.1)
+        with torch.no_grad():
+            weighter.logits.copy_(torch.tensor([2.0, -2.0]))
+        for _ in range(5):
+            weighter.meta_step(student, train_loss, meta_loss, torch.zeros(3, 1), inner_lr=0.1, entropy=entropy)
+        gaps[entropy] = float(weighter.logits[0] - weighter.logits[1])
+    assert gaps[0.0] == pytest.approx(4.0)
+    assert gaps[1.0] < 4.0 - 0.5
