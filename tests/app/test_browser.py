@@ -61,7 +61,8 @@ def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_
         page.get_by_text("examples match").first.wait_for()
         wait_until_idle(page)
         page.get_by_text("why the teacher says").wait_for()  # the shown example's attribution picture
-        page.locator(".vega-embed canvas").nth(2).wait_for()  # scatter, histograms, scheme weights
+        page.locator(".vega-embed canvas").nth(1).wait_for()  # scatter, histograms
+        page.get_by_text("under each fixed scheme", exact=False).first.wait_for()  # the weights, a table
         timings["saliency page"] = time.time() - t0
         caption = page.get_by_text("why the teacher says")
         assert caption.locator("xpath=ancestor::*[@data-testid='stImage'][1]//img").count() == 1
