@@ -234,7 +234,10 @@ else:
             st.markdown(f"**Per example** (McNemar's test, {split}, full input): every example of every seed pair "
                         "is one pair of outcomes. Only disagreements count: **b** where A is right and B wrong, "
                         "**c** the reverse. With the methods equally good b and c are equally likely; p is exact "
-                        f"(binomial) when b + c < {sig.EXACT_BELOW}, else chi-square with continuity correction.")
+                        f"(binomial) when b + c < {sig.EXACT_BELOW}, else chi-square with continuity correction. It asks "
+                        "whether *these* runs differ on these examples; whether another seed would repeat the "
+                        "difference is the per-seed test's question, so a small p here with a large p above "
+                        "means the difference is not shown to be the method's (docs/METHOD.md §13.3).")
             st.dataframe(pd.DataFrame(mc_rows), hide_index=True)
             changed = pd.concat(changes, ignore_index=True)
             st.markdown("**Examples B fixes or breaks in every seed** (A wrong and B right in each seed pair, or the "
