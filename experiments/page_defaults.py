@@ -4,13 +4,17 @@ lr 1e-3, batch 32, no student modality dropout unless ``--dropout``), KD against
 seeds, for a chosen number of epochs.
 
     python -m experiments.page_defaults --student student-two-tower --epochs 12 --seeds 0 1 2 \
-        [--methods kd msd:uniform msd:instance-soft msd:learned+meta_split=val] [--threads N]
+        [--methods kd msd:uniform msd:instance-soft msd:learned+meta_split=val] [--threads N] \
+        [--examples 0 --max-steps 756]   # every training question, cut to the 2k regime's 756 steps
+        [--teacher FOLDER]                # another easy-VQA teacher than the demo one
 
 A method is ``kd``, ``none`` or ``msd:WEIGHTING``, optionally with ``+FIELD=VALUE`` settings of
 ``DistillConfig`` (``msd:learned+meta_start=0.05+meta_entropy=0.1``).
 
-Each finished run appends one line to ``experiments/results/page_defaults.jsonl``; ``--summary``
-prints the paired comparison and the wall time per run. Run one process at a time on a small
+Each finished run appends one line to ``experiments/results/page_defaults.jsonl``, with its
+optimisation steps, the training examples it saw, and which test questions it got right on the
+full input (a hex bit string, for McNemar's test on pooled predictions); ``--summary`` prints the
+paired comparison, McNemar's where both sides recorded predictions, and the wall time per run. Run one process at a time on a small
 machine: two, each with every core's threads, slow each other down many times over.
 """
 
@@ -30,14 +34,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
+
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig  # noqa: E402
 from msd_core.paths import demo_teacher  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results" / "page_defaults.jsonl"
-DATA = DataConfig("easy-vqa", max_train_examples=2000)
+CONTROL = "msd:learned+meta_lr=0"  # learned weights that never move: the control of the meta-step remedies
+EXAMPLES = 2000  # training questions unless --examples says otherwise (0: all of them)
 
 
-def run_one(student: str, method: str, epochs: int, seed: int, lr: float, dropout: float) -> dict:
+def bits(correct) -> str:
+    """A bool vector as a hex string, 4 examples a digit, padded with False at the end."""
+    import numpy as np
+
+    padded = np.concatenate([np.asarray(correct, dtype=bool), np.zeros(-len(correct) % 8, dtype=bool)])
+    return f"{len(correct)}:" + np.packbits(padded).tobytes().hex()
+
+
+def unbits(text: str):
+    import numpy as np
+
+    n, _, hexa = text.partition(":")
+    return np.unpackbits(np.frombuffer(bytes.fromhex(hexa), dtype=np.uint8))[: int(n)].astype(bool)
+
+
+def run_one(student: str, method: str, epochs: int, seed: int, lr: float, dropout: float,
+            examples: int = EXAMPLES, max_steps: int | None = None, teacher: str | None = None) -> dict:
+    from msd_core.analysis.compare import views_correct
+    from msd_core.data.registry import load_split
     from msd_core.engine.distill import distill
 
     kind, _, weighting = method.partition(":")
@@ -45,45 +70,79 @@ def run_one(student: str, method: str, epochs: int, seed: int, lr: float, dropou
     fields = {f.name: f.type for f in dataclasses.fields(DistillConfig)}
     options = {k: {"int": int, "float": float}.get(fields[k], str)(v) for k, v in (o.split("=", 1) for o in settings)}
     out = (Path(os.environ.get("MSD_STUDIO_RUNS", ROOT / "runs")) / "page-defaults"
-           / f"{student}-{method}-{epochs}-{lr}-{dropout}-{seed}")
-    cfg = DistillRunConfig(teacher=str(demo_teacher("easy-vqa")), data=DATA, model=ModelConfig(student),
+           / f"{student}-{method}-{epochs}-{lr}-{dropout}-{examples}-{max_steps}-{Path(teacher or 'demo').name}-{seed}")
+    data = DataConfig("easy-vqa", max_train_examples=examples or None)
+    cfg = DistillRunConfig(teacher=teacher or str(demo_teacher("easy-vqa")), data=data, model=ModelConfig(student),
                            train=replace(DistillRunConfig().train, epochs=epochs, seed=seed, lr=lr,
-                                         modality_dropout=dropout),
+                                         modality_dropout=dropout, max_steps=max_steps),
                            distill=DistillConfig(method=kind, weighting=weighting or "uniform", **options),
                            out_dir=str(out))
     shutil.rmtree(out, ignore_errors=True)  # the sweep's own scratch folder, from an interrupted run
     t0 = time.time()
     metrics = distill(cfg, progress=False, log=lambda *_: None)
+    seconds = round(time.time() - t0, 1)
+    run = {"id": out.name, "out_dir": str(out), "config": json.loads((out / "run.json").read_text())["config"]}
+    correct = views_correct(run, load_split(data, "test"))["full"]
+    train_size = len(load_split(data, "train").examples)
+    steps = metrics["history"][-1]["step"] if metrics.get("history") else None
+    batch = cfg.train.batch_size
+    per_epoch = -(-train_size // batch)
+    seen = None if steps is None else (steps // per_epoch) * train_size + min((steps % per_epoch) * batch, train_size)
     return {"student": student, "method": method, "epochs": epochs, "seed": seed, "lr": lr,
-            "modality_dropout": dropout,
-            "steps": metrics["history"][-1]["step"] if metrics.get("history") else None,
-            "seconds": round(time.time() - t0, 1),
-            "test": {v: m["accuracy"] for v, m in metrics["test"].items()}}
+            "modality_dropout": dropout, "examples": examples, "max_steps": max_steps, "teacher": teacher or "demo",
+            "train_size": train_size, "steps": steps, "examples_seen": seen, "seconds": seconds,
+            "test": {v: m["accuracy"] for v, m in metrics["test"].items()}, "correct_full": bits(correct)}
+
+
+def setting(row: dict) -> tuple:
+    """What a row's runs share besides method and seed (rows from before --examples were 2k, uncut)."""
+    return (row["student"], row["epochs"], row["lr"], row["modality_dropout"], row.get("examples", EXAMPLES),
+            row.get("max_steps"), row.get("teacher", "demo"))
 
 
 def summary() -> str:
-    from msd_core.analysis.significance import bootstrap_ci, paired_t
+    from msd_core.analysis.significance import bootstrap_ci, mcnemar, paired_t
 
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     out = []
-    setting = lambda r: (r["student"], r["epochs"], r["lr"], r["modality_dropout"])  # noqa: E731
-    for (student, epochs, lr, dropout) in sorted({setting(r) for r in rows}):
-        mine = [r for r in rows if setting(r) == (student, epochs, lr, dropout)]
-        acc = {m: {r["seed"]: r["test"]["full"] for r in mine if r["method"] == m} for m in {r["method"] for r in mine}}
-        secs = {m: sum(r["seconds"] for r in mine if r["method"] == m) / len(acc[m]) for m in acc}
-        out.append(f"{student}, {epochs} epochs, lr {lr}, modality dropout {dropout}:")
+    for key in sorted({setting(r) for r in rows}, key=str):
+        student, epochs, lr, dropout, examples, max_steps, teacher = key
+        mine = [r for r in rows if setting(r) == key]
+        by = {m: {r["seed"]: r for r in mine if r["method"] == m} for m in {r["method"] for r in mine}}
+        acc = {m: {s: r["test"]["full"] for s, r in by[m].items()} for m in by}
+        secs = {m: sum(r["seconds"] for r in by[m].values()) / len(by[m]) for m in by}
+        steps = sorted({r.get("steps") for r in mine} - {None})
+        seen = sorted({r.get("examples_seen") for r in mine} - {None})
+        out.append(f"{student}, {examples or 'all'} examples, {epochs} epochs"
+                   f"{f' cut to {max_steps} steps' if max_steps else ''}, lr {lr}, modality dropout {dropout}"
+                   f", teacher {teacher} (steps {steps}, examples seen {seen or 'not recorded'}):")
         for m in sorted(acc):
             out.append(f"  {m:20s} full {sum(acc[m].values()) / len(acc[m]):.4f} over seeds {sorted(acc[m])} "
                        f"({secs[m]:.0f} s a run)")
-        for m in sorted(acc):
-            if m == "kd" or "kd" not in acc:
-                continue
-            seeds = sorted(set(acc[m]) & set(acc["kd"]))
-            t = paired_t([acc["kd"][s] for s in seeds], [acc[m][s] for s in seeds])
-            lo, hi = bootstrap_ci([acc[m][s] - acc["kd"][s] for s in seeds])
-            per = ", ".join(f"{acc[m][s] - acc['kd'][s]:+.3f}" for s in seeds)
-            out.append(f"  {m} − kd: {t['mean_diff']:+.4f} ({per}); bootstrap [{lo:+.4f}, {hi:+.4f}]; "
-                       f"p {t['p'] if t['p'] is None else round(t['p'], 4)}")
+        in_fold = sorted({m.split("+saliency_folds")[0] for m in acc if "+saliency_folds" in m})
+        for base in ("kd", "msd:uniform", CONTROL, *in_fold):
+            for m in sorted(acc):
+                if m in (base, "kd") or base not in acc:
+                    continue
+                if base == CONTROL and not (m.startswith("msd:learned") and "meta_split=val" not in m):
+                    continue  # the frozen weighting controls the learned ones on the same held-out split
+                if base in in_fold and not m.startswith(base + "+saliency_folds"):
+                    continue  # out-of-fold saliency against the teacher's own (§5.6)
+                seeds = sorted(set(acc[m]) & set(acc[base]))
+                if len(seeds) < 2:
+                    continue
+                t = paired_t([acc[base][s] for s in seeds], [acc[m][s] for s in seeds])
+                lo, hi = bootstrap_ci([acc[m][s] - acc[base][s] for s in seeds])
+                per = ", ".join(f"{acc[m][s] - acc[base][s]:+.3f}" for s in seeds)
+                line = (f"  {m} − {base}: {t['mean_diff']:+.4f} ({per}); bootstrap [{lo:+.4f}, {hi:+.4f}]; "
+                        f"p {t['p'] if t['p'] is None else round(t['p'], 4)}")
+                both = [s for s in seeds if "correct_full" in by[m][s] and "correct_full" in by[base][s]]
+                if both:
+                    mc = mcnemar(np.concatenate([unbits(by[base][s]["correct_full"]) for s in both]),
+                                 np.concatenate([unbits(by[m][s]["correct_full"]) for s in both]))
+                    line += (f"; McNemar over {len(both)} seeds pooled: {base} only right {mc['b']}, "
+                             f"{m} only right {mc['c']}, p {mc['p']:.2g}")
+                out.append(line)
     return "\n".join(out)
 
 
@@ -97,6 +156,9 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=DistillRunConfig().train.lr)
     p.add_argument("--dropout", type=float, default=DistillRunConfig().train.modality_dropout,
                    help="student modality dropout")
+    p.add_argument("--examples", type=int, default=EXAMPLES, help="training questions (0: all)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimisation steps")
+    p.add_argument("--teacher", default=None, help="teacher folder (default: the demo easy-VQA teacher)")
     p.add_argument("--summary", action="store_true")
     a = p.parse_args()
     if not a.summary:
@@ -107,7 +169,7 @@ def main() -> int:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         for seed in a.seeds:
             for method in a.methods:
-                row = run_one(a.student, method, a.epochs, seed, a.lr, a.dropout)
+                row = run_one(a.student, method, a.epochs, seed, a.lr, a.dropout, a.examples, a.max_steps, a.teacher)
                 with RESULTS.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{method} seed {seed}: full {row['test']['full']:.4f} ({row['seconds']} s)", flush=True)

@@ -131,6 +131,22 @@ def coverage(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def training_length(epochs: int = 3, batch: int = 32) -> str:
+    """Optimisation steps and training examples seen per regime at the grid's epochs and batch size;
+    the learned weightings train on the split less their meta split (``meta_fraction``)."""
+    from msd_core.data.registry import load_split
+
+    lines = ["| regime | training examples | epochs | steps | examples seen | learned weightings: steps, examples seen |",
+             "|---|---|---|---|---|---|"]
+    for regime, (_, data) in REGIMES.items():
+        n = len(load_split(data, "train"))
+        rest = n - max(1, int(n * DistillConfig().meta_fraction))
+        steps = lambda k: epochs * -(-k // batch)  # noqa: E731
+        lines.append(f"| {regime} | {n:,} | {epochs} | {steps(n):,} | {epochs * n:,} | "
+                     f"{steps(rest):,}, {epochs * rest:,} |")
+    return "\n".join(lines)
+
+
 def headline(df) -> str:
     """MSD (instance-soft, λ = 1, the default) − KD on the full view, per regime × student, paired by seed."""
     lines = ["MSD (`instance-soft`, λ = 1) − KD on the full view, paired by seed:", "",
@@ -209,7 +225,9 @@ def summarise() -> str:
             flat.append({"regime": r["regime"], "student": r["student"], "method": name, "seed": r["seed"],
                          "view": view, "accuracy": m["accuracy"]})
     df = pd.DataFrame(flat)
-    out = [coverage(rows), "", headline(df), "",
+    out = [coverage(rows), "", "Training length per regime (the regimes differ in steps as well as in data; "
+           "the matched-steps runs of the last section separate the two):", "", training_length(), "",
+           headline(df), "",
            "### Which differences are real (full view, test accuracy, paired by seed)\n", significance(df), "",
            "A difference is called real when its Holm-adjusted p (over the 33 comparisons of its regime × "
            "student) is below 0.05 and the bootstrap interval excludes 0. With 3 seeds that needs a difference of one sign in every seed, large against its "
