@@ -28,6 +28,7 @@ def _worker(rank, world, init_file, out_dir, results):
         flat = torch.cat([p.detach().flatten() for p in trainer.module.parameters()])
         results[rank] = (trainer.steps_per_epoch, len(seen), flat.sum().item(),
                          sorted(trainer.epoch_order(0)))
+        dist.barrier()  # no rank leaves the group while the other still uses it (a SIGABRT seen once in CI)
     finally:
         dist.destroy_process_group()
 
@@ -72,6 +73,8 @@ def _distill_worker(rank, world, init_file, teacher, out_dir, cache, weighting, 
         weighter = getattr(objective, "weighter", None)
         phi = [] if weighter is None else [p.detach().clone() for p in weighter.parameters()]
         results[rank] = phi
+        if world > 1:
+            dist.barrier()
     finally:
         if world > 1:
             dist.destroy_process_group()
@@ -165,3 +168,17 @@ def test_a_hugging_face_teacher_and_student_on_two_ranks_match_one_rank(tmp_path
         assert f1.name == f2.name
         x, y = load_file(str(f1)), load_file(str(f2))
         assert all((x[k] - y[k]).abs().max() < 1e-5 for k in x)
+
+
+def _finish_worker(rank, world, init_file, results):
+    from msd_core.cli import finish_distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    finish_distributed()
+    results[rank] = dist.is_initialized()
+
+
+def test_the_cli_leaves_the_process_group_after_a_finished_command(tmp_path):
+    results = mp.Manager().dict()
+    mp.spawn(_finish_worker, args=(2, str(tmp_path / "init"), results), nprocs=2, join=True)
+    assert dict(results) == {0: False, 1: False}
