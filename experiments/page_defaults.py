@@ -14,8 +14,9 @@ A method is ``kd``, ``none`` or ``msd:WEIGHTING``, optionally with ``+FIELD=VALU
 Each finished run appends one line to ``experiments/results/page_defaults.jsonl``, with its
 optimisation steps, the training examples it saw, and which test questions it got right on the
 full input (a hex bit string, for McNemar's test on pooled predictions); ``--summary`` prints the
-paired comparison, McNemar's where both sides recorded predictions, and the wall time per run. Run one process at a time on a small
-machine: two, each with every core's threads, slow each other down many times over.
+paired comparison, McNemar's where both sides recorded predictions, and the wall time per run.
+Run one process at a time on a small machine: two, each with every core's threads, slow each
+other down many times over.
 """
 
 from __future__ import annotations
@@ -45,16 +46,13 @@ EXAMPLES = 2000  # training questions unless --examples says otherwise (0: all o
 
 
 def bits(correct) -> str:
-    """A bool vector as a hex string, 4 examples a digit, padded with False at the end."""
-    import numpy as np
-
+    """A bool vector as ``N:hex``, 4 examples a hex digit, padded with False at the end."""
     padded = np.concatenate([np.asarray(correct, dtype=bool), np.zeros(-len(correct) % 8, dtype=bool)])
     return f"{len(correct)}:" + np.packbits(padded).tobytes().hex()
 
 
-def unbits(text: str):
-    import numpy as np
-
+def unbits(text: str) -> np.ndarray:
+    """The bool vector ``bits`` wrote."""
     n, _, hexa = text.partition(":")
     return np.unpackbits(np.frombuffer(bytes.fromhex(hexa), dtype=np.uint8))[: int(n)].astype(bool)
 
