@@ -39,27 +39,15 @@ import numpy as np  # noqa: E402
 
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig  # noqa: E402
 from msd_core.paths import demo_teacher  # noqa: E402
+from experiments.predictions import full_input_correct, unbits  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results" / "page_defaults.jsonl"
 CONTROL = "msd:learned+meta_lr=0"  # learned weights that never move: the control of the meta-step remedies
 EXAMPLES = 2000  # training questions unless --examples says otherwise (0: all of them)
 
 
-def bits(correct) -> str:
-    """A bool vector as ``N:hex``, 4 examples a hex digit, padded with False at the end."""
-    padded = np.concatenate([np.asarray(correct, dtype=bool), np.zeros(-len(correct) % 8, dtype=bool)])
-    return f"{len(correct)}:" + np.packbits(padded).tobytes().hex()
-
-
-def unbits(text: str) -> np.ndarray:
-    """The bool vector ``bits`` wrote."""
-    n, _, hexa = text.partition(":")
-    return np.unpackbits(np.frombuffer(bytes.fromhex(hexa), dtype=np.uint8))[: int(n)].astype(bool)
-
-
 def run_one(student: str, method: str, epochs: int, seed: int, lr: float, dropout: float,
             examples: int = EXAMPLES, max_steps: int | None = None, teacher: str | None = None) -> dict:
-    from msd_core.analysis.compare import views_correct
     from msd_core.data.registry import load_split
     from msd_core.engine.distill import distill
 
@@ -79,8 +67,7 @@ def run_one(student: str, method: str, epochs: int, seed: int, lr: float, dropou
     t0 = time.time()
     metrics = distill(cfg, progress=False, log=lambda *_: None)
     seconds = round(time.time() - t0, 1)
-    run = {"id": out.name, "out_dir": str(out), "config": json.loads((out / "run.json").read_text())["config"]}
-    correct = views_correct(run, load_split(data, "test"))["full"]
+    correct = full_input_correct(out, data)
     train_size = len(load_split(data, "train").examples)
     steps = metrics["history"][-1]["step"] if metrics.get("history") else None
     batch = cfg.train.batch_size
@@ -89,7 +76,7 @@ def run_one(student: str, method: str, epochs: int, seed: int, lr: float, dropou
     return {"student": student, "method": method, "epochs": epochs, "seed": seed, "lr": lr,
             "modality_dropout": dropout, "examples": examples, "max_steps": max_steps, "teacher": teacher or "demo",
             "train_size": train_size, "steps": steps, "examples_seen": seen, "seconds": seconds,
-            "test": {v: m["accuracy"] for v, m in metrics["test"].items()}, "correct_full": bits(correct)}
+            "test": {v: m["accuracy"] for v, m in metrics["test"].items()}, "correct_full": correct}
 
 
 def setting(row: dict) -> tuple:

@@ -9,7 +9,8 @@ Each run's student sees the same data order for a given seed whatever the method
 trainer's order depends only on the seed), so MSD − KD is paired by seed. The exception is the
 learned weightings: they hold ``meta_fraction`` of the training split out as their meta split, so
 they train on fewer examples in another order (``experiments.learned_weights`` runs the matching
-control). Each row also records the mean MSD weight per modality over the last epoch and the git
+control). Each row also records which test examples the run got right on the full input (for
+McNemar's test), the mean MSD weight per modality over the last epoch and the git
 revision of the code that trained it, read once when the sweep starts (``-dirty`` for local changes
 outside the sweep's own outputs, ``experiments/results`` and ``RESULTS.md``).
 """
@@ -32,6 +33,7 @@ from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelCo
 from msd_core.paths import demo_teacher  # noqa: E402
 from msd_core.provenance import git_revision  # noqa: E402
 from msd_core.method.weighting import WEIGHTINGS  # noqa: E402
+from experiments.predictions import full_input_correct, unbits  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results" / "quality.jsonl"
 REGIMES = {
@@ -107,12 +109,13 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
 
     t0 = time.time()
     metrics = distill(cfg, progress=False, log=lambda *_: None, callbacks={"on_step_end": [on_step]})
+    seconds = round(time.time() - t0, 1)
     last = weight_means[-max(1, len(weight_means) // epochs):]  # the last epoch's steps
     last_weights = {m: round(sum(w[m] for w in last) / len(last), 4) for m in last[0]} if last and last[0] else None
     return {"key": key(regime, student, method, weighting, lam, seed), "regime": regime, "student": student,
             "teacher_sha": teacher_sha(regime),
             "method": method, "weighting": weighting, "lam": lam, "seed": seed, "epochs": epochs,
-            "seconds": round(time.time() - t0, 1), "test": metrics["test"],
+            "seconds": seconds, "test": metrics["test"], "correct_full": full_input_correct(out_dir, cfg.data),
             "population_saliency": metrics["population_saliency"], "saliency_split": metrics["saliency_split"],
             "last_epoch_weights": last_weights, "git": revision}
 
@@ -165,18 +168,23 @@ def headline(df) -> str:
     return "\n".join(lines)
 
 
-def significance(df) -> str:
+def significance(df, predictions: dict | None = None) -> str:
     """Every MSD configuration against KD, and every weighting against ``uniform`` at the same λ, on the
     full view's test accuracy, paired by seed: the mean difference, a paired t-test and a percentile
     bootstrap interval (docs/METHOD.md §13.1–13.2), and the t-test's p adjusted by Holm's method over
     the comparisons of one regime × student (33 of them). With 3 seeds the t-test has 2 degrees of freedom
     and the bootstrap draws from 3 values (10 distinct means), so only a difference of one sign in
-    every seed, large against its spread, comes out as real."""
-    from msd_core.analysis.significance import bootstrap_ci, paired_t
+    every seed, large against its spread, comes out as real. ``predictions[(regime, student, method,
+    seed)]`` holds a row's recorded test outcomes; McNemar's test on them, pooled over the paired
+    seeds (§13.3), is a column once any comparison has them for every paired run ("—" where not)."""
+    import numpy as np
+
+    from msd_core.analysis.significance import bootstrap_ci, mcnemar, paired_t
+
+    predictions = predictions or {}
 
     full = df[df["view"] == "full"]
-    lines = ["| regime | student | comparison | mean difference | 95 % bootstrap CI | paired t (p) | Holm p | seeds "
-             "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    lines, tests = [], []
     for (regime, student), part in full.groupby(["regime", "student"], sort=False):
         block = []
         acc = {m: g.set_index("seed")["accuracy"] for m, g in part.groupby("method")}
@@ -189,15 +197,27 @@ def significance(df) -> str:
             seeds = sorted(acc[a].index.intersection(acc[b].index))
             t = paired_t(acc[a][seeds].to_numpy(), acc[b][seeds].to_numpy())
             lo, hi = bootstrap_ci((acc[b][seeds] - acc[a][seeds]).to_numpy())
-            block.append((b, a, t, lo, hi, len(seeds)))
-        holm = holm_adjusted([t["p"] for _, _, t, _, _, _ in block])
-        for (b, a, t, lo, hi, n), adjusted in zip(block, holm):
+            keys = [(regime, student, m, sd) for sd in seeds for m in (a, b)]
+            mc = "—"
+            if seeds and all(k in predictions for k in keys):
+                pooled = {m: np.concatenate([unbits(predictions[(regime, student, m, sd)]) for sd in seeds])
+                          for m in (a, b)}
+                mc = f"{mcnemar(pooled[a], pooled[b])['p']:.2g}"
+            block.append((b, a, t, lo, hi, len(seeds), mc))
+        holm = holm_adjusted([t["p"] for _, _, t, _, _, _, _ in block])
+        for (b, a, t, lo, hi, n, mc), adjusted in zip(block, holm):
             real = adjusted is not None and adjusted < 0.05 and (lo > 0 or hi < 0)
             p = "—" if t["p"] is None else f"{t['p']:.3f}"
             lines.append(f"| {regime} | {student} | {b} − {a} | {t['mean_diff']:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
                          f"{p} | {'—' if adjusted is None else f'{adjusted:.3f}'} | {n} | "
                          f"{'**real**' if real else 'within the noise'} |")
-    return "\n".join(lines)
+            tests.append(mc)
+    header = ["| regime | student | comparison | mean difference | 95 % bootstrap CI | paired t (p) | Holm p | seeds "
+              "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    if any(mc != "—" for mc in tests):  # a McNemar column once some runs recorded their predictions
+        header = [header[0] + " McNemar p (pooled) |", header[1] + "---|"]
+        lines = [f"{line} {mc} |" for line, mc in zip(lines, tests)]
+    return "\n".join(header + lines)
 
 
 def holm_adjusted(ps: list) -> list:
@@ -218,9 +238,11 @@ def summarise() -> str:
     rows = current_rows()
     if not rows:
         return "No results yet."
-    flat = []
+    flat, predictions = [], {}
     for r in rows:
         name = r["method"] + (f" {r['weighting']} λ={r['lam']}" if r["method"] == "msd" else "")
+        if "correct_full" in r:
+            predictions[(r["regime"], r["student"], name, r["seed"])] = r["correct_full"]
         for view, m in r["test"].items():
             flat.append({"regime": r["regime"], "student": r["student"], "method": name, "seed": r["seed"],
                          "view": view, "accuracy": m["accuracy"]})
@@ -228,10 +250,13 @@ def summarise() -> str:
     out = [coverage(rows), "", "Training length per regime (the regimes differ in steps as well as in data; "
            "the matched-steps runs of the last section separate the two):", "", training_length(), "",
            headline(df), "",
-           "### Which differences are real (full view, test accuracy, paired by seed)\n", significance(df), "",
+           "### Which differences are real (full view, test accuracy, paired by seed)\n", significance(df, predictions), "",
            "A difference is called real when its Holm-adjusted p (over the 33 comparisons of its regime × "
            "student) is below 0.05 and the bootstrap interval excludes 0. With 3 seeds that needs a difference of one sign in every seed, large against its "
-           "spread; \"within the noise\" does not mean \"no difference\", it means 3 seeds cannot tell.", ""]
+           "spread; \"within the noise\" does not mean \"no difference\", it means 3 seeds cannot tell. McNemar's "
+           "test needs each run's per-example outcomes, which runs record since 2026-12-03 (`correct_full`; "
+           "the table gains a McNemar column once some do); the grid's runs are older, and the matched-steps "
+           "section at the end gives McNemar for its runs.", ""]
     per_cell = len(grid("full")) * 3
     for (regime, student), part in df.groupby(["regime", "student"], sort=False):
         out.append(f"### {regime} · {student} ({part[['method', 'seed']].drop_duplicates().shape[0]} of "
