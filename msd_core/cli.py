@@ -540,15 +540,6 @@ def init_distributed() -> None:
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def finish_distributed() -> None:
-    """After a command that finished under ``torchrun``: wait for every rank, then leave the process
-    group, so that no rank tears down its connections while another still uses them."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 @contextmanager
 def sigterm_as_interrupt(active: bool):
     """While a run trains, a SIGTERM (a scheduler's stop, a dashboard cancel that timed out) ends it
@@ -575,11 +566,15 @@ def main(argv: list[str] | None = None) -> int:
     light = {"dashboard": dashboard_parser, "job": job_parser}.get(argv[0] if argv else "")
     args = (light or build_parser)().parse_args(argv)
     try:
-        if args.command in ("train-teacher", "distill"):
+        trains = args.command in ("train-teacher", "distill")
+        if trains:
             init_distributed()
-        with sigterm_as_interrupt(args.command in ("train-teacher", "distill", "job")):
+        with sigterm_as_interrupt(trains or args.command == "job"):
             code = args.func(args)
-        finish_distributed()
+        if trains:
+            from .device import leave_process_group
+
+            leave_process_group()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

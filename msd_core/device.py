@@ -46,3 +46,13 @@ def barrier() -> None:
 
     if rank_world()[1] > 1:
         dist.barrier()
+
+
+def leave_process_group() -> None:
+    """After finished work under ``torchrun``: wait for every rank, then leave the process group, so
+    that no rank tears down its connections while another still uses them."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        barrier()
+        dist.destroy_process_group()

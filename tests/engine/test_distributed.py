@@ -7,6 +7,7 @@ import torch.multiprocessing as mp
 
 from msd_core.config import DataConfig, TrainConfig
 from msd_core.data import Collator, load_split
+from msd_core.device import leave_process_group
 from msd_core.engine.trainer import Trainer
 from tests.conftest import tiny_model
 
@@ -28,9 +29,10 @@ def _worker(rank, world, init_file, out_dir, results):
         flat = torch.cat([p.detach().flatten() for p in trainer.module.parameters()])
         results[rank] = (trainer.steps_per_epoch, len(seen), flat.sum().item(),
                          sorted(trainer.epoch_order(0)))
-        dist.barrier()  # no rank leaves the group while the other still uses it (a SIGABRT seen once in CI)
+        leave_process_group()  # as the CLI does: no rank leaves while the other still uses the group
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def test_two_ranks_shard_the_data_and_stay_in_sync(tmp_path):
@@ -73,10 +75,9 @@ def _distill_worker(rank, world, init_file, teacher, out_dir, cache, weighting, 
         weighter = getattr(objective, "weighter", None)
         phi = [] if weighter is None else [p.detach().clone() for p in weighter.parameters()]
         results[rank] = phi
-        if world > 1:
-            dist.barrier()
+        leave_process_group()
     finally:
-        if world > 1:
+        if dist.is_initialized():
             dist.destroy_process_group()
 
 
@@ -170,15 +171,13 @@ def test_a_hugging_face_teacher_and_student_on_two_ranks_match_one_rank(tmp_path
         assert all((x[k] - y[k]).abs().max() < 1e-5 for k in x)
 
 
-def _finish_worker(rank, world, init_file, results):
-    from msd_core.cli import finish_distributed
-
+def _leave_worker(rank, world, init_file, results):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    finish_distributed()
+    leave_process_group()
     results[rank] = dist.is_initialized()
 
 
-def test_the_cli_leaves_the_process_group_after_a_finished_command(tmp_path):
+def test_every_rank_leaves_the_process_group_after_finished_work(tmp_path):
     results = mp.Manager().dict()
-    mp.spawn(_finish_worker, args=(2, str(tmp_path / "init"), results), nprocs=2, join=True)
+    mp.spawn(_leave_worker, args=(2, str(tmp_path / "init"), results), nprocs=2, join=True)
     assert dict(results) == {0: False, 1: False}
