@@ -35,11 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig  # noqa: E402
 from msd_core.paths import demo_teacher  # noqa: E402
-from experiments.predictions import full_input_correct, unbits  # noqa: E402
+from experiments.predictions import full_input_correct, pooled_mcnemar  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results" / "page_defaults.jsonl"
 CONTROL = "msd:learned+meta_lr=0"  # learned weights that never move: the control of the meta-step remedies
@@ -86,7 +84,7 @@ def setting(row: dict) -> tuple:
 
 
 def summary() -> str:
-    from msd_core.analysis.significance import bootstrap_ci, mcnemar, paired_t
+    from msd_core.analysis.significance import bootstrap_ci, paired_t
 
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     out = []
@@ -123,8 +121,8 @@ def summary() -> str:
                         f"p {t['p'] if t['p'] is None else round(t['p'], 4)}")
                 both = [s for s in seeds if "correct_full" in by[m][s] and "correct_full" in by[base][s]]
                 if both:
-                    mc = mcnemar(np.concatenate([unbits(by[base][s]["correct_full"]) for s in both]),
-                                 np.concatenate([unbits(by[m][s]["correct_full"]) for s in both]))
+                    mc = pooled_mcnemar([by[base][s]["correct_full"] for s in both],
+                                        [by[m][s]["correct_full"] for s in both])
                     line += (f"; McNemar over {len(both)} seeds pooled: {base} only right {mc['b']}, "
                              f"{m} only right {mc['c']}, p {mc['p']:.2g}")
                 out.append(line)

@@ -21,6 +21,14 @@ def unbits(text: str) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes.fromhex(hexa), dtype=np.uint8))[: int(n)].astype(bool)
 
 
+def pooled_mcnemar(first: list[str], second: list[str]) -> dict:
+    """McNemar's test (§13.3) on the outcomes of paired runs pooled: ``first[i]`` and ``second[i]``
+    are the ``bits`` of the two runs of seed pair ``i``."""
+    from msd_core.analysis.significance import mcnemar
+
+    return mcnemar(np.concatenate([unbits(t) for t in first]), np.concatenate([unbits(t) for t in second]))
+
+
 def full_input_correct(out_dir: Path, data) -> str:
     """``bits`` of whether the run in ``out_dir`` is right on each test example of ``data``, full input."""
     from msd_core.analysis.compare import views_correct

@@ -33,7 +33,7 @@ from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelCo
 from msd_core.paths import demo_teacher  # noqa: E402
 from msd_core.provenance import git_revision  # noqa: E402
 from msd_core.method.weighting import WEIGHTINGS  # noqa: E402
-from experiments.predictions import full_input_correct, unbits  # noqa: E402
+from experiments.predictions import full_input_correct, pooled_mcnemar  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results" / "quality.jsonl"
 REGIMES = {
@@ -177,9 +177,7 @@ def significance(df, predictions: dict | None = None) -> str:
     every seed, large against its spread, comes out as real. ``predictions[(regime, student, method,
     seed)]`` holds a row's recorded test outcomes; McNemar's test on them, pooled over the paired
     seeds (§13.3), is a column once any comparison has them for every paired run ("—" where not)."""
-    import numpy as np
-
-    from msd_core.analysis.significance import bootstrap_ci, mcnemar, paired_t
+    from msd_core.analysis.significance import bootstrap_ci, paired_t
 
     predictions = predictions or {}
 
@@ -200,9 +198,8 @@ def significance(df, predictions: dict | None = None) -> str:
             keys = [(regime, student, m, sd) for sd in seeds for m in (a, b)]
             mc = "—"
             if seeds and all(k in predictions for k in keys):
-                pooled = {m: np.concatenate([unbits(predictions[(regime, student, m, sd)]) for sd in seeds])
-                          for m in (a, b)}
-                mc = f"{mcnemar(pooled[a], pooled[b])['p']:.2g}"
+                test = pooled_mcnemar(*([predictions[(regime, student, m, sd)] for sd in seeds] for m in (a, b)))
+                mc = f"{test['p']:.2g}"
             block.append((b, a, t, lo, hi, len(seeds), mc))
         holm = holm_adjusted([t["p"] for _, _, t, _, _, _, _ in block])
         for (b, a, t, lo, hi, n, mc), adjusted in zip(block, holm):
