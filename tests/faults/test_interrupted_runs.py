@@ -131,8 +131,10 @@ def test_a_sigterm_ends_a_cli_run_as_interrupted_with_its_checkpoint(tmp_path, r
     """A scheduler's SIGTERM is not a kill: the run records that it was interrupted, and how to resume."""
     env = env_for(tmp_path)
     out = tmp_path / "runs" / "teacher"
-    proc = subprocess.Popen([sys.executable, "-m", "msd_core.cli", *TEACHER, "--out", str(out)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # 50 epochs of this tiny run last a few seconds: a test process descheduled that long on a busy machine
+    # sent its signal to a finished run (rc 0). Nothing waits for the end of this one.
+    proc = subprocess.Popen([sys.executable, "-m", "msd_core.cli", *TEACHER, "--epochs", "5000", "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(stepped(out))
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=60)[1]
@@ -154,8 +156,8 @@ def test_a_cancel_that_has_to_terminate_a_run_still_records_it_cancelled(tmp_pat
     out = tmp_path / "runs" / "launched"
     cfg = TeacherRunConfig(data=DataConfig("synthetic", options={"n": 64}, max_eval_examples=16),
                            model=ModelConfig("student-small", dict(TINY_SPEC)),
-                           train=TrainConfig(epochs=50, batch_size=16, save_every=1, threads=1), out_dir=str(out))
-    run_id = launch(cfg, kind="teacher", registry=reg)
+                           train=TrainConfig(epochs=5000, batch_size=16, save_every=1, threads=1), out_dir=str(out))
+    run_id = launch(cfg, kind="teacher", registry=reg)  # long enough never to end before the cancel
     wait_for(stepped(out))
     pid = reg.run(run_id)["pid"]
     cancel(run_id, reg, grace=0)  # no time to stop at a step: SIGTERM at once
