@@ -12,6 +12,7 @@ import time
 import streamlit as st
 
 from app.components.live import active_runs, run_card
+from app.components.option_inputs import option_input
 from app.components.views import cli_hint, display_path, show_error, short_name
 from app.state import registry, teacher_data_config, teachers
 from msd_core.analysis.compare import slice_label
@@ -19,6 +20,7 @@ from msd_core.cli import to_cli
 from msd_core.data.slices import list_slices
 from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, QuickRun, TrainConfig
 from msd_core.method.objectives import OBJECTIVES
+from msd_core.method.weighting import is_learned
 from msd_core.models.hf.spec import STUDENT_SHAPE
 from msd_core.models.presets import is_hf_preset, resolve_spec
 from msd_core.options import choices, default, default_index, help_text
@@ -29,6 +31,9 @@ from msd_core.runs.queue import MAX_RUNS_ENV, concurrency_limit
 
 C = DistillRunConfig  # every default below is this config's, or QuickRun's (student, length, seeds)
 Q = QuickRun()
+# DistillConfig fields behind the "More MSD options" expander; the meta step's (§7.6) only for learned weightings
+META_OPTIONS = ("meta_split", "meta_fraction", "meta_lr", "meta_every", "meta_start", "meta_entropy", "meta_lookahead")
+MORE_MSD_OPTIONS = ("saliency", "removal", "population_split", "saliency_folds", *META_OPTIONS)
 
 
 def student_configs(teacher: dict, student: str, methods: list[str], seeds: list[int], form: dict,
@@ -45,7 +50,7 @@ def student_configs(teacher: dict, student: str, methods: list[str], seeds: list
                                                modality_dropout=default(C, "train.modality_dropout")),
                              distill=DistillConfig(method=method, **{k: form[k] for k in
                                                                      ("weighting", "alpha", "temperature", "lam",
-                                                                      "tau")}))
+                                                                      "tau", *MORE_MSD_OPTIONS) if k in form}))
             for seed in seeds for method in methods]
 
 
@@ -113,6 +118,17 @@ form["slice_mode"] = s2.selectbox("Slice mode", choices("data.slice_mode"), inde
 form["slice_weight"] = s3.number_input("Slice weight (upweight)", 1, 100, default(C, "data.slice_weight"),
                                        help=help_text(C, "data.slice_weight"),
                                        disabled=chosen_slice is None or form["slice_mode"] != "upweight")
+
+with st.expander("More MSD options: the saliency behind the weights, out-of-fold saliency, the learned "
+                 "weightings' meta step"):
+    st.caption("Each option's help says what it does; docs/METHOD.md §2 and §5–§7 give the formulas. The "
+               "meta-step options apply to the learned weightings only, and the other weightings run without them.")
+    columns = st.columns(4)
+    learned = is_learned(form["weighting"])
+    for i, name in enumerate(MORE_MSD_OPTIONS):
+        value = option_input(columns[i % 4], C, f"distill.{name}", disabled=name in META_OPTIONS and not learned)
+        if learned or name not in META_OPTIONS:  # a disabled widget keeps an earlier value: not the run's
+            form[name] = value
 
 configs, problem = [], None
 try:

@@ -93,6 +93,40 @@ def test_distill_page_defaults_and_command_come_from_the_config(home_with_teache
                                                                                                       1, 2000)
 
 
+def test_distill_page_more_msd_options_follow_the_config_and_reach_the_command(home_with_teacher):
+    """Out-of-fold saliency and the meta step's options (§5.6, §7.6) from the page: each widget opens on
+    DistillConfig's default with its help; the meta step's are disabled, and left out of the runs,
+    unless the weighting is learned; a value set there reaches the command, and the command parses back."""
+    import shlex
+
+    from msd_core.cli import build_parser, run_config
+    from msd_core.config import DistillConfig, DistillRunConfig
+    from msd_core.method.weighting import META_SPLITS
+
+    at = run_app("app_pages/distill.py")
+    widgets = {w.label: w for w in [*at.selectbox, *at.number_input]}
+    for name in ("saliency_folds", "meta_split", "meta_lr", "meta_start", "meta_entropy", "meta_lookahead"):
+        assert widgets[name].value == getattr(DistillConfig(), name) and widgets[name].help, name
+    assert widgets["meta_split"].options == list(META_SPLITS)
+    assert widgets["meta_lr"].disabled and not widgets["saliency_folds"].disabled  # default weighting: fixed
+    widgets["saliency_folds"].set_value(3).run()
+    next(s for s in at.selectbox if s.label == "Weighting (MSD)").set_value("learned").run()
+    meta_split = next(s for s in at.selectbox if s.label == "meta_split")
+    assert not meta_split.disabled
+    meta_split.set_value("val").run()
+    next(n for n in at.number_input if n.label == "meta_entropy").set_value(0.1).run()
+    commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()[:-1]
+    msd = [c for c in commands if "--method" not in c][0]
+    assert "--saliency-folds 3" in msd and "--meta-split val" in msd and "--meta-entropy 0.1" in msd
+    cfg = run_config(DistillRunConfig, build_parser().parse_args(shlex.split(msd)[1:]))
+    assert (cfg.distill.weighting, cfg.distill.saliency_folds, cfg.distill.meta_split, cfg.distill.meta_entropy) == (
+        "learned", 3, "val", 0.1)
+    next(s for s in at.selectbox if s.label == "Weighting (MSD)").set_value("uniform").run()
+    assert next(s for s in at.selectbox if s.label == "meta_split").disabled
+    commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()[:-1]
+    assert not any("--meta-" in c for c in commands)  # a disabled option's earlier value is not the run's
+
+
 def test_distill_page_launches_runs_that_stream_and_cancel(home_with_teacher, tmp_path, monkeypatch):
     monkeypatch.setenv("MSD_STUDIO_RUNS", str(home_with_teacher))
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
