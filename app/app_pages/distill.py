@@ -34,6 +34,16 @@ Q = QuickRun()
 # DistillConfig fields behind the "More MSD options" expander; the meta step's (§7.6) only for learned weightings
 META_OPTIONS = ("meta_split", "meta_fraction", "meta_lr", "meta_every", "meta_start", "meta_entropy", "meta_lookahead")
 MORE_MSD_OPTIONS = ("saliency", "removal", "population_split", "saliency_folds", *META_OPTIONS)
+# options only a weighted objective (msd) reads; a KD run keeps their defaults, so its command does not show them and
+# an option KD refuses (saliency_folds) cannot fail it
+WEIGHTED_ONLY = ("weighting", "lam", "tau", *MORE_MSD_OPTIONS)
+
+
+def distill_options(method: str, form: dict) -> dict:
+    """The form's ``DistillConfig`` values that ``method`` reads: α and T always, the weighting's
+    options only for a weighted objective."""
+    names = ("alpha", "temperature", *(WEIGHTED_ONLY if OBJECTIVES.get(method).weighted else ()))
+    return {k: form[k] for k in names if k in form}
 
 
 def student_configs(teacher: dict, student: str, methods: list[str], seeds: list[int], form: dict,
@@ -48,9 +58,7 @@ def student_configs(teacher: dict, student: str, methods: list[str], seeds: list
     return [DistillRunConfig(teacher=teacher["path"], data=data, model=ModelConfig(student, dict(overrides or {})),
                              train=TrainConfig(epochs=int(form["epochs"]), lr=float(form["lr"]), seed=seed,
                                                modality_dropout=default(C, "train.modality_dropout")),
-                             distill=DistillConfig(method=method, **{k: form[k] for k in
-                                                                     ("weighting", "alpha", "temperature", "lam",
-                                                                      "tau", *MORE_MSD_OPTIONS) if k in form}))
+                             distill=DistillConfig(method=method, **distill_options(method, form)))
             for seed in seeds for method in methods]
 
 

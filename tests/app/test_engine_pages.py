@@ -118,6 +118,8 @@ def test_distill_page_more_msd_options_follow_the_config_and_reach_the_command(h
     commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()[:-1]
     msd = [c for c in commands if "--method" not in c][0]
     assert "--saliency-folds 3" in msd and "--meta-split val" in msd and "--meta-entropy 0.1" in msd
+    kd = [c for c in commands if "--method kd" in c][0]
+    assert not any(flag in kd for flag in ("--weighting", "--saliency-folds", "--meta-")), kd  # KD refuses folds
     cfg = run_config(DistillRunConfig, build_parser().parse_args(shlex.split(msd)[1:]))
     assert (cfg.distill.weighting, cfg.distill.saliency_folds, cfg.distill.meta_split, cfg.distill.meta_entropy) == (
         "learned", 3, "val", 0.1)
