@@ -83,6 +83,52 @@ def setting(row: dict) -> tuple:
             row.get("max_steps"), row.get("teacher", "demo"))
 
 
+# Settings in which every weighting ran at the default λ with predictions recorded: RESULTS.md's table of
+# every MSD − KD and weighting − ``uniform`` difference with all three tests (docs/METHOD.md §13).
+WEIGHTING_SETTINGS = {
+    "easy-vqa, 2k × 12 epochs": ("student-two-tower", 12, 1e-3, 0.0, EXAMPLES, None, "demo"),
+    "easy-vqa, all × 3 epochs": ("student-two-tower", 3, 1e-3, 0.0, 0, None, "demo"),
+}
+
+
+def weighting_rows(label: str, rows: list[dict] | None = None):
+    """The plain runs (``kd``, ``msd:WEIGHTING``) of ``WEIGHTING_SETTINGS[label]`` that recorded their
+    predictions, the newest per method and seed, as ``experiments.quality.significance`` takes them: a
+    frame of full-view accuracies named like the grid's methods (``msd uniform λ=1.0``) with ``label``
+    as the regime, and the outcomes keyed ``(regime, student, method, seed)``."""
+    import pandas as pd
+
+    if rows is None:
+        rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    key = WEIGHTING_SETTINGS[label]
+    lam = DistillConfig().lam
+    newest = {}
+    for r in rows:
+        if setting(r) == key and "correct_full" in r and "+" not in r["method"] and r["method"] != "none":
+            kind, _, weighting = r["method"].partition(":")
+            name = kind if kind == "kd" else f"msd {weighting} λ={lam}"
+            newest[(name, r["seed"])] = r
+    flat = [{"regime": label, "student": key[0], "method": m, "seed": s, "view": "full",
+             "accuracy": r["test"]["full"]} for (m, s), r in sorted(newest.items())]
+    predictions = {(label, key[0], m, s): r["correct_full"] for (m, s), r in newest.items()}
+    return pd.DataFrame(flat), predictions
+
+
+def weighting_significance() -> str:
+    """RESULTS.md's table: every weighting at the default λ against KD and against ``uniform`` in each of
+    ``WEIGHTING_SETTINGS``, with the grid's tests and McNemar's on the pooled predictions."""
+    import pandas as pd
+
+    from experiments.quality import significance
+
+    parts = [weighting_rows(label) for label in WEIGHTING_SETTINGS]
+    parts = [(df, pred) for df, pred in parts if len(df)]
+    if not parts:
+        return "No runs with recorded predictions yet."
+    df = pd.concat([df for df, _ in parts], ignore_index=True)
+    return significance(df, {k: v for _, pred in parts for k, v in pred.items()})
+
+
 def summary() -> str:
     from msd_core.analysis.significance import bootstrap_ci, paired_t
 

@@ -76,12 +76,15 @@ def all_rows() -> list[dict]:
 
 
 def current_rows() -> list[dict]:
+    """The rows of the current teachers, the newest per key (a rerun that added predictions replaces its row)."""
     shas = {r: teacher_sha(r) for r in REGIMES}
-    return [r for r in all_rows() if r.get("teacher_sha") == shas.get(r["regime"])]
+    newest = {r["key"]: r for r in all_rows() if r.get("teacher_sha") == shas.get(r["regime"])}
+    return list(newest.values())
 
 
-def done_keys() -> set[str]:
-    return {r["key"] for r in current_rows()}
+def done_keys(with_predictions: bool = False) -> set[str]:
+    """Keys of the current rows; ``with_predictions``: only those that recorded their test outcomes."""
+    return {r["key"] for r in current_rows() if not with_predictions or "correct_full" in r}
 
 
 def run_config(regime: str, student: str, seed: int, epochs: int, out_dir: Path,
@@ -204,7 +207,7 @@ def significance(df, predictions: dict | None = None) -> str:
         holm = holm_adjusted([t["p"] for _, _, t, _, _, _, _ in block])
         for (b, a, t, lo, hi, n, mc), adjusted in zip(block, holm):
             real = adjusted is not None and adjusted < 0.05 and (lo > 0 or hi < 0)
-            p = "—" if t["p"] is None else f"{t['p']:.3f}"
+            p = "—" if t["p"] is None else f"{t['p']:.3f}" if t["p"] >= 0.001 else f"{t['p']:.1e}"
             lines.append(f"| {regime} | {student} | {b} − {a} | {t['mean_diff']:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
                          f"{p} | {'—' if adjusted is None else f'{adjusted:.3f}'} | {n} | "
                          f"{'**real**' if real else 'within the noise'} |")
@@ -314,6 +317,27 @@ def saliency_report(max_examples: int = 4000) -> str:
     return "\n".join(lines)
 
 
+def weighting_section() -> str:
+    """RESULTS.md's section on every weighting at λ = 1 over 5 seeds with McNemar's test, from the
+    runs of ``experiments.page_defaults`` in its ``WEIGHTING_SETTINGS``."""
+    from experiments.page_defaults import WEIGHTING_SETTINGS, weighting_significance
+
+    return ("## Every weighting at λ = 1 against KD and against `uniform`: 5 seeds, McNemar\n\n"
+            "The grid's λ sweep has 3 seeds and no per-example predictions. These runs repeat its λ = 1 "
+            "comparisons for student-two-tower with 5 seeds and each run's test outcomes recorded, in two "
+            "regimes: " + "; ".join(f"`{label}`" for label in WEIGHTING_SETTINGS) + " (the 2k regime at "
+            "the 756 steps that the matched-steps section below shows MSD needs, and the grid's own "
+            "easy-vqa-full regime). From `experiments/results/page_defaults.jsonl` "
+            "(`python -m experiments.page_defaults --seeds 0 1 2 3 4 --methods kd msd:uniform msd:instance-soft "
+            "msd:population msd:instance-hard msd:learned msd:learned-global`, with `--examples 0 --epochs 3` "
+            "for the second). The verdict is the grid's (Holm-adjusted paired t below 0.05 and a bootstrap "
+            "interval that excludes 0); McNemar's p is beside it. McNemar holds the ten trained models fixed, "
+            "so a difference that passes it and fails the t-test is real for these models and not shown to "
+            "survive a new seed (docs/METHOD.md §13.3). `learned` and `learned-global` hold 10 % of the "
+            "training split out as their meta split, so they also train fewer steps (the meta-step section "
+            "below).\n\n" + weighting_significance())
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.quality")
     p.add_argument("--grid", choices=["full", "quick"], default="full")
@@ -326,11 +350,15 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--summary-only", action="store_true")
     p.add_argument("--list", action="store_true", help="print the runs still to do and stop")
+    p.add_argument("--add-predictions", action="store_true",
+                   help="also rerun recorded rows that have no per-example test outcomes (for McNemar's test); "
+                        "each rerun replaces its row and prints how far its accuracy moved")
     a = p.parse_args()
     if not a.summary_only:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         out_root = Path(os.environ.get("MSD_STUDIO_RUNS", ROOT / "runs")) / "quality"
-        done = done_keys()
+        done = done_keys(with_predictions=a.add_predictions)
+        recorded = {r["key"]: r for r in current_rows()}
         todo = [(r, s, m, w, lam, seed) for r in a.regimes for s in a.students for seed in a.seeds
                 for (m, w, lam) in grid(a.grid) if key(r, s, m, w, lam, seed) not in done
                 and (m != "msd" or ((a.weightings is None or w in a.weightings) and (a.lams is None or lam in a.lams)))]
@@ -343,13 +371,18 @@ def main() -> int:
             row = run_one(*job, epochs=a.epochs, out_root=out_root, revision=revision)
             with RESULTS.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+            before = recorded.get(row["key"])
+            moved = (f", {row['test']['full']['accuracy'] - before['test']['full']['accuracy']:+.2g} from the "
+                     "replaced row" if before else "")
             print(f"[{i}/{len(todo)}] {row['key']}: full {row['test']['full']['accuracy']:.4f} "
-                  f"({row['seconds']} s)", flush=True)
-    text = summarise() + "\n\n## Teacher saliency on training vs held-out data\n\n" + saliency_report() + (
-        "\n\nloss-drop saliency, `drop` removal; at most 4,000 examples per split. On data the teacher has "
-        "fitted, loss-drop is close to the loss of the reduced view alone; compare the rows per split.\n")
+                  f"({row['seconds']} s{moved})", flush=True)
+    text = summarise() + "\n\n" + weighting_section() + "\n\n## Teacher saliency on training vs held-out data\n\n" + (
+        saliency_report() + "\n\nloss-drop saliency, `drop` removal; at most 4,000 examples per split. On data the "
+        "teacher has fitted, loss-drop is close to the loss of the reduced view alone; compare the rows per split.\n")
     n = len(done_keys())
-    stale = len(all_rows()) - len(current_rows())
+    shas = {r: teacher_sha(r) for r in REGIMES}
+    stale = sum(r.get("teacher_sha") != shas.get(r["regime"]) for r in all_rows())
+    replaced = len(all_rows()) - stale - len(current_rows())  # rerun with their predictions recorded
     full = len(REGIMES) * len(STUDENTS) * 3 * len(grid("full"))
     notes = "\n\n" + NOTES.read_text() if NOTES.is_file() else ""
     (ROOT / "RESULTS.md").write_text(
@@ -361,7 +394,9 @@ def main() -> int:
         + "Instance-level weights use the teacher's "
         "saliency on the training split; population weights its validation split."
         + (f" ({stale} older runs, distilled from a teacher checkpoint since replaced, stay in the JSONL "
-           "but are left out.)" if stale else "") + "\n\n" + text + notes + "\n")
+           "but are left out.)" if stale else "")
+        + (f" ({replaced} runs were rerun to record their per-example test outcomes; the rerun replaces the "
+           "row, and the JSONL keeps both.)" if replaced else "") + "\n\n" + text + notes + "\n")
     print(text)
     return 0
 
