@@ -255,8 +255,9 @@ def summarise() -> str:
            "student) is below 0.05 and the bootstrap interval excludes 0. With 3 seeds that needs a difference of one sign in every seed, large against its "
            "spread; \"within the noise\" does not mean \"no difference\", it means 3 seeds cannot tell. McNemar's "
            "test needs each run's per-example outcomes, which runs record since 2026-12-03 (`correct_full`; "
-           "the table gains a McNemar column once some do); the grid's runs are older, and the matched-steps "
-           "section at the end gives McNemar for its runs.", ""]
+           "the table gains a McNemar column once some do); the grid's runs are older (`--add-predictions` reruns "
+           "them with their outcomes recorded). The next section gives McNemar for every weighting at λ = 1 "
+           "over 5 seeds, and the matched-steps section at the end for its runs.", ""]
     per_cell = len(grid("full")) * 3
     for (regime, student), part in df.groupby(["regime", "student"], sort=False):
         out.append(f"### {regime} · {student} ({part[['method', 'seed']].drop_duplicates().shape[0]} of "
