@@ -202,14 +202,13 @@ def significance(df, predictions: dict | None = None) -> str:
             mc = "—"
             if seeds and all(k in predictions for k in keys):
                 test = pooled_mcnemar(*([predictions[(regime, student, m, sd)] for sd in seeds] for m in (a, b)))
-                mc = f"{test['p']:.2g}"
+                mc = p_text(test["p"], digits=2)
             block.append((b, a, t, lo, hi, len(seeds), mc))
         holm = holm_adjusted([t["p"] for _, _, t, _, _, _, _ in block])
         for (b, a, t, lo, hi, n, mc), adjusted in zip(block, holm):
             real = adjusted is not None and adjusted < 0.05 and (lo > 0 or hi < 0)
-            p = "—" if t["p"] is None else f"{t['p']:.3f}" if t["p"] >= 0.001 else f"{t['p']:.1e}"
             lines.append(f"| {regime} | {student} | {b} − {a} | {t['mean_diff']:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
-                         f"{p} | {'—' if adjusted is None else f'{adjusted:.3f}'} | {n} | "
+                         f"{p_text(t['p'])} | {p_text(adjusted)} | {n} | "
                          f"{'**real**' if real else 'within the noise'} |")
             tests.append(mc)
     header = ["| regime | student | comparison | mean difference | 95 % bootstrap CI | paired t (p) | Holm p | seeds "
@@ -218,6 +217,18 @@ def significance(df, predictions: dict | None = None) -> str:
         header = [header[0] + " McNemar p (pooled) |", header[1] + "---|"]
         lines = [f"{line} {mc} |" for line, mc in zip(lines, tests)]
     return "\n".join(header + lines)
+
+
+def p_text(p: float | None, digits: int = 3) -> str:
+    """A p-value for a table: ``digits`` decimals, scientific below 0.001, and "< 1e-300" where the
+    float underflowed to 0 (McNemar's on tens of thousands of pooled questions)."""
+    if p is None:
+        return "—"
+    if p == 0:
+        return "< 1e-300"
+    if digits == 2:
+        return f"{p:.2g}"
+    return f"{p:.{digits}f}" if p >= 0.001 else f"{p:.1e}"
 
 
 def holm_adjusted(ps: list) -> list:
