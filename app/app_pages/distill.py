@@ -18,7 +18,7 @@ from app.state import registry, teacher_data_config, teachers
 from msd_core.analysis.compare import slice_label
 from msd_core.cli import to_cli
 from msd_core.data.slices import list_slices
-from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, QuickRun, TrainConfig
+from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, QuickRun, TrainConfig, check_ranges
 from msd_core.method.objectives import OBJECTIVES
 from msd_core.method.weighting import is_learned
 from msd_core.models.hf.spec import STUDENT_SHAPE
@@ -152,6 +152,8 @@ if problem:
 if st.button("Launch", type="primary", disabled=not configs):
     try:
         resolve_spec(configs[0].model.preset, configs[0].model.overrides)  # a bad student is a message, not a run
+        for cfg in configs:  # every run's values before the first starts: none launched, or all
+            check_ranges(cfg)
         launched = []
         for cfg in configs:
             d = cfg.distill

@@ -102,6 +102,7 @@ def test_distill_page_more_msd_options_follow_the_config_and_reach_the_command(h
     from msd_core.cli import build_parser, run_config
     from msd_core.config import DistillConfig, DistillRunConfig
     from msd_core.method.weighting import META_SPLITS
+    from msd_core.runs import Registry
 
     at = run_app("app_pages/distill.py")
     widgets = {w.label: w for w in [*at.selectbox, *at.number_input]}
@@ -123,6 +124,11 @@ def test_distill_page_more_msd_options_follow_the_config_and_reach_the_command(h
     cfg = run_config(DistillRunConfig, build_parser().parse_args(shlex.split(msd)[1:]))
     assert (cfg.distill.weighting, cfg.distill.saliency_folds, cfg.distill.meta_split, cfg.distill.meta_entropy) == (
         "learned", 3, "val", 0.1)
+    next(n for n in at.number_input if n.label == "meta_fraction").set_value(1.0).run()  # must be below 1
+    registered = len(Registry(home_with_teacher / "registry.sqlite").runs())
+    next(b for b in at.button if b.label == "Launch").click().run()
+    assert "meta-fraction" in texts(at.error) and not at.success, texts(at.error)
+    assert len(Registry(home_with_teacher / "registry.sqlite").runs()) == registered  # not even the KD runs
     next(s for s in at.selectbox if s.label == "Weighting (MSD)").set_value("uniform").run()
     assert next(s for s in at.selectbox if s.label == "meta_split").disabled
     commands = [c.value for c in at.code if c.value.startswith("msd distill")][0].splitlines()[:-1]
