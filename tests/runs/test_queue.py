@@ -156,7 +156,10 @@ def test_the_cli_waits_for_a_slot_and_says_so(tmp_path):
         assert slot is not None
         cli = subprocess.Popen([sys.executable, "-m", "msd_core.cli", "train-teacher", "--data", "synthetic",
                                 "--data-option", "n=64", "--max-steps", "2", "--out", str(tmp_path / "t")],
-                               env=env, stderr=subprocess.PIPE, text=True)
+                               env=env, stderr=subprocess.PIPE, text=True,
+                               # a suite started in the background (`./run_tests &`) ignores SIGINT, and a
+                               # child inherits that: Python then never raises KeyboardInterrupt
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             lines = [cli.stderr.readline().strip()]
             while lines[-1] and "waiting" not in lines[-1]:  # past any warning
