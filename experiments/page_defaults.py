@@ -85,21 +85,21 @@ def setting(row: dict) -> tuple:
 
 # Settings in which every weighting ran at the default λ with predictions recorded: RESULTS.md's table of
 # every MSD − KD and weighting − ``uniform`` difference with all three tests (docs/METHOD.md §13).
+_LR, _DROPOUT = DistillRunConfig().train.lr, DistillRunConfig().train.modality_dropout  # the page's, as --lr/--dropout
 WEIGHTING_SETTINGS = {
-    "easy-vqa, 2k × 12 epochs": ("student-two-tower", 12, 1e-3, 0.0, EXAMPLES, None, "demo"),
-    "easy-vqa, all × 3 epochs": ("student-two-tower", 3, 1e-3, 0.0, 0, None, "demo"),
+    "easy-vqa, 2k × 12 epochs": ("student-two-tower", 12, _LR, _DROPOUT, EXAMPLES, None, "demo"),
+    "easy-vqa, all × 3 epochs": ("student-two-tower", 3, _LR, _DROPOUT, 0, None, "demo"),
 }
 
 
-def weighting_rows(label: str, rows: list[dict] | None = None):
+def weighting_rows(label: str):
     """The plain runs (``kd``, ``msd:WEIGHTING``) of ``WEIGHTING_SETTINGS[label]`` that recorded their
     predictions, the newest per method and seed, as ``experiments.quality.significance`` takes them: a
     frame of full-view accuracies named like the grid's methods (``msd uniform λ=1.0``) with ``label``
     as the regime, and the outcomes keyed ``(regime, student, method, seed)``."""
     import pandas as pd
 
-    if rows is None:
-        rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     key = WEIGHTING_SETTINGS[label]
     lam = DistillConfig().lam
     newest = {}
