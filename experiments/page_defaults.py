@@ -86,22 +86,29 @@ def setting(row: dict) -> tuple:
 # Settings in which every weighting ran at the default λ with predictions recorded: RESULTS.md's table of
 # every MSD − KD and weighting − ``uniform`` difference with all three tests (docs/METHOD.md §13).
 _LR, _DROPOUT = DistillRunConfig().train.lr, DistillRunConfig().train.modality_dropout  # the page's, as --lr/--dropout
-WEIGHTING_SETTINGS = {
-    "easy-vqa, 2k × 12 epochs": ("student-two-tower", 12, _LR, _DROPOUT, EXAMPLES, None, "demo"),
-    "easy-vqa, all × 3 epochs": ("student-two-tower", 3, _LR, _DROPOUT, 0, None, "demo"),
-}
+WEIGHTING_SETTINGS = (
+    ("student-two-tower", 12, _LR, _DROPOUT, EXAMPLES, None, "demo"),
+    ("student-two-tower", 3, _LR, _DROPOUT, 0, None, "demo"),
+    ("student-small", 3, _LR, _DROPOUT, 0, None, "demo"),
+)
 
 
-def weighting_rows(label: str):
-    """The plain runs (``kd``, ``msd:WEIGHTING``) of ``WEIGHTING_SETTINGS[label]`` that recorded their
-    predictions, the newest per method and seed, as ``experiments.quality.significance`` takes them: a
-    frame of full-view accuracies named like the grid's methods (``msd uniform λ=1.0``) with ``label``
+def setting_label(key: tuple) -> str:
+    """A ``setting`` as a table names it, student aside: ``easy-vqa, 2k × 12 epochs``."""
+    _, epochs, _, _, examples, _, _ = key
+    size = "all" if not examples else f"{examples // 1000}k" if examples % 1000 == 0 else f"{examples:,}"
+    return f"easy-vqa, {size} × {epochs} epochs"
+
+
+def weighting_rows(key: tuple):
+    """The plain runs (``kd``, ``msd:WEIGHTING``) of the setting ``key`` that recorded their predictions,
+    the newest per method and seed, as ``experiments.quality.significance`` takes them: a frame of
+    full-view accuracies named like the grid's methods (``msd uniform λ=1.0``) with the setting's label
     as the regime, and the outcomes keyed ``(regime, student, method, seed)``."""
     import pandas as pd
 
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    key = WEIGHTING_SETTINGS[label]
-    lam = DistillConfig().lam
+    label, lam = setting_label(key), DistillConfig().lam
     newest = {}
     for r in rows:
         if setting(r) == key and "correct_full" in r and "+" not in r["method"] and r["method"] != "none":
@@ -121,7 +128,7 @@ def weighting_significance() -> str:
 
     from experiments.quality import significance
 
-    parts = [weighting_rows(label) for label in WEIGHTING_SETTINGS]
+    parts = [weighting_rows(key) for key in WEIGHTING_SETTINGS]
     parts = [(df, pred) for df, pred in parts if len(df)]
     if not parts:
         return "No runs with recorded predictions yet."

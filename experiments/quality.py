@@ -124,16 +124,20 @@ def run_one(regime, student, method, weighting, lam, seed, epochs, out_root: Pat
 
 
 def coverage(rows: list[dict]) -> str:
-    """How much of the full grid each regime × student has, and which seeds are complete."""
+    """How much of the full grid each regime × student has, which seeds are complete, and how many
+    runs recorded their per-example test outcomes (what McNemar's test needs)."""
     configs = {(m, w, lam) for m, w, lam in grid("full")}
-    lines = ["| regime | student | runs recorded | seeds with all configurations |", "|---|---|---|---|"]
+    lines = ["| regime | student | runs recorded | seeds with all configurations | runs with test outcomes |",
+             "|---|---|---|---|---|"]
     for regime in REGIMES:
         for student in STUDENTS:
             mine = [r for r in rows if r["regime"] == regime and r["student"] == student]
-            complete = [s for s in (0, 1, 2) if configs <= {(r["method"], r["weighting"], r["lam"])
-                                                            for r in mine if r["seed"] == s}]
-            lines.append(f"| {regime} | {student} | {len(mine)} of {len(configs) * 3} | "
-                         f"{', '.join(map(str, complete)) or 'none'} |")
+            seeds = sorted({r["seed"] for r in mine} | {0, 1, 2})
+            complete = [s for s in seeds if configs <= {(r["method"], r["weighting"], r["lam"])
+                                                        for r in mine if r["seed"] == s}]
+            outcomes = sum("correct_full" in r for r in mine)
+            lines.append(f"| {regime} | {student} | {len(mine)} of {len(configs) * len(seeds)} | "
+                         f"{', '.join(map(str, complete)) or 'none'} | {outcomes} |")
     return "\n".join(lines)
 
 
@@ -254,9 +258,9 @@ def summarise() -> str:
         name = r["method"] + (f" {r['weighting']} λ={r['lam']}" if r["method"] == "msd" else "")
         if "correct_full" in r:
             predictions[(r["regime"], r["student"], name, r["seed"])] = r["correct_full"]
-        for view, m in r["test"].items():
+        for view, m in r["test"].items():  # as float32, as the older rows were stored, so a rerun compares equal
             flat.append({"regime": r["regime"], "student": r["student"], "method": name, "seed": r["seed"],
-                         "view": view, "accuracy": m["accuracy"]})
+                         "view": view, "accuracy": float(np.float32(m["accuracy"]))})
     df = pd.DataFrame(flat)
     out = [coverage(rows), "", "Training length per regime (the regimes differ in steps as well as in data; "
            "the matched-steps runs of the last section separate the two):", "", training_length(), "",
@@ -330,25 +334,24 @@ def saliency_report(max_examples: int = 4000) -> str:
 
 
 def weighting_section() -> str:
-    """RESULTS.md's section on every weighting at λ = 1 over 5 seeds with McNemar's test, from the
+    """RESULTS.md's section on every weighting at λ = 1 with 5 seeds and McNemar's test, from the
     runs of ``experiments.page_defaults`` in its ``WEIGHTING_SETTINGS``."""
-    from experiments.page_defaults import WEIGHTING_SETTINGS, weighting_significance
+    from experiments.page_defaults import WEIGHTING_SETTINGS, setting_label, weighting_significance
 
     return ("## Every weighting at λ = 1 against KD and against `uniform`: 5 seeds, McNemar\n\n"
             "The grid's λ sweep has 3 seeds and no per-example predictions. These runs repeat its λ = 1 "
-            "comparisons for student-two-tower with 5 seeds (the seeds column says where fewer) and each run's "
-            "test outcomes recorded, in two "
-            "regimes: " + "; ".join(f"`{label}`" for label in WEIGHTING_SETTINGS) + " (the 2k regime at "
-            "the 756 steps that the matched-steps section below shows MSD needs, and the grid's own "
-            "easy-vqa-full regime). From `experiments/results/page_defaults.jsonl` "
-            "(`python -m experiments.page_defaults --seeds 0 1 2 3 4 --methods kd msd:uniform msd:instance-soft "
-            "msd:population msd:instance-hard msd:learned msd:learned-global`, with `--examples 0 --epochs 3` "
-            "for the second). The verdict is the grid's (Holm-adjusted paired t below 0.05 and a bootstrap "
-            "interval that excludes 0); McNemar's p is beside it. McNemar holds the trained models fixed, "
-            "so a difference that passes it and fails the t-test is real for these models and not shown to "
-            "survive a new seed (docs/METHOD.md §13.3). `learned` and `learned-global` hold 10 % of the "
-            "training split out as their meta split, so they also train fewer steps (the meta-step section "
-            "below).\n\n" + weighting_significance())
+            "comparisons with 5 seeds (the seeds column says where fewer) and each run's test outcomes "
+            "recorded, in these settings: " + "; ".join(f"`{setting_label(k)}` ({k[0]})" for k in WEIGHTING_SETTINGS)
+            + ". The 2k regime runs the 756 steps that the matched-steps section below shows MSD needs; "
+            "`all × 3 epochs` is the grid's own easy-vqa-full regime. From "
+            "`experiments/results/page_defaults.jsonl`: `python -m experiments.page_defaults --student STUDENT "
+            "--seeds 0 1 2 3 4 --methods kd msd:uniform msd:instance-soft msd:population msd:instance-hard "
+            "msd:learned msd:learned-global`, with `--examples 0 --epochs 3` for all the data. The verdict is "
+            "the grid's (Holm-adjusted paired t below 0.05 and a bootstrap interval that excludes 0); McNemar's "
+            "p is beside it. McNemar holds the trained models fixed, so a difference that passes it and fails "
+            "the t-test is real for these models and not shown to survive a new seed (docs/METHOD.md §13.3). "
+            "`learned` and `learned-global` hold 10 % of the training split out as their meta split, so they "
+            "also train fewer steps (the meta-step section below).\n\n" + weighting_significance())
 
 
 def main() -> int:
