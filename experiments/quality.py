@@ -343,7 +343,8 @@ def weighting_section() -> str:
             "comparisons with 5 seeds (the seeds column says where fewer) and each run's test outcomes "
             "recorded, in these settings: " + "; ".join(f"`{setting_label(k)}` ({k[0]})" for k in WEIGHTING_SETTINGS)
             + ". The 2k regime runs the 756 steps that the matched-steps section below shows MSD needs; "
-            "`all × 3 epochs` is the grid's own easy-vqa-full regime. From "
+            "`all × 3 epochs` is the grid's own easy-vqa-full regime. A weighting missing from a setting's rows "
+            "was not run there. From "
             "`experiments/results/page_defaults.jsonl`: `python -m experiments.page_defaults --student STUDENT "
             "--seeds 0 1 2 3 4 --methods kd msd:uniform msd:instance-soft msd:population msd:instance-hard "
             "msd:learned msd:learned-global`, with `--examples 0 --epochs 3` for all the data. The verdict is "
