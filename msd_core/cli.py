@@ -185,7 +185,7 @@ def data_config(a: argparse.Namespace) -> DataConfig:
 # -- commands -------------------------------------------------------------------------
 def report(metrics: dict, cfg) -> None:
     """The closing lines of a training command (once, from rank 0 under torchrun)."""
-    from .device import is_main_process
+    from .distributed import is_main_process
     from .engine.teacher import format_metrics
 
     if is_main_process():
@@ -198,9 +198,9 @@ def run_slot(cfg, a: argparse.Namespace):
     """Hold a run slot of the runs folder while a CLI run trains (``msd_core.runs.queue``), so CLI
     and dashboard runs share one limit; not with ``--no-queue``, nor under torchrun (WORLD_SIZE >
     1), whose ranks must start together."""
-    import os
+    from .distributed import launched_world
 
-    if getattr(a, "no_queue", False) or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if getattr(a, "no_queue", False) or launched_world() > 1:
         yield None
         return
     from .runs.queue import acquire_slot, concurrency_limit, waiting_message
@@ -525,21 +525,6 @@ def job_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def init_distributed() -> None:
-    """Under ``torchrun`` (WORLD_SIZE > 1), join the process group; the trainer then shards the
-    data by rank, wraps the model in DistributedDataParallel and writes from rank 0 only."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-            if torch.cuda.is_available():
-                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-
-
 @contextmanager
 def sigterm_as_interrupt(active: bool):
     """While a run trains, a SIGTERM (a scheduler's stop, a dashboard cancel that timed out) ends it
@@ -568,11 +553,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trains = args.command in ("train-teacher", "distill")
         if trains:
-            init_distributed()
+            from .distributed import init_process_group
+
+            init_process_group()
         with sigterm_as_interrupt(trains or args.command == "job"):
             code = args.func(args)
         if trains:
-            from .device import leave_process_group
+            from .distributed import leave_process_group
 
             leave_process_group()
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
 from ..data.slices import SLICE_MODES
 from ..data.views import REMOVALS
-from ..device import is_main_process
+from ..distributed import is_main_process, launch_record, main_decides, stop_when_a_rank_is_lost
 from ..errors import ConfigError
 from ..method.objectives import OBJECTIVES, WeightSource, build_objective
 from ..method.saliency import MEASURES, modality_saliency, population_saliency
@@ -84,7 +84,8 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
         cfg = resumed_config(cfg)
     check_config(cfg)
     out = Path(cfg.out_dir)
-    prepare_out_dir(out, resume=resume)
+    main_decides(lambda: prepare_out_dir(out, resume=resume))
+    log = log if is_main_process() else (lambda *_: None)
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
     d = cfg.distill
@@ -92,10 +93,10 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
     saliency_split = {"instance": instance, "population": d.population_split}
     pin_run_slice(cfg.data, out, recorder, resume=resume)
     recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
-                    git=git_revision(), saliency_split=saliency_split)
+                    git=git_revision(), saliency_split=saliency_split, **launch_record())
     kind = OBJECTIVES.get(d.method)
     weighted = kind.weighted
-    with recorder:
+    with recorder, stop_when_a_rank_is_lost("outside the training steps"):
         t0 = time.time()
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         check_teacher(cfg.teacher, train_set)
@@ -142,6 +143,7 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
                                              log=log) if d.saliency_folds else None,
             fill=dataset_fill(train_set, collator) if d.removal == "mean" else None)
         recorder.update(parameters=n_params, labels=train_set.labels)
+        cache("val"), cache("test")  # now, on every rank: never inside an epoch (docs/METHOD.md §17.1)
         trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
                           objective=objective, data_name=cfg.data.name, progress=progress,
                           evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, cache("val"),

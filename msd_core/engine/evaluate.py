@@ -97,8 +97,10 @@ def evaluate(model, dataset: MultimodalDataset, collator: Collator, device, *, t
     """``{view: {metric: value}}`` for the full view and each single-modality view (``kw`` as for
     ``predict_views``); with the ``teacher``'s logits on the same views (formed with the same
     removal), each view also gets ``agreement``, the share of examples where the two predictions agree
-    (``data.tasks.agreement``)."""
-    logits, targets = predict_views(model, dataset, collator, device, named_views(dataset.modality_names), **kw)
+    (``data.tasks.agreement``). Under ``torchrun`` every rank calls it together and predicts a block
+    of the split; every rank gets the metrics of the whole split, each example counted once (§17.1)."""
+    logits, targets = predict_views(model, dataset, collator, device, named_views(dataset.modality_names),
+                                    shard=True, **kw)
     out = {k: view_metrics(v, targets, dataset.metric, dataset.task) for k, v in logits.items()}
     if teacher is not None:
         rows = teacher.rows([e.id for e in dataset.examples])

@@ -4,7 +4,8 @@ Used by the teacher cache (docs/METHOD.md §9), evaluation (§10) and the compar
 distinct view runs once (with two modalities ``without:image`` is ``only:text``; both names get
 the logits); ``drop`` views go through the model's ``forward_views``, which shares each
 modality's encoder pass across views; ``mean`` removal fills from the mean of the first
-batches; ``swap`` draws its pairing from a generator seeded with ``seed``.
+batches; ``swap`` draws its pairing from a generator seeded with ``seed``. With ``shard`` under
+``torchrun`` each rank predicts a block of whole batches and the blocks are joined (§17.1).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..data.collate import Collator
 from ..data.example import MultimodalDataset
 from ..data.views import make_view, mean_fill
 from ..device import autocast
+from ..distributed import block, gather_blocks, rank_world
 
 Views = dict[str, tuple[str, ...]]
 
@@ -34,10 +36,16 @@ def dataset_fill(dataset: MultimodalDataset, collator: Collator, batch_size: int
 @torch.inference_mode()
 def predict_views(model, dataset: MultimodalDataset, collator: Collator, device, views: Views, *,
                   removal: str = "drop", batch_size: int = 128, bf16: bool = False, seed: int = 0,
-                  fill: dict | None = None, progress=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+                  fill: dict | None = None, progress=None,
+                  shard: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """``({view name: N x C logits}, N targets)`` of ``model`` on every example of ``dataset``;
     ``progress(done, total)`` is called after each batch. ``fill``: ``mean`` removal's fill when
-    it is not ``dataset``'s own (a part of a larger data set passes the whole's)."""
+    it is not ``dataset``'s own (a part of a larger data set passes the whole's).
+
+    ``shard``: under ``torchrun`` every rank must call this together; each predicts a contiguous
+    block of whole batches (the batches one process forms, so the logits are the same) and every
+    rank gets all rows, each once (§17.1). Under ``swap``, whose pairing follows one random stream
+    through the batches, every rank predicts the whole split instead."""
     was_training = model.training
     model.eval()
     if removal == "mean" and fill is None:
@@ -52,7 +60,9 @@ def predict_views(model, dataset: MultimodalDataset, collator: Collator, device,
     targets = []
     n = len(dataset)
     dev = torch.device(device)
-    for start in range(0, n, batch_size):
+    split = shard and removal != "swap" and rank_world()[1] > 1
+    rows = block(n, batch_size) if split else range(n)
+    for start in range(rows.start, rows.stop, batch_size):
         batch = collator(dataset.examples[start:start + batch_size]).to(dev)
         with autocast(dev, bf16):
             if removal == "drop":
@@ -64,8 +74,15 @@ def predict_views(model, dataset: MultimodalDataset, collator: Collator, device,
             out[k].append(v.float().cpu())
         targets.append(batch.targets.cpu())
         if progress is not None:
-            progress(min(start + batch_size, n), n)
+            progress(min(start + batch_size, rows.stop) - rows.start, len(rows))
     model.train(was_training)
-    computed = {k: torch.cat(v) for k, v in out.items()}
+    if split:  # a rank whose block is empty joins with no rows of the right shape
+        empty_targets = collator(dataset.examples[:1]).targets[:0].cpu()
+        computed = {k: gather_blocks(torch.cat(v) if v else torch.zeros(0, len(dataset.labels)))
+                    for k, v in out.items()}
+        all_targets = gather_blocks(torch.cat(targets) if targets else empty_targets)
+    else:
+        computed = {k: torch.cat(v) for k, v in out.items()}
+        all_targets = torch.cat(targets)
     return ({name: computed[src] if name == src else computed[src].clone() for name, src in alias.items()},
-            torch.cat(targets))
+            all_targets)

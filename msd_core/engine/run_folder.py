@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ..data.slices import pin_slice
+from ..distributed import launched_world, main_decides, world_changed
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..paths import METRICS_FILE, RUN_FILE
@@ -34,15 +35,25 @@ def prepare_out_dir(out: Path, *, resume: bool) -> None:
 
 def resumed_config(cfg, epochs: int | None = None):
     """The config saved in ``cfg.out_dir``'s run.json (same class as ``cfg``), in that folder, with
-    ``epochs`` if given: a resumed run continues under the settings it started with."""
+    ``epochs`` if given: a resumed run continues under the settings it started with. Under
+    ``torchrun`` rank 0 reads it and every rank receives it; a run resumed on another number of
+    processes than it was trained on is refused (docs/METHOD.md §17.4)."""
+    return main_decides(lambda: _saved_config(cfg, epochs))
+
+
+def _saved_config(cfg, epochs: int | None):
     saved = Path(cfg.out_dir) / RUN_FILE
     if not saved.is_file():
         raise ConfigError(f"{saved}: nothing to resume — run without --resume first")
     try:
-        old = type(cfg).from_dict(json.loads(saved.read_text())["config"])
+        info = json.loads(saved.read_text())
+        old = type(cfg).from_dict(info["config"])
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{saved}: cannot read the run's config ({e}) — start a new run with another "
                           f"--out") from None
+    trained_on = (info.get("launch") or {}).get("world", 1)
+    if trained_on != launched_world():
+        raise ConfigError(world_changed(cfg.out_dir, trained_on, launched_world(), old.train.batch_size))
     old.out_dir = cfg.out_dir  # the folder may have moved
     if epochs is not None:
         old.train.epochs = epochs

@@ -16,7 +16,7 @@ import torch
 from ..config import TeacherRunConfig, check_ranges
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
-from ..device import is_main_process
+from ..distributed import is_main_process, launch_record, main_decides, stop_when_a_rank_is_lost
 from ..models.base import count_parameters
 from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
@@ -27,7 +27,8 @@ from .trainer import Trainer
 
 
 def log(msg: str) -> None:
-    print(msg, flush=True)
+    if is_main_process():
+        print(msg, flush=True)
 
 
 def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | None = None,
@@ -43,13 +44,13 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
         cfg.train.epochs = epochs
     check_ranges(cfg)
     resolve_spec(cfg.model.preset, cfg.model.overrides)  # a bad model is a message before any data is read
-    prepare_out_dir(out, resume=resume)
+    main_decides(lambda: prepare_out_dir(out, resume=resume))
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
     pin_run_slice(cfg.data, out, recorder, resume=resume)
     recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
-                    git=git_revision())
-    with recorder:
+                    git=git_revision(), **launch_record())
+    with recorder, stop_when_a_rank_is_lost("outside the training steps"):
         t0 = time.time()
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         for ds in (train_set, val_set, test_set):

@@ -31,7 +31,8 @@ from ..data.collate import Collator
 from ..data.example import MultimodalDataset
 from ..data.fingerprint import data_fingerprint
 from ..data.views import named_views
-from ..device import barrier, pick_device, rank_world
+from ..device import pick_device
+from ..distributed import barrier, check_shared_folder, on_every_rank, rank_world
 from ..errors import CheckpointError
 from ..method.view_logits import TeacherLogits
 from ..paths import REPO
@@ -80,7 +81,8 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     On a miss the examples are computed in parts of ``chunk`` (default ``CHUNK``), each written to
     disk as it is done, so a run killed part-way resumes from its last finished part. Under
     ``torchrun`` each rank computes every world-size-th part, and every rank then reads the whole
-    (the part files must be on a folder all ranks share: ``MSD_STUDIO_CACHE``). ``bf16`` runs the
+    (the part files must be on a folder all ranks share, ``MSD_STUDIO_CACHE``: checked first, and a
+    folder some rank cannot see is a message naming it, docs/METHOD.md §17.1). ``bf16`` runs the
     teacher under bf16 autocast (a GPU's speed; the numbers differ, so it is its own cache entry).
     ``progress(done, total)`` follows the examples; without it a progress bar with an ETA is shown on
     a terminal."""
@@ -97,8 +99,9 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
                   task=ds.task)
     meta = {"teacher": str(ckpt), "removal": removal}
     result = lambda logits, targets, hit: TeacherLogits(targets=targets, logits=logits, hit=hit, **common)  # noqa: E731
+    check_shared_folder(cache_dir(), "teacher cache ($MSD_STUDIO_CACHE)")
     found = _read(file)
-    if found is not None:
+    if on_every_rank(found is not None):
         return result(*found, hit=True)
     parts_dir = cache_dir() / "parts" / key
     chunk = chunk or CHUNK

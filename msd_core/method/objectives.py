@@ -7,6 +7,10 @@ meta split for meta-learned weights) and called by the trainer once per step as
     objective(model, batch, step=global_step, lr=current learning rate, total_steps=the run's)
         -> {"loss": ..., terms}
 
+and under ``torchrun`` also with ``share=`` this rank's share of the global batch. Every term is a
+mean over ``batch``; the trainer weights each rank's terms by its share (docs/METHOD.md §17.2), and
+only a meta-learned weighting, whose meta step mixes the ranks' batches itself, reads ``share``.
+
 It never sees the trainer: everything it uses arrives as an argument. The returned dict holds
 the total under ``loss`` and every term the run logs (``ce``, ``kd``, ``kd:m``, ``w:m:mean``,
 ``w:m:std``).
@@ -23,6 +27,7 @@ from torch.func import functional_call
 from ..config import DistillConfig
 from ..data.batch import Batch
 from ..data.views import make_view
+from ..distributed import Share, rank_world, shard
 from ..registries import NamedRegistry
 from .losses import ce_per_example, kd_loss, msd_loss
 from .saliency import modality_saliency
@@ -35,7 +40,7 @@ WeightSource = Callable[[list[str], torch.device], dict[str, torch.Tensor]]
 
 class Objective(Protocol):
     def __call__(self, model: nn.Module, batch: Batch, *, step: int, lr: float,
-                 total_steps: int | None = None) -> Terms: ...
+                 total_steps: int | None = None, share: Share | None = None) -> Terms: ...
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -56,7 +61,8 @@ def random_devices(device: torch.device) -> list[int]:
 class Supervised:
     """The teacher's objective, §3.1: the batch mean of ``CE(y, t(x))`` in the task's own form."""
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None,
+                 share: Share | None = None) -> Terms:
         ce = ce_per_example(model(batch), batch.targets, batch.task).mean()
         return {"loss": ce, "ce": ce}
 
@@ -75,7 +81,8 @@ class LabelsOnly:
     def __init__(self, cfg: DistillConfig, **_):
         self.cfg = cfg
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None,
+                 share: Share | None = None) -> Terms:
         ce = ce_per_example(model(batch), batch.targets, batch.task).mean()
         return {"loss": ce, "ce": ce}
 
@@ -90,7 +97,8 @@ class KnowledgeDistillation:
     def __init__(self, cfg: DistillConfig, *, teacher: TeacherLogits, **_):
         self.cfg, self.teacher = cfg, teacher
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None,
+                 share: Share | None = None) -> Terms:
         rows = self.teacher.rows(batch.ids)
         t_full = self.teacher.logits["full"][rows].to(batch.targets.device)
         return kd_loss(model(batch), t_full, batch.targets, alpha=self.cfg.alpha, T=self.cfg.temperature,
@@ -197,7 +205,8 @@ class ModalitySpecificDistillation:
         return fixed_weights(self.cfg.weighting, {m: self.sal[m][rows] for m in self.mods}, self.population,
                              self.cfg.lam, self.cfg.tau)
 
-    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None) -> Terms:
+    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None,
+                 share: Share | None = None) -> Terms:
         cfg = self.cfg
         dev = batch.targets.device
         rows = self.teacher.rows(batch.ids)
@@ -206,7 +215,7 @@ class ModalitySpecificDistillation:
         started = total_steps is None or step >= cfg.meta_start * total_steps
         if self.weighter is not None and step % cfg.meta_every == 0 and self.meta_examples and started:
             with torch.random.fork_rng(devices=random_devices(dev)):
-                self.meta_step(unwrap(model), batch, rows, t_full, t_views, step, lr)
+                self.meta_step(unwrap(model), batch, rows, t_full, t_views, step, lr, share)
         w = self.weights(batch, rows, dev)
         s = self.student_views(model, batch)
         out = msd_loss(s["full"], t_full, batch.targets, {m: s[m] for m in self.mods}, t_views, w,
@@ -216,25 +225,36 @@ class ModalitySpecificDistillation:
             out[f"w:{m}:std"] = w[m].float().std() if len(w[m]) > 1 else torch.zeros(())
         return out
 
-    def meta_step(self, module, batch: Batch, rows, t_full, t_views, step: int, lr: float) -> None:
+    def meta_step(self, module, batch: Batch, rows, t_full, t_views, step: int, lr: float,
+                  share: Share | None = None) -> None:
         """One update of the weight network (§7.6): look ahead with learning rate ``lr`` on
-        ``batch``, then lower the student's CE on the next meta batch."""
+        ``batch``, then lower the student's CE on the next meta batch. Under ``torchrun`` (§17.3)
+        ``batch`` is this rank's ``share`` of the global batch and the meta batch, one global batch
+        long, is shared out the same way: each rank's losses count by its share, the look-ahead's
+        gradients are summed over the ranks (so every rank looks ahead to the same ``θ'``) and so
+        are ``φ``'s, so that ``φ`` takes the step one process with the global batch takes."""
         cfg = self.cfg
-        k = (step // cfg.meta_every) * self.batch_size % len(self.meta_examples)
-        meta_batch = self.collator(self.meta_examples[k:k + self.batch_size]).to(batch.targets.device)
+        world = rank_world()[1]
+        size = self.batch_size * world
+        k = (step // cfg.meta_every) * size % len(self.meta_examples)
+        meta_items, meta_share = shard(self.meta_examples[k:k + size])
+        meta_batch = self.collator(meta_items).to(batch.targets.device)
+        part = (lambda x, s: x) if world == 1 else (lambda x, s: x * s.fraction)  # noqa: E731
+        share = share or Share(len(batch), len(batch))
 
         def train_loss(params, w):
             s = self.student_views(module, batch, params)
-            return msd_loss(s["full"], t_full, batch.targets, {m: s[m] for m in self.mods}, t_views,
-                            {m: v.to(t_full.device) for m, v in w.items()}, alpha=cfg.alpha,
-                            T=cfg.temperature, task=batch.task)["loss"]
+            return part(msd_loss(s["full"], t_full, batch.targets, {m: s[m] for m in self.mods}, t_views,
+                                 {m: v.to(t_full.device) for m, v in w.items()}, alpha=cfg.alpha,
+                                 T=cfg.temperature, task=batch.task)["loss"], share)
 
         def meta_loss(params):
-            return ce_per_example(functional_call(module, params, (meta_batch,)), meta_batch.targets,
-                                  meta_batch.task).mean()
+            return part(ce_per_example(functional_call(module, params, (meta_batch,)), meta_batch.targets,
+                                       meta_batch.task).mean(), meta_share)
 
         self.weighter.meta_step(module, train_loss, meta_loss, self.features[rows], lr,
-                                lookahead=cfg.meta_lookahead, entropy=cfg.meta_entropy)
+                                lookahead=cfg.meta_lookahead, entropy=cfg.meta_entropy,
+                                fraction=1.0 if world == 1 else share.fraction)
 
 
 def build_objective(cfg: DistillConfig, **inputs) -> Objective:

@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..distributed import sum_across_ranks
 from ..errors import ConfigError
 from ..registries import NamedRegistry
 
@@ -152,12 +153,18 @@ class MetaWeighter(nn.Module):
 
     def meta_step(self, model: nn.Module, train_loss: Callable[[dict, dict], torch.Tensor],
                   meta_loss: Callable[[dict], torch.Tensor], features: torch.Tensor, inner_lr: float,
-                  *, lookahead: int = 1, entropy: float = 0.0) -> float:
+                  *, lookahead: int = 1, entropy: float = 0.0, fraction: float = 1.0) -> float:
         """One update of ``φ``. ``train_loss(params, weights)`` is the student's MSD loss with
         parameters ``params`` (used through ``torch.func.functional_call``) and weights
         ``weights``; ``meta_loss(params)`` its loss on the held-out meta batch. The look-ahead
         takes ``lookahead`` plain SGD steps of size ``inner_lr`` on the same batch, and the meta
-        objective is ``L_meta(θ') − entropy · mean_x H(shares(x))``. Returns ``L_meta(θ')``."""
+        objective is ``L_meta(θ') − entropy · mean_x H(shares(x))``. Returns ``L_meta(θ')``.
+
+        Under ``torchrun`` (docs/METHOD.md §17.3) both losses are this rank's part of the global
+        batch's (its share of the mean), ``fraction`` is this rank's share of the training batch
+        (for the entropy term), the look-ahead's gradients are summed over the ranks inside the
+        graph, and ``φ``'s gradients are summed before the Adam step: every rank takes the step one
+        process with the global batch takes."""
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         params = {k: p for k, p in model.named_parameters() if p.requires_grad}
@@ -169,32 +176,22 @@ class MetaWeighter(nn.Module):
             for _ in range(lookahead):
                 loss = train_loss(ahead, weights)
                 grads = torch.autograd.grad(loss, list(ahead.values()), create_graph=True, allow_unused=True)
+                used = [g for g in grads if g is not None]
+                summed = iter(sum_across_ranks(used, differentiable=True))
+                grads = [None if g is None else next(summed) for g in grads]
                 ahead = {k: p if g is None else p - inner_lr * g for (k, p), g in zip(ahead.items(), grads)}
             meta = meta_loss(ahead)
             objective = meta
             if entropy:
-                objective = meta + entropy * (shares * shares.clamp_min(1e-12).log()).sum(1).mean()
+                negentropy = (shares * shares.clamp_min(1e-12).log()).sum(1).mean()
+                objective = meta + entropy * (negentropy if fraction == 1.0 else negentropy * fraction)
             self.optimizer.zero_grad(set_to_none=True)
             objective.backward(inputs=list(self.parameters()))
-        average_across_ranks(self.parameters())
+        stepped = [p for p in self.parameters() if p.grad is not None]
+        for p, g in zip(stepped, sum_across_ranks([p.grad for p in stepped])):
+            p.grad = g
         self.optimizer.step()
         return float(meta.detach())
-
-
-def average_across_ranks(params) -> None:
-    """Under ``torchrun``, replace each gradient by its mean over the ranks (as DDP does for the
-    student), so that every rank's weight network takes the same step and stays identical."""
-    import torch.distributed as dist
-
-    from ..device import rank_world
-
-    world = rank_world()[1]
-    if world == 1:
-        return
-    for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= world
 
 
 def weight_features(teacher_view_losses: dict[str, torch.Tensor], sal: dict[str, torch.Tensor],

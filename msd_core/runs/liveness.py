@@ -24,7 +24,9 @@ from ..config import RUN_COMMANDS
 from ..errors import MSDError
 from ..fileio import atomic_write_text
 from ..paths import RUN_FILE, STATE_FILE
-from .store import ACTIVE, pid_alive
+from ..processes import pid_alive
+from ..distributed import launch_prefix
+from .store import ACTIVE
 
 LOCK_FILE = ".run.lock"
 
@@ -118,10 +120,12 @@ def has_checkpoint(folder: str | Path) -> bool:
     return (Path(folder) / STATE_FILE).is_file()  # what --resume continues from
 
 
-def resume_command(kind: str | None, folder: str | Path) -> str:
+def resume_command(kind: str | None, folder: str | Path, launch: dict | None = None) -> str:
     """The command that continues the run in ``folder`` (from step 0 when it saved no checkpoint;
-    ``--out`` absolute, so it works from any directory)."""
-    return f"msd {RUN_COMMANDS.get(kind or '', 'distill')} --resume --out {shlex.quote(os.path.abspath(folder))}"
+    ``--out`` absolute, so it works from any directory), launched as run.json's ``launch`` says
+    (``torchrun`` on as many processes, docs/METHOD.md §17.4)."""
+    return (f"{launch_prefix(launch)} {RUN_COMMANDS.get(kind or '', 'distill')} --resume --out "
+            f"{shlex.quote(os.path.abspath(folder))}")
 
 
 def died_message(info: dict, folder: str | Path) -> str:
@@ -132,7 +136,8 @@ def died_message(info: dict, folder: str | Path) -> str:
     kept = ("its last checkpoint is kept" if has_checkpoint(folder)
             else "it saved no checkpoint, so it starts again from step 0")
     return (f"the run's process{who} died{where} without recording an end (killed, out of memory, or the "
-            f"machine went down); {kept} — continue it with: {resume_command(info.get('kind'), folder)}")
+            f"machine went down); {kept} — continue it with: "
+            f"{resume_command(info.get('kind'), folder, info.get('launch'))}")
 
 
 def _dead_without_lock(info: dict) -> bool:
@@ -147,7 +152,7 @@ def _dead_without_lock(info: dict) -> bool:
 def interrupted(info: dict, folder: str | Path) -> dict:
     """``info`` recorded as interrupted: the process died (see ``died_message``)."""
     return {**info, "status": "interrupted", "error": died_message(info, folder),
-            "resume": resume_command(info.get("kind"), folder), "ended": info.get("updated") or time.time()}
+            "resume": resume_command(info.get("kind"), folder, info.get("launch")), "ended": info.get("updated") or time.time()}
 
 
 def folder_status(folder: str | Path, *, write: bool = True) -> dict:

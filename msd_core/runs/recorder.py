@@ -107,7 +107,7 @@ class RunRecorder:
             if (self.begun or self.registry is not None) and not self.locked_out:
                 where = {"global_step": self.trainer.global_step} if self.trainer is not None else {}
                 if status == "interrupted":
-                    where["resume"] = resume_command(self.info.get("kind"), self.out_dir)
+                    where["resume"] = resume_command(self.info.get("kind"), self.out_dir, self.info.get("launch"))
                 self._write_run(status, error=error, ended=time.time(), **where)
             if self.registry is not None:
                 self._flush_quietly()
@@ -118,7 +118,7 @@ class RunRecorder:
 
     # -- trainer callbacks -----------------------------------------------------------
     def on_step_end(self, trainer, logs: dict) -> None:
-        if self.registry is None:
+        if self.registry is None or not self.is_main:
             return
         step = logs["step"]
         now = time.time()
@@ -133,7 +133,7 @@ class RunRecorder:
             self.last_flush = now
 
     def on_eval_end(self, trainer, record: dict) -> None:
-        if self.registry is None:
+        if self.registry is None or not self.is_main:
             return
         self.registry.log_metrics(self.run_id, [(record["step"], f"val/{view}/{k}", v)
                                                 for view, m in record["val"].items() for k, v in m.items()

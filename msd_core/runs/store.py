@@ -12,7 +12,6 @@ a run's row while it runs: ``recorder.RunRecorder`` only. A damaged database fil
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sqlite3
 import time
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import MSDError, RegistryError
+from ..processes import pid_alive
 from ..paths import resolve_path, runs_dir
 
 SCHEMA = """
@@ -242,17 +242,3 @@ def decode_run(row) -> dict:
     d["config"] = json.loads(d["config"])
     d["versions"] = json.loads(d["versions"]) if d.get("versions") else {}
     return d
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

@@ -14,7 +14,7 @@ import time
 
 from msd_core.runs import Registry, launch
 from msd_core.runs.liveness import folder_status, lock_state
-from msd_core.runs.store import pid_alive
+from msd_core.processes import pid_alive
 from tests.faults.kill import ROOT, env_for, msd, run_json
 
 SEED = 20261203

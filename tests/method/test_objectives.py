@@ -37,7 +37,7 @@ def test_objectives_are_a_registry_and_take_no_trainer():
     assert OBJECTIVES.names() == ["none", "kd", "msd"]
     for cls in [Supervised, *(OBJECTIVES.get(n) for n in OBJECTIVES)]:
         params = list(inspect.signature(cls.__call__).parameters)
-        assert params == ["self", "model", "batch", "step", "lr", "total_steps"], cls
+        assert params == ["self", "model", "batch", "step", "lr", "total_steps", "share"], cls
 
 
 def test_none_is_cross_entropy_on_the_labels(setting):

@@ -17,7 +17,7 @@ from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConf
 from msd_core.errors import ConfigError
 from msd_core.runs import Registry, cancel, launch
 from msd_core.runs import queue as q
-from msd_core.runs.store import pid_alive
+from msd_core.processes import pid_alive
 from tests.conftest import TINY
 
 
