@@ -571,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
         failure = explain(e)
         print(f"error: {failure.message}", file=sys.stderr)
         return 2 if failure.expected else 1
+    finally:
+        from .distributed import abandon_process_group
+
+        abandon_process_group()  # after an error under torchrun: no rank waits for the others
     return code or 0
 
 

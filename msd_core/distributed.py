@@ -118,6 +118,19 @@ def leave_process_group() -> None:
     _PEERS.clear()
 
 
+def abandon_process_group() -> None:
+    """Leave the process group without waiting for the others (after an error, when some may be gone);
+    a process that exits inside it can abort in its teardown."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001 - on the way out after an error already reported
+            pass
+    _PEERS.clear()
+
+
 # -- sharing the work -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Share:
@@ -341,7 +354,7 @@ def lost_rank_message(exc: BaseException | None, where: str) -> str:
     else:
         cause = (f"no rank has died, but one did not answer within {timeout_seconds()} s (raise "
                  f"${TIMEOUT_ENV} if a step or a validation really takes that long)")
-    detail = str(exc).strip().splitlines()[0][:200] if exc is not None and str(exc).strip() else ""
+    detail = str(exc).strip().splitlines()[0].split(". ")[0][:200] if exc is not None and str(exc).strip() else ""
     return f"rank {rank_world()[0]} stopped {where}: {cause}" + (f" ({detail})" if detail else "")
 
 
