@@ -198,7 +198,7 @@ def run_slot(cfg, a: argparse.Namespace):
     """Hold a run slot of the runs folder while a CLI run trains (``msd_core.runs.queue``), so CLI
     and dashboard runs share one limit; not with ``--no-queue``, nor under torchrun (WORLD_SIZE >
     1), whose ranks must start together."""
-    from .distributed import launched_world
+    from .launch import launched_world
 
     if getattr(a, "no_queue", False) or launched_world() > 1:
         yield None
@@ -550,8 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     light = {"dashboard": dashboard_parser, "job": job_parser}.get(argv[0] if argv else "")
     args = (light or build_parser)().parse_args(argv)
+    trains = args.command in ("train-teacher", "distill")
     try:
-        trains = args.command in ("train-teacher", "distill")
         if trains:
             from .distributed import init_process_group
 
@@ -572,9 +572,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {failure.message}", file=sys.stderr)
         return 2 if failure.expected else 1
     finally:
-        from .distributed import abandon_process_group
+        if trains:
+            from .distributed import abandon_process_group
 
-        abandon_process_group()  # after an error under torchrun: no rank waits for the others
+            abandon_process_group()  # after an error under torchrun: no rank waits for the others
     return code or 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,8 +18,8 @@ from typing import Callable, Sequence, TypeVar
 
 import torch
 
-from .errors import ConfigError, MSDError, TrainingInterrupted
-from .processes import pid_alive
+from .errors import ConfigError, MSDError
+from .launch import launched_world
 
 T = TypeVar("T")
 
@@ -40,11 +39,6 @@ def rank_world() -> tuple[int, int]:
 def is_main_process() -> bool:
     """False on every rank but 0 under ``torchrun``: only rank 0 writes files."""
     return rank_world()[0] == 0
-
-
-def launched_world() -> int:
-    """The number of processes ``torchrun`` started (``WORLD_SIZE``), before they join a group."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def timeout_seconds() -> int:
@@ -69,6 +63,11 @@ class Peer:
 
 
 _PEERS: list[Peer] = []
+
+
+def peers() -> list[Peer]:
+    """Every rank's host and process id, learnt when the process group was joined (empty outside it)."""
+    return list(_PEERS)
 
 
 def init_process_group() -> None:
@@ -150,9 +149,6 @@ class Share:
         """What a rank's batch-mean loss is multiplied by so that the mean over ranks DDP takes is the
         mean over the global batch: ``world · size / total``."""
         return rank_world()[1] * self.fraction
-
-
-WHOLE = None  # the share of a one-process step: the whole batch
 
 
 def shard(items: Sequence[T], rank: int | None = None, world: int | None = None) -> tuple[list[T], Share]:
@@ -310,119 +306,3 @@ def check_shared_folder(folder: Path, what: str) -> None:
         hosts = ", ".join(f"rank {r} on {_PEERS[r].host}" if r < len(_PEERS) else f"rank {r}" for r in blind)
         raise ConfigError(f"{folder}: the {what} must be one folder that every rank shares, but {hosts} cannot see "
                           f"what rank 0 wrote there — put it on storage every node mounts at the same path")
-
-
-# -- a rank that is gone ------------------------------------------------------------------
-class RankLost(TrainingInterrupted):
-    """Another rank stopped answering (it died, was killed or hangs): this rank stops too, its last
-    checkpoint kept for ``--resume`` (§17.5)."""
-
-
-def is_collective_failure(exc: BaseException) -> bool:
-    """Whether ``exc``, raised under ``torchrun``, is a collective that failed because a peer is gone
-    or did not answer in time."""
-    import torch.distributed as dist
-
-    if rank_world()[1] == 1:
-        return False
-    if isinstance(exc, getattr(dist, "DistError", ())):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and any(
-        s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Timed out",
-                            "timed out", "gloo", "NCCL", "ProcessGroup"))
-
-
-def dead_peers() -> list[Peer]:
-    """The other ranks on this host whose process has exited."""
-    me = socket.gethostname()
-    return [p for p in _PEERS if p.host == me and p.pid != os.getpid() and not pid_alive(p.pid)]
-
-
-def lost_rank_message(exc: BaseException | None, where: str) -> str:
-    """What this rank says when the others are gone: which ranks died where that can be told (a peer
-    on this host whose process has exited), else on which hosts the silent ranks are."""
-    me = socket.gethostname()
-    dead = dead_peers()
-    remote = [p for p in _PEERS if p.host != me]
-    if dead:
-        who = ", ".join(f"rank {p.rank} (pid {p.pid} on {p.host})" for p in dead)
-        cause = f"{who} {'has' if len(dead) == 1 else 'have'} died"
-    elif remote:
-        cause = (f"a rank on another host stopped answering (ranks {', '.join(str(p.rank) for p in remote)} on "
-                 f"{', '.join(sorted({p.host for p in remote}))}; the torchrun output of that node names it)")
-    else:
-        cause = (f"no rank has died, but one did not answer within {timeout_seconds()} s (raise "
-                 f"${TIMEOUT_ENV} if a step or a validation really takes that long)")
-    detail = str(exc).strip().splitlines()[0].split(". ")[0][:200] if exc is not None and str(exc).strip() else ""
-    return f"rank {rank_world()[0]} stopped {where}: {cause}" + (f" ({detail})" if detail else "")
-
-
-@contextmanager
-def stop_when_a_rank_is_lost(where: str | Callable[[], str]):
-    """Turn a failed collective, or torchrun's stop after a rank of this node died, into ``RankLost``
-    with ``lost_rank_message`` (``where``: a phrase, or a function giving it when it happens): the run
-    is then recorded as interrupted, with its resume command."""
-    def place() -> str:
-        return where() if callable(where) else where
-
-    try:
-        yield
-    except RankLost:
-        raise
-    except (KeyboardInterrupt, TrainingInterrupted):
-        if rank_world()[1] > 1 and dead_peers():
-            hold_off_termination()
-            raise RankLost(lost_rank_message(None, place()) + RESUME_HINT) from None
-        raise
-    except Exception as e:  # noqa: BLE001 - re-raised unless it is a lost rank
-        if is_collective_failure(e):
-            hold_off_termination()
-            raise RankLost(lost_rank_message(e, place()) + RESUME_HINT) from e
-        raise
-
-
-def hold_off_termination() -> None:
-    """Ignore SIGTERM from now on (in the main thread): torchrun sends it to the ranks left when one
-    dies, and this rank, already on its way out, must not be cut off while it records how it ended
-    (torchrun's SIGKILL follows 30 s later if it has not exited)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-RESUME_HINT = (" — the last checkpoint is kept: continue with --resume, launched on as many processes as "
-               "before")
-
-
-# -- how a run was launched -----------------------------------------------------------------
-def launch_record() -> dict:
-    """What run.json records of a ``torchrun`` launch (nothing for one process): the number of
-    processes, of nodes and of processes per node."""
-    world = launched_world()
-    if world <= 1:
-        return {}
-    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    return {"launch": {"world": world, "nodes": max(world // max(per_node, 1), 1), "per_node": per_node}}
-
-
-def launch_prefix(launch: dict | None) -> str:
-    """The start of a command that runs ``msd`` as ``launch`` (run.json's) did: ``msd`` for one
-    process, else the ``torchrun`` line for one node or, with rendezvous placeholders, for several."""
-    if not launch or launch.get("world", 1) <= 1:
-        return "msd"
-    per_node, nodes = launch.get("per_node", launch["world"]), launch.get("nodes", 1)
-    if nodes <= 1:
-        return f"torchrun --standalone --nproc-per-node={per_node} -m msd_core.cli"
-    return (f"torchrun --nnodes={nodes} --nproc-per-node={per_node} --node-rank=NODE_RANK --rdzv-backend=c10d "
-            f"--rdzv-endpoint=HOST:PORT -m msd_core.cli")
-
-
-def world_changed(folder, saved: int, now: int, batch_size: int) -> str:
-    """The message for a run resumed on another number of processes than it was trained on."""
-    return (f"{folder} was trained on {saved} process(es) with --batch-size {batch_size} each (a global batch of "
-            f"{saved * batch_size}), and is now resumed on {now}: the global batch and the examples of each step "
-            f"would change, so the run could not end with the weights it would have reached — resume it on {saved} "
-            f"process(es), or start a new run")

@@ -21,7 +21,9 @@ from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
 from ..data.slices import SLICE_MODES
 from ..data.views import REMOVALS
-from ..distributed import is_main_process, launch_record, main_decides, stop_when_a_rank_is_lost
+from ..distributed import is_main_process, main_decides
+from ..launch import launch_record
+from ..lost_ranks import stop_when_a_rank_is_lost
 from ..errors import ConfigError
 from ..method.objectives import OBJECTIVES, WeightSource, build_objective
 from ..method.saliency import MEASURES, modality_saliency, population_saliency
@@ -96,7 +98,7 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
                     git=git_revision(), saliency_split=saliency_split, **launch_record())
     kind = OBJECTIVES.get(d.method)
     weighted = kind.weighted
-    with recorder, stop_when_a_rank_is_lost("outside the training steps"):
+    with recorder, stop_when_a_rank_is_lost("before or after the training steps"):
         t0 = time.time()
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         check_teacher(cfg.teacher, train_set)

@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 
 from ..data.slices import pin_slice
-from ..distributed import launched_world, main_decides, world_changed
+from ..distributed import main_decides
+from ..launch import launched_world, world_changed
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..paths import METRICS_FILE, RUN_FILE

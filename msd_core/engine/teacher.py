@@ -16,7 +16,9 @@ import torch
 from ..config import TeacherRunConfig, check_ranges
 from ..data.collate import Collator
 from ..data.registry import SPLITS, load_split
-from ..distributed import is_main_process, launch_record, main_decides, stop_when_a_rank_is_lost
+from ..distributed import is_main_process, main_decides
+from ..launch import launch_record
+from ..lost_ranks import stop_when_a_rank_is_lost
 from ..models.base import count_parameters
 from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
@@ -50,7 +52,7 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     pin_run_slice(cfg.data, out, recorder, resume=resume)
     recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
                     git=git_revision(), **launch_record())
-    with recorder, stop_when_a_rank_is_lost("outside the training steps"):
+    with recorder, stop_when_a_rank_is_lost("before or after the training steps"):
         t0 = time.time()
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         for ds in (train_set, val_set, test_set):

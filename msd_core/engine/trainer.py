@@ -44,8 +44,9 @@ from ..data.batch import Batch
 from ..data.collate import Collator
 from ..data.example import MultimodalDataset
 from ..device import autocast, pick_device
-from ..distributed import Share, broadcast_from_main, rank_world, shard, sum_across_ranks
-from ..distributed import main_decides, stop_when_a_rank_is_lost, world_changed
+from ..distributed import Share, main_decides, rank_world, shard, sum_across_ranks
+from ..launch import world_changed
+from ..lost_ranks import stop_when_a_rank_is_lost
 from ..errors import ConfigError, StopRun, TrainingError, TrainingInterrupted
 from ..method.objectives import Objective, Supervised
 from .checkpoint import (MODEL_FILE, STATE_FILE, check_finite, load_model, load_state, model_step, save_model,

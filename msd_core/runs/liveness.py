@@ -25,7 +25,7 @@ from ..errors import MSDError
 from ..fileio import atomic_write_text
 from ..paths import RUN_FILE, STATE_FILE
 from ..processes import pid_alive
-from ..distributed import launch_prefix
+from ..launch import launch_prefix
 from .store import ACTIVE
 
 LOCK_FILE = ".run.lock"

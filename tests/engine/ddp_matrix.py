@@ -78,6 +78,26 @@ def run_matrix(out_root: Path, teacher: str, cases: list[str] = CASES) -> None:
         run_case(case, out_root, teacher)
 
 
+PART = 16  # examples per teacher-cache part here, so that every rank computes some (§9)
+
+
+def count_parts(out_root: Path) -> None:
+    """Make the teacher cache's parts small, and note in ``OUT/parts-rank<r>.json`` the first rows of
+    the parts this rank computed."""
+    from msd_core.distributed import rank_world
+    from msd_core.engine import teacher_cache
+
+    teacher_cache.CHUNK = PART
+    compute, mine = teacher_cache._compute_parts, []
+
+    def counted(*args):
+        mine.extend(args[9])  # todo: the parts this rank computes
+        (out_root / f"parts-rank{rank_world()[0]}.json").write_text(json.dumps(mine))
+        return compute(*args)
+
+    teacher_cache._compute_parts = counted
+
+
 def main(argv: list[str]) -> int:
     import torch
 
@@ -85,6 +105,7 @@ def main(argv: list[str]) -> int:
 
     torch.set_num_threads(1)
     init_process_group()
+    count_parts(Path(argv[0]))
     run_matrix(Path(argv[0]), argv[1], argv[2:] or CASES)
     leave_process_group()
     return 0

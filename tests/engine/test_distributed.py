@@ -372,3 +372,11 @@ def test_two_ranks_of_one_node_equal_one_process(case, one_process, one_node):
 @pytest.mark.parametrize("case", CASES)
 def test_two_nodes_of_one_rank_equal_one_process(case, one_process, two_node_launch):
     assert_same_run(case, one_process, two_node_launch)
+
+
+def test_the_nodes_computed_the_teacher_cache_between_them(two_node_launch):
+    """Each node's rank computed every other part of each missing cache, into the one shared folder
+    (parts of 16 examples here), and neither computed a part twice."""
+    parts = [json.loads((two_node_launch / f"parts-rank{r}.json").read_text()) for r in (0, 1)]
+    assert parts[0] and parts[1], parts
+    assert all(start // 16 % 2 == r for r in (0, 1) for start in parts[r]), parts
