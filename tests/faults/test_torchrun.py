@@ -96,7 +96,8 @@ def test_the_two_commands_that_hung_and_crashed_finish_and_a_second_run_is_refus
         again = launch([*args, "--out", str(out)], env)
         refused = f"error: {out} already holds a checkpoint: pass --resume"
         assert again.returncode != 0 and again.stderr.count(refused) == 2, again.stderr[-3000:]  # each rank says it
-        assert again.stderr.count("exitcode  : 2 ") == 2, again.stderr[-3000:]  # both stopped on the message
+        # the first rank to stop exits with the message's code (torchrun may end the other first)
+        assert "exitcode  : 2 " in again.stderr and "SIGABRT" not in again.stderr, again.stderr[-3000:]
         reliability(name, 2, 2)
 
 
@@ -188,5 +189,5 @@ def test_resuming_on_another_number_of_processes_is_refused_before_any_work(tmp_
     expected = (f"error: {out} was trained on 1 process(es) with --batch-size 16 each (a global batch of 16), and is "
                 f"now resumed on 2")
     assert two.returncode != 0 and two.stderr.count(expected) == 2, two.stderr[-3000:]
-    assert two.stderr.count("exitcode  : 2 ") == 2 and (out / "model.safetensors").stat().st_mtime_ns == before
+    assert "exitcode  : 2 " in two.stderr and (out / "model.safetensors").stat().st_mtime_ns == before
     reliability("torchrun: --resume on 2 processes of a 1-process run", 1, 1)
