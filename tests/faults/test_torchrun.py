@@ -82,8 +82,9 @@ def start_and_signal(args, env, folder: Path, rank: int, sig: int, at_step: int 
 def test_the_two_commands_that_hung_and_crashed_finish_and_a_second_run_is_refused(tmp_path, reliability):
     """The issue's commands: KD over 2 epochs (hung after the first: rank 0 alone built the val cache,
     a barrier inside, while rank 1 was in the next step's all-reduce) and MSD on 33 examples (rank 1's
-    empty last batch crashed collate). Both finish; the same command again is refused on both ranks
-    with one message (rank 0 decides, every rank stops), not left waiting."""
+    empty last batch crashed collate). Both finish; the same command again is refused with a message
+    (rank 0 decides, every rank stops; torchrun may end the second before it prints), not left
+    waiting."""
     env = env_for(tmp_path)
     for folder, name, args in (("hung", "torchrun, 2 epochs (hung after epoch 1)", HUNG),
                                ("crashed", "torchrun, 33 examples on 2 ranks (an empty last batch crashed)", CRASHED)):
@@ -95,7 +96,7 @@ def test_the_two_commands_that_hung_and_crashed_finish_and_a_second_run_is_refus
         assert [h["epoch"] for h in metrics["history"]] == [0, 1]
         again = launch([*args, "--out", str(out)], env)
         refused = f"error: {out} already holds a checkpoint: pass --resume"
-        assert again.returncode != 0 and again.stderr.count(refused) == 2, again.stderr[-3000:]  # each rank says it
+        assert again.returncode != 0 and refused in again.stderr, again.stderr[-3000:]
         # the first rank to stop exits with the message's code (torchrun may end the other first)
         assert "exitcode  : 2 " in again.stderr and "SIGABRT" not in again.stderr, again.stderr[-3000:]
         reliability(name, 2, 2)
@@ -188,6 +189,6 @@ def test_resuming_on_another_number_of_processes_is_refused_before_any_work(tmp_
     two = launch(["distill", "--resume", "--out", str(out)], env)
     expected = (f"error: {out} was trained on 1 process(es) with --batch-size 16 each (a global batch of 16), and is "
                 f"now resumed on 2")
-    assert two.returncode != 0 and two.stderr.count(expected) == 2, two.stderr[-3000:]
+    assert two.returncode != 0 and expected in two.stderr, two.stderr[-3000:]
     assert "exitcode  : 2 " in two.stderr and (out / "model.safetensors").stat().st_mtime_ns == before
     reliability("torchrun: --resume on 2 processes of a 1-process run", 1, 1)
