@@ -1,0 +1,115 @@
+"""Does a recorded run repeat? Rerun rows of ``experiments/results/page_defaults.jsonl`` with today's
+code on this machine, with a chosen number of torch threads, and compare each with its recorded row:
+every view's test accuracy and, question by question, the full input's outcomes.
+
+    python -m experiments.reproduce --student student-small --examples 0 --epochs 3 \
+        --methods kd msd:uniform --seeds 0 2 --threads 2 1
+
+Each rerun appends a line to ``experiments/results/reproduce.jsonl`` with the threads, the git
+revision, the CPU, its test accuracies per view and how many full-input outcomes differ from the
+recorded row. ``--summary`` prints the table. Threads change the order of float sums, and nothing
+else: a rerun with the recorded thread count on the same code repeats the row bit for bit when
+training is deterministic, and a rerun with another count shows how far rounding alone moves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from experiments.page_defaults import RESULTS as RECORDED  # noqa: E402
+from experiments.page_defaults import run_one  # noqa: E402
+from experiments.predictions import unbits  # noqa: E402
+from msd_core.provenance import git_revision  # noqa: E402
+
+RESULTS = ROOT / "experiments" / "results" / "reproduce.jsonl"
+KEY = ("student", "method", "epochs", "seed", "lr", "modality_dropout", "examples", "max_steps", "teacher")
+
+
+def cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def recorded(row: dict) -> dict | None:
+    """The newest recorded page_defaults row with ``row``'s settings."""
+    found = None
+    for line in RECORDED.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if all(r.get(k) == row.get(k) for k in KEY):
+                found = r
+    return found
+
+
+def compare(row: dict, old: dict | None) -> dict:
+    if old is None:
+        return {"recorded": None}
+    out = {"recorded": {v: old["test"][v] for v in old["test"]}}
+    if row.get("correct_full") and old.get("correct_full"):
+        out["outcomes_differ"] = int((unbits(row["correct_full"]) != unbits(old["correct_full"])).sum())
+    out["bit_identical"] = all(row["test"][v] == old["test"][v] for v in old["test"]) and not out.get("outcomes_differ")
+    return out
+
+
+def summary() -> str:
+    if not RESULTS.is_file():
+        return "no reruns yet"
+    lines = ["| student | method | seed | threads | full | only:image | only:text | recorded full | "
+             "outcomes that differ | bit-identical |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for line in RESULTS.read_text().splitlines():
+        r = json.loads(line)
+        rec = (r["recorded"] or {}).get("full")
+        lines.append(f"| {r['student']} | {r['method']} | {r['seed']} | {r['threads']} | {r['test']['full']:.4f} | "
+                     f"{r['test'].get('only:image', float('nan')):.4f} | {r['test'].get('only:text', float('nan')):.4f}"
+                     f" | {'' if rec is None else f'{rec:.4f}'} | {r.get('outcomes_differ', '')} | "
+                     f"{r.get('bit_identical', '')} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.reproduce")
+    p.add_argument("--student", default="student-small")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--examples", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="*", default=[0])
+    p.add_argument("--methods", nargs="*", default=["kd"])
+    p.add_argument("--threads", type=int, nargs="*", default=[2])
+    p.add_argument("--summary", action="store_true")
+    a = p.parse_args()
+    if not a.summary:
+        import torch
+
+        from msd_core.config import DistillRunConfig
+
+        lr, dropout = DistillRunConfig().train.lr, DistillRunConfig().train.modality_dropout
+        for threads in a.threads:
+            torch.set_num_threads(threads)
+            for seed in a.seeds:
+                for method in a.methods:
+                    row = run_one(a.student, method, a.epochs, seed, lr, dropout, a.examples)
+                    row.update(threads=threads, git=git_revision(), cpu=cpu(), **compare(row, recorded(row)))
+                    with RESULTS.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"{method} seed {seed}, {threads} threads: full {row['test']['full']:.4f} "
+                          f"(recorded {(row['recorded'] or {}).get('full')}; outcomes that differ: "
+                          f"{row.get('outcomes_differ')})", flush=True)
+    print(summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
