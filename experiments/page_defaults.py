@@ -137,7 +137,8 @@ def weighting_significance() -> str:
 
 
 def summary() -> str:
-    from msd_core.analysis.significance import bootstrap_ci, paired_t
+    from msd_core.analysis.significance import paired_t, seeds_and_examples
+    from experiments.predictions import unbits
 
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     out = []
@@ -167,12 +168,19 @@ def summary() -> str:
                 seeds = sorted(set(acc[m]) & set(acc[base]))
                 if len(seeds) < 2:
                     continue
-                t = paired_t([acc[base][s] for s in seeds], [acc[m][s] for s in seeds])
-                lo, hi = bootstrap_ci([acc[m][s] - acc[base][s] for s in seeds])
-                per = ", ".join(f"{acc[m][s] - acc[base][s]:+.3f}" for s in seeds)
-                line = (f"  {m} − {base}: {t['mean_diff']:+.4f} ({per}); bootstrap [{lo:+.4f}, {hi:+.4f}]; "
-                        f"p {t['p'] if t['p'] is None else round(t['p'], 4)}")
                 both = [s for s in seeds if "correct_full" in by[m][s] and "correct_full" in by[base][s]]
+                if both == seeds:  # per-question outcomes for every pair: seeds and examples (§13.2)
+                    import numpy as np
+
+                    t = seeds_and_examples(*(np.stack([unbits(by[x][s]["correct_full"]) for s in seeds]) for x in
+                                             (base, m)))
+                else:
+                    t = paired_t([acc[base][s] for s in seeds], [acc[m][s] for s in seeds])
+                lo, hi = t["ci"]
+                per = ", ".join(f"{acc[m][s] - acc[base][s]:+.3f}" for s in seeds)
+                line = (f"  {m} − {base}: {t['mean_diff']:+.4f} ({per}); 95 % t-interval [{lo:+.4f}, {hi:+.4f}]; "
+                        f"p {t['p'] if t['p'] is None else round(t['p'], 4)} "
+                        f"({'seeds × examples' if both == seeds else 'seeds'})")
                 if both:
                     mc = pooled_mcnemar([by[base][s]["correct_full"] for s in both],
                                         [by[m][s]["correct_full"] for s in both])

@@ -177,21 +177,21 @@ def headline(df) -> str:
 
 def significance(df, predictions: dict | None = None) -> str:
     """Every MSD configuration against KD, and every weighting against ``uniform`` at the same λ, on the
-    full view's test accuracy, paired by seed: the mean difference, a paired t-test and a percentile
-    bootstrap interval (docs/METHOD.md §13.1–13.2), and the t-test's p adjusted by Holm's method over
-    the comparisons of one regime × student (33 of them). With 3 seeds the t-test has 2 degrees of freedom
-    and the bootstrap draws from 3 values (10 distinct means), so only a difference of one sign in
-    every seed, large against its spread, comes out as real. ``predictions[(regime, student, method,
-    seed)]`` holds a row's recorded test outcomes; McNemar's test on them, pooled over the paired
-    seeds (§13.3), is a column once any comparison has them for every paired run ("—" where not)."""
-    from msd_core.analysis.significance import bootstrap_ci, paired_t
+    full view's test accuracy, paired by seed (docs/METHOD.md §13): where every paired run recorded its
+    test outcomes (``predictions[(regime, student, method, seed)]``), the test over seeds and examples
+    (§13.2), else the paired t-test over seeds (§13.1); the t-interval; Holm's p over every comparison
+    of the table, one family (§13.5); the seeds the difference would need (§13.6); and, beside them,
+    McNemar's test on the pooled outcomes, which holds these trained models fixed and decides nothing
+    (§13.3). A comparison is real when its Holm p is below 0.05."""
+    import numpy as np
+
+    from msd_core.analysis.significance import holm, paired_t, seeds_and_examples, seeds_needed
+    from experiments.predictions import unbits
 
     predictions = predictions or {}
-
     full = df[df["view"] == "full"]
-    lines, tests = [], []
+    found = []
     for (regime, student), part in full.groupby(["regime", "student"], sort=False):
-        block = []
         acc = {m: g.set_index("seed")["accuracy"] for m, g in part.groupby("method")}
         pairs = [(m, "kd") for m in sorted(acc) if m.startswith("msd")]
         pairs += [(m, m.replace(m.split()[1], "uniform")) for m in sorted(acc)
@@ -200,27 +200,48 @@ def significance(df, predictions: dict | None = None) -> str:
             if a not in acc:
                 continue
             seeds = sorted(acc[a].index.intersection(acc[b].index))
-            t = paired_t(acc[a][seeds].to_numpy(), acc[b][seeds].to_numpy())
-            lo, hi = bootstrap_ci((acc[b][seeds] - acc[a][seeds]).to_numpy())
+            diffs = (acc[b][seeds] - acc[a][seeds]).to_numpy()
             keys = [(regime, student, m, sd) for sd in seeds for m in (a, b)]
-            mc = "—"
-            if seeds and all(k in predictions for k in keys):
-                test = pooled_mcnemar(*([predictions[(regime, student, m, sd)] for sd in seeds] for m in (a, b)))
-                mc = p_text(test["p"], digits=2)
-            block.append((b, a, t, lo, hi, len(seeds), mc))
-        holm = holm_adjusted([t["p"] for _, _, t, _, _, _, _ in block])
-        for (b, a, t, lo, hi, n, mc), adjusted in zip(block, holm):
-            real = adjusted is not None and adjusted < 0.05 and (lo > 0 or hi < 0)
-            lines.append(f"| {regime} | {student} | {b} − {a} | {t['mean_diff']:+.4f} | [{lo:+.4f}, {hi:+.4f}] | "
-                         f"{p_text(t['p'])} | {p_text(adjusted)} | {n} | "
-                         f"{'**real**' if real else 'within the noise'} |")
-            tests.append(mc)
-    header = ["| regime | student | comparison | mean difference | 95 % bootstrap CI | paired t (p) | Holm p | seeds "
-              "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
-    if any(mc != "—" for mc in tests):  # a McNemar column once some runs recorded their predictions
-        header = [header[0] + " McNemar p (pooled) |", header[1] + "---|"]
-        lines = [f"{line} {mc} |" for line, mc in zip(lines, tests)]
-    return "\n".join(header + lines)
+            outcomes = seeds and all(k in predictions for k in keys)
+            if outcomes:
+                rows_a, rows_b = ([unbits(predictions[(regime, student, m, sd)]).astype(float) for sd in seeds]
+                                  for m in (a, b))
+                test, name = seeds_and_examples(np.stack(rows_a), np.stack(rows_b)), "seeds × examples"
+                mc = p_text(pooled_mcnemar(*([predictions[(regime, student, m, sd)] for sd in seeds]
+                                             for m in (a, b)))["p"], digits=2)
+            else:
+                test, name, mc = paired_t(acc[a][seeds].to_numpy(), acc[b][seeds].to_numpy()), "seeds", "—"
+            found.append((regime, student, b, a, test, name, len(seeds), seeds_needed(diffs), mc))
+    adjusted = holm([f[4]["p"] for f in found])
+    lines = ["| regime | student | comparison | mean difference | test | 95 % t-interval | p | Holm p | seeds | "
+             "seeds needed | verdict | McNemar p (these models) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (regime, student, b, a, t, name, n, needed, mc), hp in zip(found, adjusted):
+        lo, hi = t["ci"] or (float("nan"), float("nan"))
+        real = hp is not None and hp < 0.05
+        lines.append(f"| {regime} | {student} | {b} − {a} | {t['mean_diff']:+.4f} | {name} | [{lo:+.4f}, {hi:+.4f}] | "
+                     f"{p_text(t['p'])} | {p_text(hp)} | {n} | {needed_text(needed)} | "
+                     f"{'**real**' if real else 'within the noise'} | {mc} |")
+    return "\n".join(lines)
+
+
+def needed_text(n: int | None) -> str:
+    return "—" if n is None else (f"> {n - 1}" if n > 1000 else str(n))
+
+
+def significance_rule(table: str) -> str:
+    """What a table of ``significance`` decides with, and over which family."""
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    real = sum("**real**" in line for line in rows)
+    return (f"A difference is called real when its Holm-adjusted p is below 0.05, Holm's correction taken over "
+            f"all {len(rows)} comparisons of the table at once ({real} are real). The test is over seeds and "
+            f"examples where every paired run recorded its per-question outcomes (docs/METHOD.md §13.2: the "
+            f"spread between seeds and the test set's sampling spread), else the paired t-test over seeds "
+            f"(§13.1); the interval is the t-interval, which with 3 seeds has 2 degrees of freedom. \"Seeds needed\" "
+            f"is how many paired seeds a paired t-test would need to find the difference 80 % of the time, if the "
+            f"observed difference and spread were the truth (§13.6). \"Within the noise\" does not mean \"no "
+            f"difference\": it means these seeds cannot tell. McNemar's p (pooled over the seed pairs) is shown "
+            f"beside the verdict and decides nothing: it holds these trained models fixed and counts one question "
+            f"in five seeds as five independent pairs (§13.3).")
 
 
 def p_text(p: float | None, digits: int = 3) -> str:
@@ -233,17 +254,6 @@ def p_text(p: float | None, digits: int = 3) -> str:
     if digits == 2:
         return f"{p:.2g}"
     return f"{p:.{digits}f}" if p >= 0.001 else f"{p:.1e}"
-
-
-def holm_adjusted(ps: list) -> list:
-    """Holm–Bonferroni adjusted p-values of one family of tests (None stays None): the k-th smallest of
-    m is multiplied by m − k + 1, then made non-decreasing in that order and capped at 1."""
-    known = sorted((p, i) for i, p in enumerate(ps) if p is not None)
-    out, running = [None] * len(ps), 0.0
-    for k, (p, i) in enumerate(known):
-        running = max(running, min(1.0, p * (len(known) - k)))
-        out[i] = running
-    return out
 
 
 def summarise() -> str:
@@ -262,17 +272,14 @@ def summarise() -> str:
             flat.append({"regime": r["regime"], "student": r["student"], "method": name, "seed": r["seed"],
                          "view": view, "accuracy": float(np.float32(m["accuracy"]))})
     df = pd.DataFrame(flat)
+    table = significance(df, predictions)
     out = [coverage(rows), "", "Training length per regime (the regimes differ in steps as well as in data; "
            "the matched-steps runs of the last section separate the two):", "", training_length(), "",
            headline(df), "",
-           "### Which differences are real (full view, test accuracy, paired by seed)\n", significance(df, predictions), "",
-           "A difference is called real when its Holm-adjusted p (over the 33 comparisons of its regime × "
-           "student) is below 0.05 and the bootstrap interval excludes 0. With 3 seeds that needs a difference of one sign in every seed, large against its "
-           "spread; \"within the noise\" does not mean \"no difference\", it means 3 seeds cannot tell. McNemar's "
-           "test needs each run's per-example outcomes, which runs record since 2026-12-03 (`correct_full`; "
-           "the table gains a McNemar column once some do); the grid's runs are older (`--add-predictions` reruns "
-           "them with their outcomes recorded). The next section gives McNemar for every weighting at λ = 1 "
-           "over 5 seeds, and the matched-steps section at the end for its runs.", ""]
+           "### Which differences are real (full view, test accuracy, paired by seed)\n", table, "",
+           significance_rule(table) + " The grid's runs predate per-question outcomes (`--add-predictions` "
+           "reruns them with their outcomes recorded), so nearly all its rows are tested over seeds alone; the "
+           "next section has 5 seeds and the outcomes for every weighting at λ = 1.", ""]
     per_cell = len(grid("full")) * 3
     for (regime, student), part in df.groupby(["regime", "student"], sort=False):
         out.append(f"### {regime} · {student} ({part[['method', 'seed']].drop_duplicates().shape[0]} of "
@@ -338,6 +345,7 @@ def weighting_section() -> str:
     runs of ``experiments.page_defaults`` in its ``WEIGHTING_SETTINGS``."""
     from experiments.page_defaults import WEIGHTING_SETTINGS, setting_label, weighting_significance
 
+    table = weighting_significance()
     return ("## Every weighting at λ = 1 against KD and against `uniform`: 5 seeds, McNemar\n\n"
             "The grid's λ sweep has 3 seeds and no per-example predictions. These runs repeat its λ = 1 "
             "comparisons with 5 seeds (the seeds column says where fewer) and each run's test outcomes "
@@ -347,12 +355,9 @@ def weighting_section() -> str:
             "was not run there. From "
             "`experiments/results/page_defaults.jsonl`: `python -m experiments.page_defaults --student STUDENT "
             "--seeds 0 1 2 3 4 --methods kd msd:uniform msd:instance-soft msd:population msd:instance-hard "
-            "msd:learned msd:learned-global`, with `--examples 0 --epochs 3` for all the data. The verdict is "
-            "the grid's (Holm-adjusted paired t below 0.05 and a bootstrap interval that excludes 0); McNemar's "
-            "p is beside it. McNemar holds the trained models fixed, so a difference that passes it and fails "
-            "the t-test is real for these models and not shown to survive a new seed (docs/METHOD.md §13.3). "
+            "msd:learned msd:learned-global`, with `--examples 0 --epochs 3` for all the data. "
             "`learned` and `learned-global` hold 10 % of the training split out as their meta split, so they "
-            "also train fewer steps (the meta-step section below).\n\n" + weighting_significance())
+            "also train fewer steps (the meta-step section below).\n\n" + table + "\n\n" + significance_rule(table))
 
 
 def main() -> int:
@@ -393,7 +398,11 @@ def main() -> int:
                      "replaced row" if before else "")
             print(f"[{i}/{len(todo)}] {row['key']}: full {row['test']['full']['accuracy']:.4f} "
                   f"({row['seconds']} s{moved})", flush=True)
-    text = summarise() + "\n\n" + weighting_section() + "\n\n## Teacher saliency on training vs held-out data\n\n" + (
+    from experiments.reproduce import report as reproduce_report
+
+    text = summarise() + "\n\n" + weighting_section() + (
+        "\n\n## What repeats, and what a student-small run depends on\n\n" + reproduce_report()
+        + "\n\nThe reading is note (19) below.") + "\n\n## Teacher saliency on training vs held-out data\n\n" + (
         saliency_report() + "\n\nloss-drop saliency, `drop` removal; at most 4,000 examples per split. On data the "
         "teacher has fitted, loss-drop is close to the loss of the reduced view alone; compare the rows per split.\n")
     n = len(done_keys())

@@ -80,6 +80,36 @@ def summary() -> str:
     return "\n".join(lines)
 
 
+TEXT_ONLY = 0.02  # a full input within this of the text-only view: the student answers from the text alone
+
+
+def views_table(student: str = "student-small", epochs: int = 3, examples: int = 0) -> str:
+    """The recorded page_defaults rows of one setting, seed by seed: each method's test accuracy on the
+    full input and on each single-modality view, marked where the full input is no better than the text
+    alone (within ``TEXT_ONLY``): the student answers from the text and the image adds nothing."""
+    rows = [json.loads(line) for line in RECORDED.read_text().splitlines() if line.strip()]
+    mine = [r for r in rows if r["student"] == student and r["epochs"] == epochs and r.get("examples") == examples
+            and r.get("max_steps") is None and r.get("teacher", "demo") == "demo" and "+" not in r["method"]]
+    newest = {(r["method"], r["seed"]): r for r in mine}
+    methods = sorted({m for m, _ in newest}, key=lambda m: (m != "kd", m))
+    lines = ["| method | seed | full | only:image | only:text | full − only:text |", "|---|---|---|---|---|---|"]
+    for m in methods:
+        for seed in sorted(s for mm, s in newest if mm == m):
+            t = newest[(m, seed)]["test"]
+            gap = t["full"] - t["only:text"]
+            lines.append(f"| {m} | {seed} | {t['full']:.4f} | {t['only:image']:.4f} | {t['only:text']:.4f} | "
+                         f"{gap:+.4f}{' (text alone)' if gap < TEXT_ONLY else ''} |")
+    return "\n".join(lines)
+
+
+def report() -> str:
+    """RESULTS.md's section on what repeats: the reruns' table and the per-view table of the setting."""
+    return ("Reruns of recorded rows on this code and machine (`python -m experiments.reproduce`, "
+            "`experiments/results/reproduce.jsonl`):\n\n" + summary() + "\n\nThe recorded student-small runs "
+            "on every training question, 3 epochs, seed by seed and view by view (`page_defaults.jsonl`); "
+            f"\"text alone\" marks a full input within {TEXT_ONLY} of the text-only view:\n\n" + views_table())
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.reproduce")
     p.add_argument("--student", default="student-small")

@@ -196,11 +196,9 @@ RUN_CONFIGS = {"teacher": TeacherRunConfig, "student": DistillRunConfig}
 @dataclass(frozen=True)
 class QuickRun:
     """Where the dashboard's Distill form starts, beside ``DistillRunConfig``'s own defaults: a short
-    KD and MSD run, over three seeds, whose difference is real on a 2-core CPU in a few minutes.
-    Measured with ``experiments/page_defaults.py`` (RESULTS.md, "The Distill page's defaults"): on
-    2,000 easy-VQA questions with the demo teacher, MSD ``instance-soft`` beats KD by 3.2 points in
-    each of 5 seeds after 12 epochs (paired t p = 0.003), at about 40 s a run. With the earlier
-    defaults (student-small, 2 epochs) the difference was −0.2 points (p = 0.35)."""
+    KD and MSD run over three seeds, chosen with ``experiments/page_defaults.py`` among settings
+    that run in a few minutes on a 2-core CPU (what they measured is in RESULTS.md, "The Distill
+    page's defaults")."""
 
     student: str = "student-two-tower"
     epochs: int = 12

@@ -16,12 +16,13 @@ from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
 from msd_core.analysis import significance as sig
 from msd_core.analysis.compare import (config_diff, default_curve, eval_data, group_name, per_run_metrics,
-                                       results_table, seed_bands, slice_table, split_metrics, views_correct)
+                                       results_table, seed_bands, slice_table, split_metrics, views_scores)
 from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, format_table,
                                       metrics_summary, parquet_bytes)
 from msd_core.analysis.preview import example_record
 from msd_core.cli import to_cli
 from msd_core.config import DistillRunConfig, QuickRun
+from msd_core.data.tasks import full_credit
 from msd_core.data.slices import list_slices
 from msd_core.errors import MSDError
 
@@ -56,12 +57,18 @@ st.download_button("Download metrics (CSV)", long.to_csv(index=False), file_name
 
 
 @st.cache_data(show_spinner="Running the students on the split…", max_entries=64)
-def views_correct_on(run_id: str, split: str) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
-    """Ids, labels and, per view, whether the run's final model is right on each example of the
-    whole split (without the run's training slice, §15)."""
+def views_scores_on(run_id: str, split: str) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
+    """Ids, labels and, per view, the run's final model's score on each example of the whole split
+    (without the run's training slice, §15): 1 or 0 for right or wrong, a VQA score."""
     run = registry().run(run_id)
     ds = dataset_for(json.dumps(eval_data(run["config"]["data"]), sort_keys=True), split)
-    return [e.id for e in ds.examples], [ds.label_text(e) for e in ds.examples], views_correct(run, ds)
+    return [e.id for e in ds.examples], [ds.label_text(e) for e in ds.examples], views_scores(run, ds)
+
+
+def views_correct_on(run_id: str, split: str) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
+    """Ids, labels and, per view, whether the run's final model is right on each example of the split."""
+    ids, labels, scores = views_scores_on(run_id, split)
+    return ids, labels, {view: full_credit(v) for view, v in scores.items()}
 
 
 st.subheader("Metrics by slice")
@@ -152,20 +159,67 @@ def p_text(p) -> str:
     return "" if p is None or pd.isna(p) else ("< 0.0001" if p < 1e-4 else f"{p:.4f}")
 
 
-def paired_table(tests: pd.DataFrame) -> pd.DataFrame:
-    """The paired tests as the page shows them: a reading instead of NaN where there is no test."""
+def signed(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:+.4f}"
+
+
+def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
+    """The method tests as the page shows them: what was missing instead of numbers where there is no
+    test, the seeds needed beside the seeds there are."""
     rows = []
     for _, t in tests.iterrows():
         tested = pd.notna(t["p"])
-        better = ("B better" if t["B − A"] > 0 else "A better") + " (p < 0.05)"
-        reading = t["note"] if not tested else (better if t["p"] < 0.05 else "no clear difference")
-        rows.append({"data": t["data"], "paired seeds": ", ".join(str(s) for s in t["seeds"]),
-                     "A mean": number(t["A mean"]), "B mean": number(t["B mean"]), "B − A": number(t["B − A"]),
-                     "t (dof)": f"{t['t']:.3f} ({int(t['dof'])})" if tested else "",
-                     "p": p_text(t["p"]),
-                     "95% CI of B − A": f"[{t['CI low']:+.4f}, {t['CI high']:+.4f}]" if tested else "",
-                     "reading": reading})
+        needed = t["seeds needed"]
+        rows.append({"data": t["data"], "method B": t["method"], "metric": t["metric"] or "",
+                     "paired seeds": ", ".join(str(s) for s in t["seeds"]),
+                     "A mean": number(t["A mean"]), "B mean": number(t["B mean"]), "B − A": signed(t["B − A"]),
+                     "test": t["test"], "t (dof)": f"{t['t']:.2f} ({t['dof']:.0f})" if tested else "",
+                     "p": p_text(t["p"]), "Holm p": p_text(t["Holm p"]),
+                     "95% t-interval of B − A": f"[{t['CI low']:+.4f}, {t['CI high']:+.4f}]" if tested else "",
+                     "seeds needed": "" if needed is None or pd.isna(needed) else
+                                     (f"> {int(needed) - 1}" if needed > 1000 else str(int(needed))),
+                     "verdict": t["verdict"], "missing": t["note"]})
     return pd.DataFrame(rows)
+
+
+def family_line(tests: pd.DataFrame, baseline: str, view: str) -> str:
+    """What Holm's correction was taken over (§13.5)."""
+    tested = tests[tests["p"].notna()]
+    methods, datasets = tested["method"].nunique(), tested["data"].nunique()
+    if tested.empty:
+        return "No comparison here has a test yet (see *missing*)."
+    return (f"Holm's correction is taken over the **{len(tested)} comparison{'s' * (len(tested) != 1)}** with a p "
+            f"in this table ({methods} method{'s' * (methods != 1)} against {baseline}, on {datasets} data "
+            f"set{'s' * (datasets != 1)}, the {view} view): a verdict of *B better* or *A better* means its Holm p is "
+            f"below {sig.ALPHA}. A table of other methods, views or data sets is another family.")
+
+
+def power_lines(tests: pd.DataFrame) -> list[str]:
+    """One sentence per tested row: how many seeds its difference would need (§13.6)."""
+    lines = []
+    for _, t in tests[tests["p"].notna()].iterrows():
+        needed, have = t["seeds needed"], len(t["seeds"])
+        if needed is None or pd.isna(needed):
+            continue
+        short = t["method"].split(" · ")[0]
+        count = f"more than {int(needed) - 1}" if needed > 1000 else str(int(needed))
+        lines.append(f"{short} on {t['data']}: a difference of {t['B − A']:+.4f} with this spread between seeds "
+                     f"would need {count} paired seeds to be found 80% of the time at p < {sig.ALPHA} (here: {have}).")
+    return lines
+
+
+def cluster_lines(warnings: list[dict]) -> list[str]:
+    """One warning per method whose seeds split into two clusters (§13.7)."""
+    out = []
+    for w in warnings:
+        parts = [f"{min(side.values()):.4f}–{max(side.values()):.4f} (seed{'s' * (len(side) > 1)} "
+                 f"{', '.join(str(s) for s in side)})" if len(side) > 1 else
+                 f"{next(iter(side.values())):.4f} (seed {next(iter(side))})" for side in (w["low"], w["high"])]
+        out.append(f"**{w['method']}** on {w['data']}: its seeds split in two, {parts[0]} and {parts[1]} "
+                   f"({w['metric']}, a gap of {w['gap']:.4f}). A mean and a spread over such seeds describe neither "
+                   f"outcome: look at the runs one by one (a student that collapsed onto one modality shows it in "
+                   f"its single-modality accuracies and on the Modality ledger) before reading the tests.")
+    return out
 
 
 def weights_figure(learned: list[dict]) -> go.Figure:
@@ -196,27 +250,48 @@ method_names = sig.groups(chosen)
 if len(method_names) < 2:
     st.caption("Pick runs of two methods (KD and MSD, say, each over a few seeds) to test their difference.")
 else:
-    s1, s2, s3 = st.columns(3)
+    s1, s3 = st.columns(2)
     index_a = next((i for i, g in enumerate(method_names) if g.startswith("kd")), 0)
-    index_b = next((i for i, g in enumerate(method_names) if g.startswith("msd") and i != index_a),
-                   1 if index_a == 0 else 0)
     group_a = s1.selectbox("Method A (baseline)", method_names, index=index_a)
-    group_b = s2.selectbox("Method B", method_names, index=index_b)
     view_names = list(dict.fromkeys(v for r in chosen for v in (split_metrics(r, split) or {})))
     view = s3.selectbox("View", view_names or ["full"])
-    if group_a == group_b:
-        st.caption("Pick two different methods.")
-    elif not sig.pair_by_seed(chosen, group_a, group_b):
+    for line in cluster_lines(sig.cluster_warnings(chosen, split, view)):
+        st.warning(line)
+
+    def scores_of(run: dict):
+        """The run's per-example scores on the view, or None where its model cannot be run (the test
+        then says it is over seeds only)."""
+        try:
+            return views_scores_on(run["id"], split)[2].get(view)
+        except Exception:  # noqa: BLE001 - a run folder without its model, say
+            return None
+
+    try:
+        tests = sig.method_tests(chosen, group_a, split, view, scores=scores_of)
+    except Exception as e:  # noqa: BLE001
+        show_error(e)
+        tests = None
+    if tests is not None:
+        st.markdown(f"**Does each method beat {group_a} on a new seed?** ({split}, {view} view, the data set's "
+                    "metric.) **B − A** is the mean over paired seeds. Where the metric is a mean over examples "
+                    "(accuracy, VQA accuracy), the test is **seeds × examples**: a t-test whose variance adds the "
+                    "spread between seeds to the test set's own sampling spread, so it also asks whether another test "
+                    "set would show the difference (§13.2). Otherwise (AUROC, F1) it is the paired t-test over "
+                    "seeds, with the test set held fixed (§13.1). The **interval** is a t-interval, which with few "
+                    "seeds is wide, as it should be: three seeds are 2 degrees of freedom.")
+        st.dataframe(tests_table(tests), hide_index=True, key="method-tests")
+        st.caption(family_line(tests, group_a, view))
+        lines = power_lines(tests)
+        if lines:
+            st.markdown("**Seeds needed** (from the spread between the seeds here; docs/METHOD.md §13.6):\n\n"
+                        + "\n".join(f"- {line}" for line in lines))
+    others = [g for g in method_names if g != group_a]
+    group_b = st.selectbox("Method B, example by example", others,
+                           index=next((i for i, g in enumerate(others) if g.startswith("msd")), 0))
+    if not sig.pair_by_seed(chosen, group_a, group_b):
         st.caption("The two methods share no seed on any data set: runs pair up by seed, so train both with "
                    "the same seeds.")
     else:
-        st.markdown(f"**Per seed** ({split} metric on the {view} view: the data set's own, named in the table's "
-                    "*metric* column): **B − A** is the mean over paired seeds of B's metric minus A's. **t** and "
-                    "**p** are a paired t-test of those differences (two-sided: "
-                    "p is how often differences this large would appear if the methods were equally good). The "
-                    "**95% CI** is a bootstrap interval of the mean difference (10,000 resamples): when it excludes "
-                    "0, the sign of the difference holds up. A test needs at least two paired seeds.")
-        st.dataframe(paired_table(sig.paired_metric_tests(chosen, group_a, group_b, split, view)), hide_index=True)
         try:
             mc_rows, changes = [], []
             for data, pairs in sig.pair_by_seed(chosen, group_a, group_b).items():
@@ -231,13 +306,13 @@ else:
                 found = sig.consistent_changes(pairs, correct, ids, labels)
                 found.insert(0, "data", data)
                 changes.append(found)
-            st.markdown(f"**Per example** (McNemar's test, {split}, full input): every example of every seed pair "
-                        "is one pair of outcomes. Only disagreements count: **b** where A is right and B wrong, "
-                        "**c** the reverse. With the methods equally good b and c are equally likely; p is exact "
-                        f"(binomial) when b + c < {sig.EXACT_BELOW}, else chi-square with continuity correction. It asks "
-                        "whether *these* runs differ on these examples; whether another seed would repeat the "
-                        "difference is the per-seed test's question, so a small p here with a large p above "
-                        "means the difference is not shown to be the method's (docs/METHOD.md §13.3).")
+            st.markdown(f"**These trained models on these examples** (McNemar's test, {split}, full input): every "
+                        "example of every seed pair is one pair of outcomes. Only disagreements count: **b** where A "
+                        "is right and B wrong, **c** the reverse. With the two sets of models equally good b and c "
+                        f"are equally likely; p is exact (binomial) when b + c < {sig.EXACT_BELOW}, else chi-square "
+                        "with continuity correction. It holds these runs fixed and counts the same question in two "
+                        "seeds as two pairs, so it says whether *these* models differ, not whether the *method* "
+                        "does on a new seed: that is the test above (docs/METHOD.md §13.3).")
             st.dataframe(pd.DataFrame(mc_rows), hide_index=True)
             changed = pd.concat(changes, ignore_index=True)
             st.markdown("**Examples B fixes or breaks in every seed** (A wrong and B right in each seed pair, or the "

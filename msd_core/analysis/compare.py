@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..engine.evaluate import HEADLINES, headline
-from ..data.tasks import correct, predicted_texts
+from ..data.tasks import correct, example_scores, full_credit, predicted_texts
 from ..paths import METRICS_FILE
 from ..method.objectives import OBJECTIVES
 
@@ -62,13 +62,20 @@ def eval_data(data: dict) -> dict:
     return {**data, "slice": None, "slice_hash": None} if data.get("slice") else dict(data)
 
 
-def views_correct(run: dict, ds) -> dict[str, np.ndarray]:
-    """``{view: per-example bool}``: whether the run's final model is right on each example of
-    ``ds`` on each view (``full`` and ``only:m``, formed as evaluation forms them)."""
+def views_scores(run: dict, ds) -> dict[str, np.ndarray]:
+    """``{view: per-example score}``: how right the run's final model is on each example of ``ds``
+    on each view (``full`` and ``only:m``, formed as evaluation forms them): ``data.tasks.
+    example_scores``, whose mean is the accuracy, VQA accuracy or exact match (docs/METHOD.md §13.2)."""
     from .export import run_predictions
 
     logits, targets = run_predictions(run, ds)
-    return {view: correct(z, targets, ds.task).numpy() for view, z in logits.items()}
+    return {view: example_scores(z, targets, ds.task).numpy() for view, z in logits.items()}
+
+
+def views_correct(run: dict, ds) -> dict[str, np.ndarray]:
+    """``{view: per-example bool}``: whether the run's final model is right on each example of
+    ``ds`` on each view (``full`` and ``only:m``, formed as evaluation forms them)."""
+    return {view: full_credit(s) for view, s in views_scores(run, ds).items()}
 
 
 def slice_table(runs: list[dict], slices: list, correct_of) -> pd.DataFrame:

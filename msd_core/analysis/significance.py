@@ -1,12 +1,17 @@
-"""Which differences between two methods are real (docs/METHOD.md §13).
+"""Which differences are real (docs/METHOD.md §13).
 
 Two methods are two groups of runs that differ only in seed (``compare.group_name``); their
 runs pair up by seed within a data set (§4: same seed, same batches, same initial weights).
 
-- Per seed: a paired t-test of the per-seed metric difference ``B − A`` and a seeded
-  percentile bootstrap 95% CI of its mean (§13.1, §13.2).
-- Per example: McNemar's test on the pooled (A right?, B right?) pairs of every paired seed,
-  and the examples B fixes (or breaks) in every seed (§13.3).
+- The method comparison, "does B beat A on a new seed?": a t-test over the paired seeds that
+  also carries the test set's sampling uncertainty when per-example scores are there (§13.2,
+  ``seeds_and_examples``), else the paired t-test over seeds (§13.1); a t-interval either way,
+  never a percentile interval (three seeds cannot resolve one). Holm's correction over every
+  comparison shown at once (§13.5); how many seeds the difference would need (§13.6); a warning
+  when a method's seeds split into two clusters (§13.7).
+- Per example: McNemar's test on the pooled (A right?, B right?) pairs of every paired seed —
+  these trained models on these examples — and the examples B fixes (or breaks) in every seed
+  (§13.3).
 - The learned weightings' trajectories next to the teacher's population saliency (§13.4).
 
 Distributions and the exact binomial test come from scipy.stats; the tests check them against
@@ -27,19 +32,29 @@ from ..paths import METRICS_FILE
 from ..engine.evaluate import headline
 from .compare import group_name, run_metric, split_metrics
 
-MIN_SEEDS = 2          # a paired t-test needs at least two paired seeds
+MIN_SEEDS = 2          # a test over seeds needs at least two paired seeds
 EXACT_BELOW = 25       # McNemar: the exact binomial test when b + c is below this, else chi-square
-RESAMPLES = 10_000     # bootstrap resamples
-LEVEL = 0.95           # confidence level of the bootstrap interval
+LEVEL = 0.95           # confidence level of the t-intervals
+ALPHA = 0.05           # a difference is called real when its Holm-adjusted p is below this
+POWER = 0.8            # the power the seeds-needed line asks for (§13.6)
+PER_EXAMPLE = ("accuracy", "vqa-accuracy", "exact-match")  # metrics that are a mean of per-example scores
 
 
 # -- tests -----------------------------------------------------------------------------
+def t_interval(mean: float, se: float, dof: float, level: float = LEVEL) -> tuple[float, float]:
+    """``mean ± t_{dof, (1+level)/2} · se`` (§13.1)."""
+    half = float(stats.t.ppf((1.0 + level) / 2.0, dof)) * se
+    return mean - half, mean + half
+
+
 def paired_t(a, b) -> dict:
     """Paired t-test of ``d = b − a`` (§13.1): ``t = mean(d) / (sd(d)/√n)``, ``dof = n − 1``,
-    two-sided p. Fewer than ``MIN_SEEDS`` pairs: t, dof and p are None and ``note`` says why."""
+    two-sided p, and the t-interval of the mean difference. Fewer than ``MIN_SEEDS`` pairs: t, dof,
+    p and the interval are None and ``note`` says why."""
     d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
     n = len(d)
-    out = {"n": n, "mean_diff": float(d.mean()) if n else math.nan, "t": None, "dof": None, "p": None, "note": ""}
+    out = {"n": n, "mean_diff": float(d.mean()) if n else math.nan, "t": None, "dof": None, "p": None,
+           "ci": None, "note": ""}
     if n < MIN_SEEDS:
         out["note"] = f"needs ≥ {MIN_SEEDS} paired seeds (has {n})"
         return out
@@ -50,28 +65,109 @@ def paired_t(a, b) -> dict:
         out["note"] = "the same difference in every seed"
     else:
         t = mean / (sd / math.sqrt(n))
-    out.update(t=t, dof=n - 1, p=1.0 if t == 0.0 else float(2.0 * stats.t.sf(abs(t), n - 1)))
+    out.update(t=t, dof=n - 1, p=1.0 if t == 0.0 else float(2.0 * stats.t.sf(abs(t), n - 1)),
+               ci=t_interval(mean, sd / math.sqrt(n), n - 1))
     return out
 
 
-def bootstrap_ci(diffs, *, resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``mean(diffs)`` (§13.2): ``resamples`` draws of ``n`` values
-    with replacement from a generator seeded with ``seed``."""
+def seeds_and_examples(scores_a, scores_b) -> dict:
+    """The test of §13.2: ``scores_*[s, i]`` is seed ``s``'s score on example ``i`` (1 or 0 for
+    right or wrong, a VQA score), the same examples for every seed; ``d[s, i] = scores_b − scores_a``.
+
+    ``D̄ = mean(d)``, ``V = s²_seed / n + s²_ex / N`` with ``s²_seed`` the variance of the per-seed
+    means ``d[s, :]`` over the ``n`` seeds and ``s²_ex`` that of the per-example means ``d[:, i]``
+    over the ``N`` examples; ``t = D̄ / √V`` on Satterthwaite's degrees of freedom
+    ``V² / ((s²_seed/n)²/(n−1) + (s²_ex/N)²/(N−1))``; a two-sided p and the t-interval.
+    ``seed_share`` is the seed term's part of ``V``."""
+    a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"per-example scores of both methods must be seeds × examples of one shape, got "
+                         f"{a.shape} and {b.shape}")
+    d = b - a
+    n, N = d.shape
+    out = {"n": n, "examples": N, "mean_diff": float(d.mean()) if d.size else math.nan, "t": None, "dof": None,
+           "p": None, "ci": None, "se": None, "seed_share": None, "note": ""}
+    if n < MIN_SEEDS:
+        out["note"] = f"needs ≥ {MIN_SEEDS} paired seeds (has {n})"
+        return out
+    if N < 2:
+        out["note"] = f"needs ≥ 2 examples (has {N})"
+        return out
+    seed_part = float(d.mean(axis=1).var(ddof=1)) / n
+    example_part = float(d.mean(axis=0).var(ddof=1)) / N
+    v = seed_part + example_part
+    mean = out["mean_diff"]
+    if v == 0.0:
+        out.update(t=0.0 if mean == 0.0 else math.copysign(math.inf, mean), dof=n - 1,
+                   p=1.0 if mean == 0.0 else 0.0, ci=(mean, mean), se=0.0, seed_share=0.0,
+                   note="the same difference on every seed and example")
+        return out
+    dof = v ** 2 / (seed_part ** 2 / (n - 1) + example_part ** 2 / (N - 1))
+    se = math.sqrt(v)
+    t = mean / se
+    out.update(t=t, dof=dof, p=float(2.0 * stats.t.sf(abs(t), dof)), ci=t_interval(mean, se, dof), se=se,
+               seed_share=seed_part / v)
+    return out
+
+
+def holm(ps) -> list:
+    """Holm's step-down adjustment of the p-values ``ps`` (§13.5): the k-th smallest of m becomes
+    ``max_{j ≤ k} min(1, (m − j + 1)·p_(j))``; a None stays None and is not counted in the family."""
+    order = sorted((p, i) for i, p in enumerate(ps) if p is not None and not math.isnan(p))
+    m = len(order)
+    out: list = [None] * len(ps)
+    running = 0.0
+    for k, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p))
+        out[i] = running
+    return out
+
+
+def seeds_needed(diffs, *, alpha: float = ALPHA, power: float = POWER, most: int = 1000) -> int | None:
+    """How many paired seeds a paired t-test at ``alpha`` (two-sided) needs to detect a mean
+    difference of ``mean(diffs)`` with the seed-to-seed spread ``sd(diffs)``, with probability
+    ``power`` (§13.6): the smallest ``n ≥ 2`` with ``P(|T_{n−1, δ√n/σ}| > t_{n−1, 1−α/2}) ≥ power``,
+    ``T`` noncentral. None when it cannot be said (fewer than two values, a mean of 0); ``most + 1``
+    past ``most``."""
     d = np.asarray(diffs, dtype=float)
-    if len(d) == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.percentile(means, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    if len(d) < MIN_SEEDS:
+        return None
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if mean == 0.0:
+        return None
+    if sd == 0.0:
+        return MIN_SEEDS
+    effect = abs(mean) / sd
+    for n in range(MIN_SEEDS, most + 1):
+        crit = stats.t.ppf(1.0 - alpha / 2.0, n - 1)
+        ncp = effect * math.sqrt(n)
+        if stats.nct.sf(crit, n - 1, ncp) + stats.nct.cdf(-crit, n - 1, ncp) >= power:
+            return n
+    return most + 1
+
+
+def two_clusters(values, *, ratio: float = 3.0, least_gap: float = 0.02) -> dict | None:
+    """Whether one method's per-seed results split into two clusters (§13.7): with at least three
+    seeds, the largest gap between neighbours in sorted order is at least ``least_gap`` and at least
+    ``ratio`` times the wider of the two sides' ranges. The two sides and the gap, or None."""
+    v = np.sort(np.asarray(values, dtype=float))
+    if len(v) < 3:
+        return None
+    gaps = np.diff(v)
+    k = int(gaps.argmax())
+    low, high = v[:k + 1], v[k + 1:]
+    within = max(float(low.max() - low.min()), float(high.max() - high.min()))
+    gap = float(gaps[k])
+    if gap < least_gap or gap < ratio * within:
+        return None
+    return {"low": low.tolist(), "high": high.tolist(), "gap": gap}
 
 
 def mcnemar(a_right, b_right) -> dict:
     """McNemar's test on paired outcomes (§13.3). ``b``: A right and B wrong; ``c``: A wrong
     and B right. ``b + c < EXACT_BELOW``: exact two-sided binomial p,
     ``min(1, 2·Σ_{k ≤ min(b,c)} C(b+c, k)/2^{b+c})``; otherwise chi-square with continuity
-    correction, ``(|b − c| − 1)² / (b + c)`` on one degree of freedom."""
+    correction, ``max(|b − c| − 1, 0)² / (b + c)`` on one degree of freedom (``b = c``: p = 1)."""
     a_right, b_right = np.asarray(a_right, dtype=bool), np.asarray(b_right, dtype=bool)
     b = int((a_right & ~b_right).sum())
     c = int((~a_right & b_right).sum())
@@ -81,7 +177,7 @@ def mcnemar(a_right, b_right) -> dict:
     if n < EXACT_BELOW:
         p = stats.binomtest(min(b, c), n, 0.5).pvalue
         return {"b": b, "c": c, "test": "exact binomial", "statistic": None, "p": float(p)}
-    stat = (abs(b - c) - 1.0) ** 2 / n
+    stat = max(abs(b - c) - 1.0, 0.0) ** 2 / n
     return {"b": b, "c": c, "test": "chi-square (continuity corrected)", "statistic": stat,
             "p": float(stats.chi2.sf(stat, 1))}
 
@@ -124,26 +220,124 @@ def metric_of(run: dict, split: str, view: str, metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-def paired_metric_tests(runs: list[dict], group_a: str, group_b: str, split: str = "test", view: str = "full",
-                        metric: str | None = None, *, resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
-    """One row per data set: the paired t-test and bootstrap CI of ``metric`` on ``view``, B − A
-    (``metric`` None: each data set's headline metric, ``evaluate.headline``)."""
+def seeds_by_data(runs: list[dict], group: str) -> dict[str, list]:
+    """``{data set: [seeds]}`` of ``group``'s runs among ``runs``."""
+    out: dict[str, list] = {}
+    for r in runs:
+        if group_name(r["config"]) == group:
+            out.setdefault(data_name(r["config"]), []).append(seed_of(r))
+    return {d: sorted(set(s), key=lambda x: (x is None, x)) for d, s in out.items()}
+
+
+def metric_name(run: dict, split: str, view: str, metric: str | None = None) -> str:
+    """``metric``, or the run's data set's headline metric on ``view`` (``evaluate.headline``)."""
+    return metric or headline((split_metrics(run, split) or {}).get(view) or {"accuracy": None}, run_metric(run))[0]
+
+
+def method_tests(runs: list[dict], baseline: str, split: str = "test", view: str = "full", metric: str | None = None,
+                 *, scores=None, methods: list[str] | None = None) -> pd.DataFrame:
+    """Every method among ``runs`` (or ``methods``) against ``baseline``, on every data set they
+    share, as one family (§13.5): one row per data set and method with the test of §13.2 where
+    ``scores(run)`` gives each paired run's per-example scores of a per-example metric, else the
+    paired t-test over seeds (§13.1); the t-interval, Holm's p over every row that has a p, the
+    verdict, and the seeds the difference would need (§13.6). A row that cannot be tested says what
+    is missing and what to launch (``note``), and has no p."""
     rows = []
-    for data, pairs in pair_by_seed(runs, group_a, group_b).items():
-        first = pairs[0][1]
-        name = metric or headline((split_metrics(first, split) or {}).get(view) or {"accuracy": None},
-                                  run_metric(first))[0]
-        values = [(s, metric_of(a, split, view, name), metric_of(b, split, view, name)) for s, a, b in pairs]
-        values = [v for v in values if v[1] is not None and v[2] is not None]
-        a = np.array([v[1] for v in values])
-        b = np.array([v[2] for v in values])
-        test = paired_t(a, b)
-        lo, hi = bootstrap_ci(b - a, resamples=resamples, seed=seed) if test["t"] is not None else (None, None)
-        rows.append({"data": data, "view": view, "metric": name, "seeds": [v[0] for v in values],
-                     "A mean": float(a.mean()) if len(a) else None, "B mean": float(b.mean()) if len(b) else None,
-                     "B − A": test["mean_diff"] if len(a) else None, "t": test["t"], "dof": test["dof"],
-                     "p": test["p"], "CI low": lo, "CI high": hi, "note": test["note"]})
-    return pd.DataFrame(rows)
+    for method in methods or groups(runs):
+        if method == baseline:
+            continue
+        pairs_by_data = pair_by_seed(runs, baseline, method)
+        seeds_a, seeds_b = seeds_by_data(runs, baseline), seeds_by_data(runs, method)
+        for data in dict.fromkeys([*pairs_by_data, *(d for d in seeds_b if d in seeds_a)]):
+            rows.append(_one_comparison(data, method, pairs_by_data.get(data, []), seeds_a.get(data, []),
+                                        seeds_b.get(data, []), split, view, metric, scores))
+        for data in seeds_b:
+            if data not in seeds_a:
+                rows.append(_untested(data, method, view, f"{baseline} has no run on {data}: launch it with the seeds "
+                                                         f"{_listed(seeds_b[data])}"))
+    table = pd.DataFrame(rows, columns=["data", "method", "view", "metric", "seeds", "A mean", "B mean", "B − A",
+                                        "test", "t", "dof", "p", "Holm p", "CI low", "CI high", "seeds needed",
+                                        "verdict", "note"])
+    table["Holm p"] = holm([None if pd.isna(p) else p for p in table["p"]])
+    table["verdict"] = [_verdict(r) for r in table.to_dict("records")]
+    return table
+
+
+def _listed(seeds) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _untested(data, method, view, note) -> dict:
+    return {"data": data, "method": method, "view": view, "seeds": [], "test": "", "note": note}
+
+
+def _one_comparison(data, method, pairs, seeds_a, seeds_b, split, view, metric, scores) -> dict:
+    if not pairs:
+        return _untested(data, method, view, f"no seed in common (baseline: {_listed(seeds_a)}; this method: "
+                                             f"{_listed(seeds_b)}): runs pair up by seed, so launch both with the "
+                                             f"same seeds")
+    name = metric_name(pairs[0][1], split, view, metric)
+    values = [(s, metric_of(a, split, view, name), metric_of(b, split, view, name), a, b) for s, a, b in pairs]
+    missing = [f"{r['id']} ({name} on {view})" for _, va, vb, ra, rb in values for r, v in ((ra, va), (rb, vb))
+               if v is None]
+    values = [v for v in values if v[1] is not None and v[2] is not None]
+    notes = [f"no {name} on the {view} view in: {', '.join(missing)}"] if missing else []
+    unpaired = sorted(set(seeds_a) ^ set(seeds_b), key=str)
+    if unpaired:
+        notes.append(f"seeds without a partner (not counted): {_listed(unpaired)}")
+    a = np.array([v[1] for v in values])
+    b = np.array([v[2] for v in values])
+    row = {"data": data, "method": method, "view": view, "metric": name, "seeds": [v[0] for v in values],
+           "A mean": float(a.mean()) if len(a) else None, "B mean": float(b.mean()) if len(b) else None,
+           "B − A": float((b - a).mean()) if len(a) else None}
+    per_example = None
+    if scores is not None and name in PER_EXAMPLE and len(values) >= MIN_SEEDS:
+        got = [(scores(ra), scores(rb)) for *_, ra, rb in values]
+        if any(x is None or y is None for x, y in got):
+            notes.append("no per-example scores for some runs (no model in the folder?): tested over seeds only")
+        else:
+            sa, sb = np.stack([x for x, _ in got]), np.stack([y for _, y in got])
+            if np.allclose(sa.mean(1), a, atol=1e-4) and np.allclose(sb.mean(1), b, atol=1e-4):
+                per_example = seeds_and_examples(sa, sb)
+            else:
+                notes.append("the per-example scores do not give the recorded metric (the run folder changed?): "
+                             "tested over seeds only")
+    test = per_example or paired_t(a, b)
+    if test["note"]:
+        notes.insert(0, test["note"] + (": launch more seeds of both methods" if test["t"] is None else ""))
+    ci = test["ci"] or (None, None)
+    row.update(test="seeds × examples" if per_example else ("seeds" if test["t"] is not None else ""),
+               t=test["t"], dof=test["dof"], p=test["p"], **{"CI low": ci[0], "CI high": ci[1]},
+               **{"seeds needed": seeds_needed(b - a)}, note="; ".join(notes))
+    return row
+
+
+def _verdict(row: dict) -> str:
+    if row.get("Holm p") is None or pd.isna(row.get("Holm p")):
+        return "not tested"
+    if row["Holm p"] >= ALPHA:
+        return "no clear difference"
+    return "B better" if row["B − A"] > 0 else "A better"
+
+
+def cluster_warnings(runs: list[dict], split: str = "test", view: str = "full", metric: str | None = None) -> list[dict]:
+    """The methods whose per-seed results split into two clusters (§13.7), per data set: ``data``,
+    ``method``, ``metric``, ``low`` and ``high`` (``{seed: value}``) and the ``gap``."""
+    out = []
+    by: dict[tuple, dict] = {}
+    for r in runs:
+        by.setdefault((data_name(r["config"]), group_name(r["config"])), {}).setdefault(seed_of(r), r)
+    for (data, method), seeds in by.items():
+        name = metric_name(next(iter(seeds.values())), split, view, metric)
+        values = {s: metric_of(r, split, view, name) for s, r in sorted(seeds.items(), key=lambda kv: str(kv[0]))}
+        values = {s: v for s, v in values.items() if v is not None}
+        found = two_clusters(list(values.values()))
+        if found:
+            cut = max(found["low"])
+            out.append({"data": data, "method": method, "metric": name, "gap": found["gap"],
+                        "low": {s: v for s, v in values.items() if v <= cut},
+                        "high": {s: v for s, v in values.items() if v > cut}})
+    return out
 
 
 def example_tests(pairs: list[tuple[object, dict, dict]], correct: dict[str, np.ndarray]) -> dict:

@@ -92,7 +92,12 @@ def example_scores(logits: torch.Tensor, targets: torch.Tensor, task: str) -> to
 def correct(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
     """Per example, whether the prediction earns full credit (``example_scores`` of 1): the
     right/wrong flag that McNemar's test and "fixed or broken" examples count (§13.3)."""
-    return example_scores(logits, targets, task) >= 1.0 - 1e-6
+    return full_credit(example_scores(logits, targets, task))
+
+
+def full_credit(scores):
+    """Which of ``example_scores`` (a tensor or an array) are full credit."""
+    return scores >= 1.0 - 1e-6
 
 
 def agreement(a: torch.Tensor, b: torch.Tensor, task: str) -> torch.Tensor:

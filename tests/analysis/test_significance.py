@@ -1,4 +1,6 @@
-"""Which differences are real: known answers for the paired t-test, McNemar and the bootstrap."""
+"""Which differences are real: known answers for the paired t-test and its interval, the test over
+seeds and examples (against a two-level bootstrap), McNemar, Holm, the seeds needed and the
+two-cluster warning, and the table of method tests on made-up runs."""
 
 import json
 import math
@@ -7,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msd_core.analysis.significance import (bootstrap_ci, consistent_changes, example_tests, mcnemar,
-                                            paired_metric_tests, paired_t, pair_by_seed, saliency_share,
-                                            weight_trajectories)
+from msd_core.analysis.significance import (cluster_warnings, consistent_changes, example_tests, holm, mcnemar,
+                                            method_tests, paired_t, pair_by_seed, saliency_share, seeds_and_examples,
+                                            seeds_needed, two_clusters, weight_trajectories)
 
 
 def test_paired_t_matches_a_hand_computation():
@@ -50,7 +52,7 @@ def test_the_statistics_agree_with_scipys_tests():
         if b + c < 25:
             assert got["p"] == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
         else:
-            assert got["p"] == pytest.approx(stats.chi2.sf((abs(b - c) - 1) ** 2 / (b + c), 1), rel=1e-9)
+            assert got["p"] == pytest.approx(stats.chi2.sf(max(abs(b - c) - 1, 0) ** 2 / (b + c), 1), rel=1e-9)
 
 
 def test_mcnemar_matches_hand_computations():
@@ -68,17 +70,86 @@ def test_mcnemar_matches_hand_computations():
     assert mcnemar([True, False], [True, False])["p"] == 1.0  # no disagreement
 
 
-def test_bootstrap_ci_covers_the_true_difference_and_is_seeded():
-    rng = np.random.default_rng(0)
-    covered = 0
-    for _ in range(40):
-        diffs = rng.normal(0.05, 0.02, size=8)
-        lo, hi = bootstrap_ci(diffs, resamples=2000, seed=3)
-        covered += lo <= 0.05 <= hi
-        assert lo <= diffs.mean() <= hi
-    assert covered >= 32  # nominal 95%; the percentile bootstrap runs a little narrow with 8 values
-    d = rng.normal(size=5)
-    assert bootstrap_ci(d, seed=1) == bootstrap_ci(d, seed=1) != bootstrap_ci(d, seed=2)
+def test_the_t_interval_of_three_seeds_is_wide_not_the_range_of_the_seeds():
+    # The Distill page's default launch: MSD − KD per seed +0.0450, +0.0277, +0.0209. A percentile
+    # bootstrap of 3 values returns their range [+0.0209, +0.0450]; the t-interval on 2 dof is
+    # mean ± t_{2, 0.975}·sd/√3 with t_{2, 0.975} = 4.30265.
+    d = np.array([0.0450, 0.0277, 0.0209])
+    out = paired_t(np.zeros(3), d)
+    half = 4.302652729749464 * d.std(ddof=1) / math.sqrt(3)
+    assert out["ci"] == pytest.approx((d.mean() - half, d.mean() + half), abs=1e-12)
+    assert out["ci"][0] == pytest.approx(0.00033, abs=1e-5) and out["ci"][1] == pytest.approx(0.06206, abs=1e-5)
+    assert out["p"] == pytest.approx(0.0490, abs=5e-4) and out["dof"] == 2
+    assert paired_t([0.5], [0.6])["ci"] is None
+
+
+def test_seeds_and_examples_matches_a_hand_computation():
+    # 2 seeds × 4 examples. d = B − A per seed: [1, 0, 1, 0] and [1, 1, 0, 0].
+    a = np.array([[0, 1, 0, 1], [0, 0, 1, 1]], float)
+    b = np.array([[1, 1, 1, 1], [1, 1, 1, 1]], float)
+    out = seeds_and_examples(a, b)
+    # D̄ = 0.5; per-seed means [0.5, 0.5]: s²_seed = 0; per-example means [1, .5, .5, 0]: s²_ex = 1/6.
+    # V = 0 + (1/6)/4 = 1/24, t = 0.5·√24 = √6, dof = V²/((1/24)²/3) = 3.
+    assert out["mean_diff"] == 0.5 and out["se"] == pytest.approx(math.sqrt(1 / 24))
+    assert out["t"] == pytest.approx(math.sqrt(6)) and out["dof"] == pytest.approx(3.0)
+    assert out["p"] == pytest.approx(2 * __import__("scipy").stats.t.sf(math.sqrt(6), 3))
+    assert out["seed_share"] == 0.0
+    # Seeds that disagree: d per seed [1,1,1,1] and [0,0,0,0]: s²_seed = 0.5, s²_ex = 0, dof = n − 1 = 1.
+    out = seeds_and_examples(np.zeros((2, 4)), np.array([[1, 1, 1, 1], [0, 0, 0, 0]], float))
+    assert out["se"] == pytest.approx(0.5) and out["dof"] == pytest.approx(1.0) and out["seed_share"] == 1.0
+    assert seeds_and_examples(np.zeros((1, 4)), np.ones((1, 4)))["note"] == "needs ≥ 2 paired seeds (has 1)"
+    with pytest.raises(ValueError, match="seeds × examples of one shape"):
+        seeds_and_examples(np.zeros((2, 4)), np.zeros((2, 5)))
+
+
+def test_seeds_and_examples_agrees_with_a_two_level_bootstrap():
+    """The peer: resample seeds, then examples, with replacement; the standard deviation of the mean
+    difference over the resamples is the standard error §13.2 computes in closed form."""
+    rng = np.random.default_rng(7)
+    n, N = 5, 400
+    skill = rng.normal(0, 1, N)  # some examples are hard for every run
+    seed_effect = rng.normal(0.03, 0.02, n)
+    p_a = 1 / (1 + np.exp(-(skill[None, :] + rng.normal(0, 0.3, (n, 1)))))
+    p_b = 1 / (1 + np.exp(-(skill[None, :] + 0.15 + seed_effect[:, None] * 5)))
+    a, b = (rng.random((n, N)) < p_a).astype(float), (rng.random((n, N)) < p_b).astype(float)
+    out = seeds_and_examples(a, b)
+    d = b - a
+    means = [d[rng.integers(0, n, n)][:, rng.integers(0, N, N)].mean() for _ in range(4000)]
+    assert out["se"] == pytest.approx(float(np.std(means)), rel=0.15)
+
+
+def test_mcnemar_with_equal_disagreements_is_p_one():
+    for k in (25, 40, 400):
+        out = mcnemar([True] * k + [False] * k, [False] * k + [True] * k)
+        assert out["test"] == "chi-square (continuity corrected)" and out["statistic"] == 0.0 and out["p"] == 1.0
+    assert mcnemar([True] * 13 + [False] * 12, [False] * 13 + [True] * 12)["p"] == 1.0  # |b − c| = 1
+
+
+def test_holm_matches_a_hand_computation():
+    # m = 4 sorted 0.01, 0.02, 0.03, 0.2 → 0.04, max(0.04, 0.06), max(0.06, 0.06), max(0.06, 0.2)
+    assert holm([0.03, 0.01, None, 0.2, 0.02]) == pytest.approx([0.06, 0.04, None, 0.2, 0.06])
+    assert holm([0.5, 0.6]) == [1.0, 1.0] and holm([0.01, 0.6]) == [0.02, 0.6] and holm([]) == []
+
+
+def test_seeds_needed_matches_the_textbook_sample_sizes():
+    # A paired (one-sample) t-test, two-sided α = 0.05, power 0.8, by effect size mean/sd: 1 → 10,
+    # 0.8 → 15, 0.5 → 34, 0.2 → 199 (Cohen's tables; G*Power's one-sample t-test gives the same).
+    h = math.sqrt(2) / 2  # two values e ± h have mean e and sd 1
+    for effect, n in ((1.0, 10), (0.8, 15), (0.5, 34), (0.2, 199)):
+        assert seeds_needed(np.array([effect - h, effect + h])) == n
+        assert seeds_needed(-np.array([effect - h, effect + h])) == n  # either sign
+    assert seeds_needed([0.1, 0.1]) == 2 and seeds_needed([0.1]) is None and seeds_needed([-0.1, 0.1]) is None
+    assert seeds_needed(np.array([0.01 - h, 0.01 + h]), most=50) == 51
+
+
+def test_two_clusters_finds_a_seed_apart_and_nothing_in_ordinary_spread():
+    # student-small's KD over 5 seeds: four near 0.67, one at 0.79
+    found = two_clusters([0.6809, 0.6708, 0.7878, 0.6690, 0.6673])
+    assert found == {"low": [0.6673, 0.669, 0.6708, 0.6809], "high": [0.7878], "gap": pytest.approx(0.1069)}
+    assert two_clusters([0.79, 0.80, 0.81, 0.805]) is None  # even spread
+    assert two_clusters([0.70, 0.701, 0.71]) is None  # a gap below 2 points
+    assert two_clusters([0.67, 0.79]) is None  # two seeds cannot show it
+    assert two_clusters([0.60, 0.62, 0.70, 0.72])  # 8 points between pairs 2 points wide
 
 
 def run(tmp_path, run_id, method, seed, full, data="synthetic"):
@@ -100,11 +171,68 @@ def test_runs_pair_by_seed_per_data_set_and_are_tested(tmp_path):
     pairs = pair_by_seed(runs, kd, msd)
     assert [(s, a["id"], b["id"]) for s, a, b in pairs["synthetic"]] == [(0, "k0", "m0"), (1, "k1", "m1"),
                                                                          (2, "k2", "m2")]
-    table = paired_metric_tests(runs, kd, msd).set_index("data")
-    assert table.loc["synthetic", "t"] == pytest.approx(5.0) and table.loc["synthetic", "seeds"] == [0, 1, 2]
-    assert table.loc["synthetic", "CI low"] <= 1 / 12 <= table.loc["synthetic", "CI high"]
-    assert table.loc["easy-vqa", "note"] == "needs ≥ 2 paired seeds (has 1)"
-    assert table.loc["easy-vqa", "B − A"] == pytest.approx(0.1) and pd.isna(table.loc["easy-vqa", "p"])
+    table = method_tests(runs, kd).set_index("data")
+    syn, easy = table.loc["synthetic"], table.loc["easy-vqa"]
+    assert syn["t"] == pytest.approx(5.0) and syn["seeds"] == [0, 1, 2] and syn["test"] == "seeds"
+    assert syn["CI low"] <= 1 / 12 <= syn["CI high"]
+    assert syn["seeds needed"] == 4  # the observed effect (t = 5 on 3 seeds) has power 0.72 at 3 seeds, 0.96 at 4
+    assert syn["note"] == "seeds without a partner (not counted): 9"
+    assert syn["Holm p"] == syn["p"]  # the easy-vqa row has no test, so a family of one
+    assert easy["note"] == "needs ≥ 2 paired seeds (has 1): launch more seeds of both methods"
+    assert easy["B − A"] == pytest.approx(0.1) and pd.isna(easy["p"]) and easy["verdict"] == "not tested"
+
+
+def test_method_tests_use_per_example_scores_and_correct_over_the_family(tmp_path):
+    """Two methods against KD on one data set: the test over seeds and examples where each run's
+    per-example scores are given (and give its recorded accuracy), Holm over both rows."""
+    rng = np.random.default_rng(3)
+    scores, runs = {}, []
+    for method, shift in (("kd", 0.0), ("msd", 0.2), ("none", -0.02)):
+        for seed in range(3):
+            s = (rng.random(200) < 0.6 + shift + 0.01 * seed).astype(float)
+            r = run(tmp_path, f"{method}{seed}", method, seed, float(s.mean()))
+            scores[r["id"]] = s
+            runs.append(r)
+    table = method_tests(runs, "kd · student-small", scores=lambda r: scores[r["id"]]).set_index("method")
+    msd, none = table.loc["msd instance-soft λ=1.0 · student-small"], table.loc["none · student-small"]
+    want = seeds_and_examples(np.stack([scores[f"kd{s}"] for s in range(3)]),
+                              np.stack([scores[f"msd{s}"] for s in range(3)]))
+    assert msd["test"] == "seeds × examples" and msd["p"] == pytest.approx(want["p"])
+    assert (msd["CI low"], msd["CI high"]) == pytest.approx(want["ci"])
+    assert msd["Holm p"] == pytest.approx(min(1.0, 2 * min(msd["p"], none["p"])) if msd["p"] < none["p"] else
+                                          max(msd["p"], 2 * none["p"]))
+    assert msd["verdict"] == "B better" and none["verdict"] == "no clear difference"
+    # scores that do not give the recorded metric are not used: the test falls back to the seeds
+    table = method_tests(runs, "kd · student-small", scores=lambda r: 1 - scores[r["id"]]).set_index("method")
+    assert table.loc["msd instance-soft λ=1.0 · student-small", "test"] == "seeds"
+    assert "do not give the recorded metric" in table.loc["msd instance-soft λ=1.0 · student-small", "note"]
+
+
+def test_what_cannot_be_tested_says_what_to_launch(tmp_path):
+    runs = [run(tmp_path, "k0", "kd", 0, 0.5), run(tmp_path, "k1", "kd", 1, 0.6),
+            run(tmp_path, "m2", "msd", 2, 0.6), run(tmp_path, "m3", "msd", 3, 0.7),
+            run(tmp_path, "f0", "msd", 0, 0.2, data="easy-vqa")]
+    table = method_tests(runs, "kd · student-small").set_index("data")
+    assert table.loc["synthetic", "note"] == ("no seed in common (baseline: 0, 1; this method: 2, 3): runs pair up "
+                                              "by seed, so launch both with the same seeds")
+    assert table.loc["easy-vqa", "note"] == "kd · student-small has no run on easy-vqa: launch it with the seeds 0"
+    assert table["p"].isna().all() and (table["verdict"] == "not tested").all()
+    runs = [run(tmp_path / "x", "k0", "kd", 0, 0.5) if (tmp_path / "x").mkdir() is None else None,
+            run(tmp_path / "x", "k1", "kd", 1, 0.6), run(tmp_path / "x", "m0", "msd", 0, 0.6),
+            run(tmp_path / "x", "m1", "msd", 1, 0.65)]
+    (tmp_path / "x" / "m1" / "metrics.json").write_text(json.dumps({"test": {"full": {"loss": 1.0}}}))
+    row = method_tests(runs, "kd · student-small").iloc[0]
+    assert row["note"].startswith("needs ≥ 2 paired seeds (has 1): launch more seeds of both methods; no accuracy "
+                                  "on the full view in: m1 (accuracy on full)") and pd.isna(row["p"])
+
+
+def test_cluster_warnings_name_the_method_and_its_seeds(tmp_path):
+    values = [0.6809, 0.6708, 0.7878, 0.6690, 0.6673]
+    runs = [run(tmp_path, f"k{s}", "kd", s, v) for s, v in enumerate(values)]
+    runs += [run(tmp_path, f"m{s}", "msd", s, v) for s, v in enumerate([0.86, 0.87, 0.86, 0.88, 0.87])]
+    (found,) = cluster_warnings(runs)
+    assert found["method"] == "kd · student-small" and found["high"] == {2: 0.7878}
+    assert sorted(found["low"]) == [0, 1, 3, 4] and found["gap"] == pytest.approx(0.1069)
 
 
 def test_example_tests_pool_seeds_and_find_consistent_fixes(tmp_path):

@@ -310,9 +310,10 @@ def test_compare_page_with_one_seed_says_the_paired_test_needs_two(finished_stud
     home, ids = finished_students
     monkeypatch.setenv("MSD_STUDIO_RUNS", str(home))
     at = run_app("app_pages/compare.py")
-    paired = next(d.value for d in at.dataframe if "reading" in d.value.columns)
-    assert list(paired["reading"]) == ["needs ≥ 2 paired seeds (has 1)"]
-    assert list(paired["p"]) == [""] and list(paired["t (dof)"]) == [""]  # no NaN shown
+    tests = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert list(tests["missing"]) == ["needs ≥ 2 paired seeds (has 1): launch more seeds of both methods"]
+    assert list(tests["p"]) == [""] and list(tests["t (dof)"]) == [""] and list(tests["verdict"]) == ["not tested"]
+    assert "No comparison here has a test yet (see *missing*)." in texts(at.caption)
     mc = next(d.value for d in at.dataframe if "b: A right, B wrong" in d.value.columns)
     assert list(mc["seed pairs"]) == [1] and list(mc["example pairs"]) == [32]
     assert "None of the chosen runs uses a meta-learned weighting" in texts(at.caption)  # instance-soft MSD
@@ -334,15 +335,19 @@ def test_compare_page_tests_two_methods_over_seeds_and_shows_learned_weights(two
     at = run_app("app_pages/compare.py")
     assert [s.value for s in at.selectbox if s.label.startswith("Method")] == [
         "kd · student-two-tower", "msd learned-global λ=1.0 · student-two-tower"]
-    paired = next(d.value for d in at.dataframe if "reading" in d.value.columns)
-    assert list(paired["paired seeds"]) == ["0, 1"]
+    tests = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert list(tests["paired seeds"]) == ["0, 1"]
     runs = {r["id"]: r for r in Registry(home / "registry.sqlite").runs()}
     acc = {(r["config"]["distill"]["method"], r["config"]["train"]["seed"]):
            json.loads((home / f"{r['config']['distill']['method']}-{r['config']['train']['seed']}" / "metrics.json")
                       .read_text())["test"]["full"]["accuracy"] for r in runs.values()}
     want = paired_t([acc["kd", 0], acc["kd", 1]], [acc["msd", 0], acc["msd", 1]])
-    assert paired["B − A"][0] == f"{want['mean_diff']:.4f}"
-    assert paired["t (dof)"][0].endswith("(1)") and paired["95% CI of B − A"][0].startswith("[")
+    assert tests["B − A"][0] == f"{want['mean_diff']:+.4f}"
+    # accuracy is a mean over examples, and the students are in their folders: seeds × examples (§13.2)
+    assert tests["test"][0] == "seeds × examples" and tests["95% t-interval of B − A"][0].startswith("[")
+    assert tests["Holm p"][0] == tests["p"][0]  # a family of one comparison
+    assert "over the **1 comparison** with a p in this table (1 method against kd · student-two-tower, on 1 data " \
+           "set, the full view)" in texts(at.caption)
     mc = next(d.value for d in at.dataframe if "b: A right, B wrong" in d.value.columns)
     assert list(mc["example pairs"]) == [64] and mc["test"][0].startswith(("exact binomial", "chi-square", "none"))
     assert any("fixes or breaks in every seed" in m.value for m in at.markdown)
@@ -352,5 +357,39 @@ def test_compare_page_tests_two_methods_over_seeds_and_shows_learned_weights(two
     assert len(weights_chart["layout"]["shapes"]) == 2  # one saliency share line per modality
     next(s for s in at.selectbox if s.label == "View").set_value("only:text").run()
     assert not at.exception
-    next(s for s in at.selectbox if s.label == "Method B").set_value("kd · student-two-tower").run()
-    assert "Pick two different methods." in texts(at.caption) and not at.exception
+    assert next(s for s in at.selectbox if s.label == "Method B, example by example").options == [
+        "msd learned-global λ=1.0 · student-two-tower"]  # never the baseline against itself
+
+
+def test_compare_page_warns_of_seeds_in_two_clusters_and_says_how_many_seeds_a_difference_needs(tmp_path,
+                                                                                                  monkeypatch):
+    """Made-up finished runs (metrics.json alone, no model: the test is over seeds only, and the table
+    says so): KD's five seeds split 4 + 1, as student-small's did; MSD's do not."""
+    import json
+
+    from msd_core.runs import Registry
+
+    monkeypatch.setenv("MSD_STUDIO_RUNS", str(tmp_path))
+    reg = Registry(tmp_path / "registry.sqlite")
+    accuracy = {"kd": [0.6809, 0.6708, 0.7878, 0.6690, 0.6673], "msd": [0.8704, 0.8799, 0.8574, 0.8573, 0.8714]}
+    for method, values in accuracy.items():
+        for seed, value in enumerate(values):
+            out = tmp_path / f"{method}-{seed}"
+            out.mkdir()
+            (out / "metrics.json").write_text(json.dumps({"metric": "accuracy", "test": {"full": {"accuracy": value}},
+                                                          "val": {"full": {"accuracy": value}}}))
+            config = {"distill": {"method": method, "weighting": "uniform", "lam": 1.0},
+                      "model": {"preset": "student-small"}, "train": {"seed": seed},
+                      "data": {"name": "easy-vqa"}}
+            run_id = reg.create(config, kind="student", name=f"{method} seed {seed}", out_dir=str(out))
+            reg.finish(run_id, "finished")
+    at = run_app("app_pages/compare.py")
+    at.multiselect[0].set_value([r["id"] for r in reg.runs()]).run()  # all ten runs, not the newest six
+    assert not at.exception
+    warning = texts(at.warning)
+    assert "**kd · student-small** on easy-vqa: its seeds split in two, 0.6673–0.6809 (seeds 0, 1, 3, 4) and " \
+           "0.7878 (seed 2)" in warning and "msd" not in warning  # MSD's seeds spread evenly
+    tests = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert list(tests["test"]) == ["seeds"] and "tested over seeds only" in tests["missing"][0]
+    needed = int(tests["seeds needed"][0])
+    assert any(f"would need {needed} paired seeds to be found 80% of the time" in m.value for m in at.markdown)
