@@ -233,7 +233,7 @@ def significance_rule(table: str) -> str:
     rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
     real = sum("**real**" in line for line in rows)
     return (f"A difference is called real when its Holm-adjusted p is below 0.05, Holm's correction taken over "
-            f"all {len(rows)} comparisons of the table at once ({real} are real). The test is over seeds and "
+            f"all {len(rows)} comparisons of the table at once ({real} {'is' if real == 1 else 'are'} real). The test is over seeds and "
             f"examples where every paired run recorded its per-question outcomes (docs/METHOD.md §13.2: the "
             f"spread between seeds and the test set's sampling spread), else the paired t-test over seeds "
             f"(§13.1); the interval is the t-interval, which with 3 seeds has 2 degrees of freedom. \"Seeds needed\" "

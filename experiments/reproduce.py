@@ -69,14 +69,21 @@ def summary() -> str:
     if not RESULTS.is_file():
         return "no reruns yet"
     lines = ["| student | method | seed | threads | full | only:image | only:text | recorded full | "
-             "outcomes that differ | bit-identical |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "outcomes that differ from the record | the same as the record | the same as an earlier rerun here |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    earlier: dict[tuple, dict] = {}
     for line in RESULTS.read_text().splitlines():
         r = json.loads(line)
         rec = (r["recorded"] or {}).get("full")
+        key = tuple(r.get(k) for k in KEY) + (r["threads"], r.get("cpu"))
+        before = earlier.get(key)
+        again = "" if before is None else ("yes, bit for bit" if before["test"] == r["test"] and
+                                           before.get("correct_full") == r.get("correct_full") else "**no**")
+        earlier.setdefault(key, r)
         lines.append(f"| {r['student']} | {r['method']} | {r['seed']} | {r['threads']} | {r['test']['full']:.4f} | "
                      f"{r['test'].get('only:image', float('nan')):.4f} | {r['test'].get('only:text', float('nan')):.4f}"
                      f" | {'' if rec is None else f'{rec:.4f}'} | {r.get('outcomes_differ', '')} | "
-                     f"{r.get('bit_identical', '')} |")
+                     f"{'yes' if r.get('bit_identical') else 'no'} | {again} |")
     return "\n".join(lines)
 
 
@@ -102,12 +109,55 @@ def views_table(student: str = "student-small", epochs: int = 3, examples: int =
     return "\n".join(lines)
 
 
+LEDGER = ROOT / "experiments" / "results" / "reproduce_ledger.jsonl"
+
+
+def ledger_rows(folders: list[str], examples: int = 2000) -> list[dict]:
+    """The Modality ledger's collapse flag (docs/METHOD.md §14.3) of each student run in ``folders``
+    against the demo easy-VQA teacher, on a seeded sample of ``examples`` test questions: the share
+    of questions where the teacher relies on a modality (share ≥ 0.5) that the student ignores
+    (share ≤ 0.1), per modality, beside the student's mean saliency per modality."""
+    from msd_core.analysis.ledger import modality_ledger
+    from msd_core.config import DataConfig
+    from msd_core.data.registry import load_split
+    from msd_core.paths import demo_teacher
+
+    data = DataConfig("easy-vqa")
+    ds = load_split(data, "test")
+    led = modality_ledger(demo_teacher("easy-vqa"), data, ds, folders, permutations=1, emap_examples=0,
+                          max_examples=examples)
+    out = []
+    for name, part in led.reliance.groupby("student", sort=False):
+        run = json.loads((Path(folders[[Path(f).name for f in folders].index(name)]) / "run.json").read_text())
+        row = {"folder": name, "seed": run["config"]["train"]["seed"], "method": run["config"]["distill"]["method"],
+               "examples": examples}
+        for m, g in part.groupby("modality"):
+            row[f"collapsed {m}"] = float(g["collapsed"].mean())
+            row[f"student saliency {m}"] = float(g["student saliency"].mean())
+        out.append(row)
+    return out
+
+
+def ledger_table() -> str:
+    if not LEDGER.is_file():
+        return ""
+    rows = [json.loads(line) for line in LEDGER.read_text().splitlines() if line.strip()]
+    lines = ["| run | share of questions with the image collapsed | with the text collapsed | student's mean "
+             "saliency: image, text |", "|---|---|---|---|"]
+    lines += [f"| {r['label']} | {r['collapsed image']:.3f} | {r['collapsed text']:.3f} | "
+              f"{r['student saliency image']:+.3f}, {r['student saliency text']:+.3f} |" for r in rows]
+    return "\n".join(lines)
+
+
 def report() -> str:
     """RESULTS.md's section on what repeats: the reruns' table and the per-view table of the setting."""
     return ("Reruns of recorded rows on this code and machine (`python -m experiments.reproduce`, "
             "`experiments/results/reproduce.jsonl`):\n\n" + summary() + "\n\nThe recorded student-small runs "
             "on every training question, 3 epochs, seed by seed and view by view (`page_defaults.jsonl`); "
-            f"\"text alone\" marks a full input within {TEXT_ONLY} of the text-only view:\n\n" + views_table())
+            f"\"text alone\" marks a full input within {TEXT_ONLY} of the text-only view:\n\n" + views_table()
+            + ("\n\nThe Modality ledger's collapse flag (§14.3) of rerun students, on 2,000 test questions "
+               "(`python -m experiments.reproduce --ledger FOLDER=LABEL ...`, `reproduce_ledger.jsonl`):\n\n"
+               + ledger_table() if LEDGER.is_file() else ""))
 
 
 def main() -> int:
@@ -119,7 +169,16 @@ def main() -> int:
     p.add_argument("--methods", nargs="*", default=["kd"])
     p.add_argument("--threads", type=int, nargs="*", default=[2])
     p.add_argument("--summary", action="store_true")
+    p.add_argument("--ledger", nargs="*", metavar="FOLDER=LABEL",
+                   help="instead of training: the ledger's collapse flag of these run folders (each with a label)")
     a = p.parse_args()
+    if a.ledger:
+        folders = [f.split("=", 1) for f in a.ledger]
+        for (folder, label), row in zip(folders, ledger_rows([f for f, _ in folders])):
+            with LEDGER.open("a") as f:
+                f.write(json.dumps({**row, "label": label}) + "\n")
+        print(ledger_table())
+        return 0
     if not a.summary:
         import torch
 
