@@ -4,9 +4,10 @@
 It launches a KD and an MSD run (one seed) of the synthetic demo teacher from the Distill page,
 shoots the page while they run, and shoots Compare once they have finished.
 
-``scripts/screenshots.py --quick-run [OUT_DIR]`` instead launches the Distill page's form as it
-opens (``QuickRun``: KD and MSD over three seeds, six runs, a few minutes on 2 cores) and shoots
-Compare's "Which differences are real" once they have finished (compare_quick_run.png).
+``scripts/screenshots.py --quick-run [OUT_DIR] [--runs RUNS]`` instead launches the Distill page's
+form as it opens (``QuickRun``: KD and MSD over three seeds, six runs, a few minutes on 2 cores) and
+shoots Compare's "Which differences are real" once they have finished (compare_quick_run.png);
+``--runs`` shoots the runs folder of an earlier launch again.
 """
 
 from __future__ import annotations
@@ -87,33 +88,41 @@ def main(out: Path) -> None:
         print("saved", out / "compare.png", flush=True)
 
 
-def quick_run(out: Path) -> None:
-    """Launch the Distill form as it opens and shoot Compare's tests once its runs have finished."""
+def quick_run(out: Path, runs: Path | None = None) -> None:
+    """Launch the Distill form as it opens and shoot Compare's tests once its runs have finished
+    (``runs``: a runs folder of an earlier such launch, shot again without launching)."""
     out.mkdir(parents=True, exist_ok=True)
-    runs = Path(tempfile.mkdtemp(prefix="msd-quick-run-"))
-    with dashboard({"MSD_STUDIO_RUNS": str(runs)}) as url, browser_page(1500, 1300) as page:
-        page.goto(f"{url}/distill")
-        page.get_by_role("heading", name="Distill").wait_for()
-        wait_until_idle(page)
-        t0 = time.time()
-        page.get_by_role("button", name="Launch").click()
-        page.get_by_text("Launched 6 run(s)", exact=False).wait_for()
-        page.get_by_text("Nothing is running", exact=False).wait_for(timeout=1_800_000)
-        print(f"six runs in {time.time() - t0:.0f} s", flush=True)
-        time.sleep(1)
+    fresh = runs is None
+    runs = runs or Path(tempfile.mkdtemp(prefix="msd-quick-run-"))
+    print(f"runs folder: {runs}", flush=True)
+    with dashboard({"MSD_STUDIO_RUNS": str(runs)}) as url, browser_page(1500, 1250) as page:
+        if fresh:
+            page.goto(f"{url}/distill")
+            page.get_by_role("heading", name="Distill").wait_for()
+            wait_until_idle(page)
+            t0 = time.time()
+            page.get_by_role("button", name="Launch").click()
+            page.get_by_text("Launched 6 run(s)", exact=False).wait_for()
+            page.get_by_text("Nothing is running", exact=False).wait_for(timeout=1_800_000)
+            print(f"six runs in {time.time() - t0:.0f} s", flush=True)
+            time.sleep(1)
         page.goto(f"{url}/compare")
         heading = page.get_by_role("heading", name="Which differences are real")
         heading.wait_for()
         page.get_by_text("These trained models on these examples", exact=False).wait_for(timeout=300_000)
         wait_until_idle(page)
-        heading.scroll_into_view_if_needed()
-        page.evaluate("window.scrollBy(0, -20)")
+        heading.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "compare_quick_run.png"))
         print("saved", out / "compare_quick_run.png", flush=True)
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick-run"]
-    folder = Path(args[0]) if args else ROOT / "assets" / "screenshots"
-    quick_run(folder) if "--quick-run" in sys.argv else main(folder)
+    import argparse
+
+    p = argparse.ArgumentParser(prog="scripts/screenshots.py")
+    p.add_argument("out", nargs="?", type=Path, default=ROOT / "assets" / "screenshots")
+    p.add_argument("--quick-run", action="store_true", help="only compare_quick_run.png")
+    p.add_argument("--runs", type=Path, help="with --quick-run: the runs folder of an earlier launch")
+    a = p.parse_args()
+    quick_run(a.out, a.runs) if a.quick_run else main(a.out)

@@ -170,15 +170,15 @@ def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
     for _, t in tests.iterrows():
         tested = pd.notna(t["p"])
         needed = t["seeds needed"]
-        rows.append({"data": t["data"], "method B": t["method"], "metric": t["metric"] or "",
-                     "paired seeds": ", ".join(str(s) for s in t["seeds"]),
-                     "A mean": number(t["A mean"]), "B mean": number(t["B mean"]), "B − A": signed(t["B − A"]),
-                     "test": t["test"], "t (dof)": f"{t['t']:.2f} ({t['dof']:.0f})" if tested else "",
-                     "p": p_text(t["p"]), "Holm p": p_text(t["Holm p"]),
+        rows.append({"method B": t["method"], "data": t["data"], "B − A": signed(t["B − A"]),
                      "95% t-interval of B − A": f"[{t['CI low']:+.4f}, {t['CI high']:+.4f}]" if tested else "",
+                     "p": p_text(t["p"]), "Holm p": p_text(t["Holm p"]), "verdict": t["verdict"],
+                     "paired seeds": ", ".join(str(s) for s in t["seeds"]),
                      "seeds needed": "" if needed is None or pd.isna(needed) else
                                      (f"> {int(needed) - 1}" if needed > 1000 else str(int(needed))),
-                     "verdict": t["verdict"], "missing": t["note"]})
+                     "A mean": number(t["A mean"]), "B mean": number(t["B mean"]), "metric": t["metric"] or "",
+                     "test": t["test"], "t (dof)": f"{t['t']:.2f} ({t['dof']:.0f})" if tested else "",
+                     "missing": t["note"]})
     return pd.DataFrame(rows)
 
 
@@ -322,7 +322,7 @@ else:
                 st.caption("No example changes the same way in every seed.")
             else:
                 st.dataframe(changed, hide_index=True)
-                data_json = {sig.data_name(r["config"]): json.dumps(r["config"]["data"], sort_keys=True)
+                data_json = {sig.data_setting(r["config"]): json.dumps(r["config"]["data"], sort_keys=True)
                              for r in chosen}
                 recs = []
                 for _, row in changed.groupby(["data", "change"], sort=False).head(3).iterrows():

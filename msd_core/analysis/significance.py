@@ -189,6 +189,21 @@ def data_name(config: dict) -> str:
     return data.get("name", "?") + (f" ({Path(data['root']).name})" if data.get("root") else "")
 
 
+def data_setting(config: dict) -> str:
+    """The data set and what changes which examples a run trains and is tested on (loader options,
+    ``--max-train``, ``--max-eval``): runs pair up only within one setting, so that two regimes of one
+    data set are never compared seed against seed."""
+    data = config.get("data", {})
+    parts = [data_name(config)]
+    if data.get("options"):
+        parts.append(", ".join(f"{k}={v}" for k, v in sorted(data["options"].items())))
+    if data.get("max_train_examples"):
+        parts.append(f"{data['max_train_examples']:,} training examples")
+    if data.get("max_eval_examples"):
+        parts.append(f"at most {data['max_eval_examples']:,} test examples")
+    return " · ".join(parts)
+
+
 def seed_of(run: dict):
     return run["config"].get("train", {}).get("seed")
 
@@ -203,7 +218,7 @@ def pair_by_seed(runs: list[dict], group_a: str, group_b: str) -> dict[str, list
     set (sorted by seed); with two runs of one group and seed, the first listed (the newest) counts."""
     by = {}
     for r in runs:
-        key = (data_name(r["config"]), group_name(r["config"]), seed_of(r))
+        key = (data_setting(r["config"]), group_name(r["config"]), seed_of(r))
         by.setdefault(key, r)
     out: dict[str, list] = {}
     for (data, group, seed), run_a in by.items():
@@ -225,7 +240,7 @@ def seeds_by_data(runs: list[dict], group: str) -> dict[str, list]:
     out: dict[str, list] = {}
     for r in runs:
         if group_name(r["config"]) == group:
-            out.setdefault(data_name(r["config"]), []).append(seed_of(r))
+            out.setdefault(data_setting(r["config"]), []).append(seed_of(r))
     return {d: sorted(set(s), key=lambda x: (x is None, x)) for d, s in out.items()}
 
 
@@ -326,7 +341,7 @@ def cluster_warnings(runs: list[dict], split: str = "test", view: str = "full", 
     out = []
     by: dict[tuple, dict] = {}
     for r in runs:
-        by.setdefault((data_name(r["config"]), group_name(r["config"])), {}).setdefault(seed_of(r), r)
+        by.setdefault((data_setting(r["config"]), group_name(r["config"])), {}).setdefault(seed_of(r), r)
     for (data, method), seeds in by.items():
         name = metric_name(next(iter(seeds.values())), split, view, metric)
         values = {s: metric_of(r, split, view, name) for s, r in sorted(seeds.items(), key=lambda kv: str(kv[0]))}

@@ -226,6 +226,21 @@ def test_what_cannot_be_tested_says_what_to_launch(tmp_path):
                                   "on the full view in: m1 (accuracy on full)") and pd.isna(row["p"])
 
 
+def test_runs_of_two_regimes_of_one_data_set_never_pair(tmp_path):
+    """KD and MSD on 2,000 and on all easy-VQA questions, seeds 0 and 1: two data settings, each tested
+    on its own seeds (pairing across them would compare a 2k run with an all-data run)."""
+    runs = []
+    for examples, base in ((2000, 0.7), (None, 0.8)):
+        for seed in (0, 1):
+            for method, lift in (("kd", 0.0), ("msd", 0.05)):
+                r = run(tmp_path, f"{method}{seed}-{examples}", method, seed, base + lift + 0.01 * seed, "easy-vqa")
+                r["config"]["data"]["max_train_examples"] = examples
+                runs.append(r)
+    table = method_tests(runs, "kd · student-small").set_index("data")
+    assert list(table.index) == ["easy-vqa · 2,000 training examples", "easy-vqa"]
+    assert table["B − A"].tolist() == pytest.approx([0.05, 0.05]) and table["seeds"].tolist() == [[0, 1], [0, 1]]
+
+
 def test_cluster_warnings_name_the_method_and_its_seeds(tmp_path):
     values = [0.6809, 0.6708, 0.7878, 0.6690, 0.6673]
     runs = [run(tmp_path, f"k{s}", "kd", s, v) for s, v in enumerate(values)]
