@@ -31,7 +31,7 @@ def pooled_mcnemar(first: list[str], second: list[str]) -> dict:
 
 def full_input_correct(out_dir: Path, data) -> str:
     """``bits`` of whether the run in ``out_dir`` is right on each test example of ``data``, full input."""
-    from msd_core.analysis.compare import views_correct
+    from msd_core.analysis.finished import views_correct
     from msd_core.data.registry import load_split
 
     run = {"id": out_dir.name, "out_dir": str(out_dir),

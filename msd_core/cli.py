@@ -373,6 +373,7 @@ def cmd_job(a) -> int:
 
 def cmd_runs(a) -> None:
     """List the registry's runs, or rebuild the registry from the run folders."""
+    from .runs.liveness import reap
     from .runs.rebuild import format_runs, rebuild
     from .runs.store import Registry, default_db
 
@@ -381,7 +382,7 @@ def cmd_runs(a) -> None:
         print("\n".join(rebuild(db).lines()))
         return
     reg = Registry(db)
-    reg.reap()
+    reap(reg)
     print(format_runs(reg.runs(limit=a.limit), reg.queue_positions()))
 
 

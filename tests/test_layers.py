@@ -1,6 +1,6 @@
 """The library's import layering, read from the source: each layer imports only itself and the
-layers below it, module-level imports form no cycle, and ``msd_core`` never imports streamlit,
-``app``, ``experiments`` or ``benchmarks``.
+layers below it, imports form no circle (those inside functions included), and ``msd_core`` never
+imports streamlit, ``app``, ``experiments`` or ``benchmarks``.
 
     foundation (errors, registries, paths, fileio, config, device, provenance)
       < data < models < method < runs < engine < analysis < interface (options, cli)
@@ -73,11 +73,9 @@ def test_the_library_never_imports_the_dashboard_the_experiments_or_the_benchmar
     assert not bad, bad
 
 
-def test_module_level_imports_have_no_cycle():
-    known = known_modules()
-    graph = {module_name(p): {t for t, top in imports(p) if top and t in known and t != module_name(p)}
-             for p in PACKAGE.rglob("*.py")}
-    # a package's __init__ importing its own submodules is not a cycle of the design
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` (module -> the modules it imports) as a trail, or None. A package's
+    __init__ importing its own submodules is not a cycle of the design."""
     graph = {m: {t for t in ts if not t.startswith(m + ".")} for m, ts in graph.items()}
     state: dict[str, int] = {}
 
@@ -85,14 +83,64 @@ def test_module_level_imports_have_no_cycle():
         state[m] = 1
         for t in graph.get(m, ()):
             if state.get(t) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(trail + [m, t]))
+                return trail + [m, t]
             if t not in state:
-                visit(t, trail + [m])
+                found = visit(t, trail + [m])
+                if found:
+                    return found
         state[m] = 2
+        return None
 
     for m in graph:
         if m not in state:
-            visit(m, [])
+            found = visit(m, [])
+            if found:
+                return found
+    return None
+
+
+def import_graph(package: Path, *, function_level: bool) -> dict[str, set[str]]:
+    known = {module_name(p) for p in package.rglob("*.py")}
+    return {module_name(p): {t for t, top in imports(p) if (top or function_level) and t in known
+                             and t != module_name(p)} for p in package.rglob("*.py")}
+
+
+def test_module_level_imports_have_no_cycle():
+    cycle = import_cycle(import_graph(PACKAGE, function_level=False))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_import_circle_even_through_imports_inside_functions():
+    """An import inside a function that dodges a module-level cycle is still a circle: none in the
+    library."""
+    cycle = import_cycle(import_graph(PACKAGE, function_level=True))
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_circle_through_a_function_level_import(tmp_path):
+    pkg = tmp_path / "msd_core"
+    (pkg / "analysis").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "analysis" / "__init__.py").write_text("")
+    (pkg / "analysis" / "a.py").write_text("from .b import x\n")
+    (pkg / "analysis" / "b.py").write_text("def x():\n    from .a import y\n")
+    graph = {module_name_in(tmp_path, p): {t for t, _ in imports_in(tmp_path, p)} for p in pkg.rglob("*.py")}
+    assert import_cycle(graph) in (["msd_core.analysis.a", "msd_core.analysis.b", "msd_core.analysis.a"],
+                                   ["msd_core.analysis.b", "msd_core.analysis.a", "msd_core.analysis.b"])
+
+
+def module_name_in(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_in(root: Path, path: Path) -> list[tuple[str, bool]]:
+    global ROOT
+    saved, ROOT = ROOT, root
+    try:
+        return imports(path)
+    finally:
+        ROOT = saved
 
 
 def test_the_layer_map_is_not_vacuous():

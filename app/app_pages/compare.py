@@ -15,8 +15,10 @@ from app.components.palette import modality_colour
 from app.components.views import cli_hint, example_cards, show_error
 from app.state import compare_examples, dataset_for, registry
 from msd_core.analysis import significance as sig
-from msd_core.analysis.compare import (config_diff, default_curve, eval_data, group_name, per_run_metrics,
-                                       results_table, seed_bands, slice_table, split_metrics, views_scores)
+from msd_core.analysis.compare import (config_diff, default_curve, per_run_metrics, results_table, seed_bands,
+                                       slice_table)
+from msd_core.analysis.finished import (data_name, data_setting, eval_data, group_name, population_saliency_of,
+                                        split_metrics, views_scores)
 from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, format_table,
                                       metrics_summary, parquet_bytes)
 from msd_core.analysis.preview import example_record
@@ -72,7 +74,7 @@ def views_correct_on(run_id: str, split: str) -> tuple[list[str], list[str], dic
 
 
 st.subheader("Metrics by slice")
-data_names = {sig.data_name(r["config"]) for r in chosen}
+data_names = {data_name(r["config"]) for r in chosen}
 saved_slices = [s for s in list_slices() if s.data_name in data_names]
 if not saved_slices:
     st.caption("No saved slice of these runs' data set. Save one in the saliency explorer (its selection or "
@@ -232,7 +234,7 @@ def weights_figure(learned: list[dict]) -> go.Figure:
         for i, (m, part) in enumerate(curves.groupby("modality", sort=False)):
             fig.add_scatter(x=part["step"], y=part["share"], name=f"{m} · {r['name']} · {r['id'][-6:]}",
                             mode="lines", line_color=modality_colour(m, i))
-        for m, v in sig.saliency_share(sig.population_saliency_of(r)).items():
+        for m, v in sig.saliency_share(population_saliency_of(r)).items():
             shares.setdefault(m, v)
     for i, (m, v) in enumerate(shares.items()):
         fig.add_hline(y=v, line_dash="dash", line_color=modality_colour(m, i),
@@ -322,7 +324,7 @@ else:
                 st.caption("No example changes the same way in every seed.")
             else:
                 st.dataframe(changed, hide_index=True)
-                data_json = {sig.data_setting(r["config"]): json.dumps(r["config"]["data"], sort_keys=True)
+                data_json = {data_setting(r["config"]): json.dumps(r["config"]["data"], sort_keys=True)
                              for r in chosen}
                 recs = []
                 for _, row in changed.groupby(["data", "change"], sort=False).head(3).iterrows():

@@ -15,7 +15,7 @@ from app.components.live import active_runs, run_card
 from app.components.option_inputs import option_input
 from app.components.views import cli_hint, display_path, show_error, short_name
 from app.state import registry, teacher_data_config, teachers
-from msd_core.analysis.compare import slice_label
+from msd_core.analysis.finished import slice_label
 from msd_core.cli import to_cli
 from msd_core.data.slices import list_slices
 from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, QuickRun, TrainConfig, check_ranges

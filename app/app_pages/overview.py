@@ -11,7 +11,7 @@ from msd_core.engine.evaluate import headline
 from msd_core.data.registry import DATASETS
 from msd_core.analysis.preview import example_record
 from msd_core.analysis.catalog import model_label
-from msd_core.runs.liveness import resume_command
+from msd_core.runs.liveness import reap, resume_command
 from msd_core.runs.queue import queue_label
 
 st.title("MSD Studio")
@@ -68,7 +68,7 @@ try:
     from app.state import registry
 
     reg = registry()
-    reg.reap()
+    reap(reg)
     recent = reg.runs(limit=10)
     where = reg.queue_positions()
 except Exception as e:  # noqa: BLE001

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.components.figures import curves_figure
 from msd_core.engine.evaluate import HEADLINES
+from msd_core.runs.liveness import reap
 from msd_core.runs.queue import queue_label
 
 CURVES = ["train/loss", "train/ce", "train/kd"]
@@ -50,7 +51,7 @@ def run_card(reg, r: dict) -> None:
 
 def active_runs(reg, kind: str | None = None) -> list[dict]:
     """Queued and running runs (of ``kind``), each queued one with its ``position`` in line."""
-    reg.reap()
+    reap(reg)
     where = reg.queue_positions()
     return [{**r, "position": where.get(r["id"])} for r in reg.runs(limit=100)
             if r["status"] in ("queued", "running") and (kind is None or r["kind"] == kind)]

@@ -12,6 +12,7 @@ from ..fileio import atomic_write_text
 from ..paths import METRICS_FILE, RUN_FILE
 from ..models.presets import spec_changes
 from ..runs.liveness import folder_status
+from .finished import group_name
 
 REGISTERED = "teachers.json"
 
@@ -119,7 +120,6 @@ def find_students(labels: list[str], modalities: list[str], data_name: str | Non
     of_teacher, method}``, this ``teacher``'s students first. What a student is compared with the
     teacher on (the ledger, the counterfactual editor) is the teacher's data, so the student's
     own data options (its size, say) may differ."""
-    from .compare import group_name
 
     out, seen = [], set()
     tpath = Path(teacher).resolve() if teacher else None

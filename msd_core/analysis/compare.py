@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
 from ..engine.evaluate import HEADLINES, headline
-from ..data.tasks import correct, example_scores, full_credit, predicted_texts
-from ..paths import METRICS_FILE
-from ..method.objectives import OBJECTIVES
+from ..data.tasks import correct, predicted_texts
+from .export import metrics_summary
+from .finished import data_name, group_name, run_metric, run_predictions, split_metrics
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -38,52 +37,10 @@ def config_diff(configs: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def group_name(config: dict) -> str:
-    """What a run is, seed aside: method (+ weighting, λ) and student preset."""
-    d = config.get("distill", {})
-    method = d.get("method", config.get("kind", "?"))
-    weighted = method in OBJECTIVES and OBJECTIVES.get(method).weighted
-    extra = f" {d.get('weighting')} λ={d.get('lam')}" if weighted else ""
-    return f"{method}{extra} · {config.get('model', {}).get('preset')}{slice_label(config.get('data', {}))}"
-
-
-def slice_label(data: dict) -> str:
-    """`` · slice NAME only``, `` · slice NAME ×k`` or `` · slice NAME excluded`` for a run trained
-    with a slice (§15), else ''."""
-    if not data.get("slice"):
-        return ""
-    mode = data.get("slice_mode", "only")
-    how = {"only": "only", "exclude": "excluded"}.get(mode, f"×{data.get('slice_weight')}")
-    return f" · slice {Path(data['slice']).stem} {how}"
-
-
-def eval_data(data: dict) -> dict:
-    """A run's data config without its training slice: the splits it is evaluated on, whole."""
-    return {**data, "slice": None, "slice_hash": None} if data.get("slice") else dict(data)
-
-
-def views_scores(run: dict, ds) -> dict[str, np.ndarray]:
-    """``{view: per-example score}``: how right the run's final model is on each example of ``ds``
-    on each view (``full`` and ``only:m``, formed as evaluation forms them): ``data.tasks.
-    example_scores``, whose mean is the accuracy, VQA accuracy or exact match (docs/METHOD.md §13.2)."""
-    from .export import run_predictions
-
-    logits, targets = run_predictions(run, ds)
-    return {view: example_scores(z, targets, ds.task).numpy() for view, z in logits.items()}
-
-
-def views_correct(run: dict, ds) -> dict[str, np.ndarray]:
-    """``{view: per-example bool}``: whether the run's final model is right on each example of
-    ``ds`` on each view (``full`` and ``only:m``, formed as evaluation forms them)."""
-    return {view: full_credit(s) for view, s in views_scores(run, ds).items()}
-
-
 def slice_table(runs: list[dict], slices: list, correct_of) -> pd.DataFrame:
     """Per saved slice of the runs' data set and per run: accuracy on the slice's examples, per
     view, next to the accuracy on the whole split the slice was saved from (§15). ``correct_of(run,
     split)`` gives ``(ids, {view: per-example bool})`` of the run on the whole split."""
-    from .significance import data_name
-
     rows = []
     for s in slices:
         for r in runs:
@@ -109,47 +66,29 @@ def slice_table(runs: list[dict], slices: list, correct_of) -> pd.DataFrame:
     return frame[order + [c for c in frame.columns if c not in order]]  # then run, group (and note)
 
 
-def split_metrics(run: dict, split: str) -> dict | None:
-    """``{view: {metric: value}}`` of a finished run on ``split`` (None when it has no metrics.json)."""
-    path = Path(run["out_dir"] or "") / METRICS_FILE
-    return json.loads(path.read_text()).get(split, {}) if path.is_file() else None
-
-
-def run_metric(run: dict) -> str | None:
-    """The headline metric a finished run's metrics.json names (its data set's), or None."""
-    path = Path(run["out_dir"] or "") / METRICS_FILE
-    return json.loads(path.read_text()).get("metric") if path.is_file() else None
-
-
 def results_table(runs: list[dict], split: str = "test") -> pd.DataFrame:
     """Mean ± std across seeds of each view's headline metric (``evaluate.headline``: accuracy,
-    AUROC, micro-F1 or VQA accuracy, as the data set says) and agreement, for each run group."""
-    rows = []
+    AUROC, micro-F1 or VQA accuracy, as the data set says) and agreement, for each data set and run
+    group: ``export.metrics_summary``'s numbers, as text."""
+    summary = metrics_summary(runs, split)
+    if summary.empty:
+        return summary
+    headline_of = {}
     for r in runs:
-        metrics = split_metrics(r, split)
-        if metrics is None:
-            continue
-        row = {"group": group_name(r["config"]), "run": r["id"], "seed": r["config"].get("train", {}).get("seed")}
-        metric = run_metric(r)
-        for view, m in metrics.items():
-            name, value = headline(m, metric)
-            row[f"{view} {name}"] = value
-            if "agreement" in m:
-                row[f"{view} agreement"] = m["agreement"]
-        rows.append(row)
-    per_run = pd.DataFrame(rows)
-    if per_run.empty:
-        return per_run
-    value_cols = [c for c in per_run.columns if c not in ("group", "run", "seed")]
+        headline_of.setdefault((data_name(r["config"]), group_name(r["config"])), run_metric(r))
     out = []
-    for group, part in per_run.groupby("group", sort=False):
-        row = {"group": group, "seeds": len(part)}
-        for c in value_cols:
-            vals = part[c].dropna().to_numpy()
-            if len(vals) > 1:
-                row[c] = f"{vals.mean():.4f} ± {vals.std(ddof=1):.4f}"
-            else:
-                row[c] = f"{vals.mean():.4f}" if len(vals) else ""
+    for _, s in summary.iterrows():
+        row = {"data": s["data"], "group": s["group"], "seeds": int(s["seeds"])}
+        values = [c.removesuffix(" mean") for c in summary.columns if c.endswith(" mean") and pd.notna(s[c])]
+        views = list(dict.fromkeys(c.split(" ", 1)[0] for c in values))
+        for view in views:
+            mine = {c.split(" ", 1)[1]: s[f"{c} mean"] for c in values if c.startswith(view + " ")}
+            name = headline(mine, headline_of.get((s["data"], s["group"])))[0]
+            for metric in dict.fromkeys([name, "agreement"]):
+                if metric in mine:
+                    std = s[f"{view} {metric} std"]
+                    row[f"{view} {metric}"] = f"{s[f'{view} {metric} mean']:.4f}" + (
+                        f" ± {std:.4f}" if pd.notna(std) else "")
         out.append(row)
     return pd.DataFrame(out)
 
@@ -189,10 +128,7 @@ def seed_bands(curves: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu") -> pd.DataFrame:
     """Predictions of two students on every example of ``split``, with the teacher's dominant
     modality (loss-drop saliency): where A is right and B wrong, and the reverse."""
-    from ..data.collate import Collator
     from ..data.registry import load_split
-    from ..engine.checkpoint import MODEL_FILE, load_model
-    from ..engine.predict import predict_views
     from ..engine.teacher_cache import teacher_logits
     from ..method.saliency import dominant_modality, modality_saliency
 
@@ -201,9 +137,7 @@ def per_example(run_a: dict, run_b: dict, split: str = "val", device: str = "cpu
     ds = load_split(data, split)
     preds = {}
     for key, run in (("a", run_a), ("b", run_b)):
-        model, _ = load_model(Path(run["out_dir"]) / MODEL_FILE, device)
-        logits, targets = predict_views(model, ds, Collator.for_model(ds, data, model), device,
-                                        {"full": tuple(ds.modality_names)})
+        logits, targets = run_predictions(run, ds, device)
         preds[key] = logits["full"]
     cache = teacher_logits(cfg_a["teacher"], data, ds, device=device)
     said = {key: predicted_texts(preds[key], ds.labels, ds.task) for key in preds}

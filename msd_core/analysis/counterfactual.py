@@ -20,7 +20,6 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 import pandas as pd

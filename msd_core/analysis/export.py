@@ -27,8 +27,7 @@ from ..config import DataConfig, DistillConfig
 from ..engine.evaluate import METRICS
 from ..errors import ConfigError
 from ..data.tasks import correct, predicted_texts
-from .compare import group_name, split_metrics
-from .significance import data_name, seed_of
+from .finished import data_name, group_name, run_predictions, seed_of, split_metrics
 
 FORMATS = {"examples": ("parquet", "csv"), "table": ("csv", "md", "tex")}
 TABLE_METRICS = (*dict.fromkeys(k for names in METRICS.values() for k in names), "agreement")  # higher is better
@@ -58,26 +57,6 @@ def removal_of(runs: list[dict]) -> str:
     """The removal the runs share (their students' views and the teacher's); the default when they differ."""
     found = {r["config"].get("distill", {}).get("removal", DistillConfig().removal) for r in runs}
     return found.pop() if len(found) == 1 else DistillConfig().removal
-
-
-def run_predictions(run: dict, ds, device: str = "cpu") -> tuple[dict, "object"]:
-    """``({view: N x C logits}, N targets)`` of a student run's final model on ``ds`` (views
-    ``full`` and ``only:m`` formed with the run's removal, as evaluation forms them)."""
-    from ..data.collate import Collator
-    from ..data.views import named_views
-    from ..engine.checkpoint import check_fits, load_model, model_file
-    from ..engine.predict import predict_views
-    from ..errors import CheckpointError
-
-    ckpt = model_file(Path(run.get("out_dir") or ""))
-    if not ckpt.is_file():
-        raise CheckpointError(f"{ckpt}: run {run['id']} has no model file — only finished runs can be exported")
-    model, meta = load_model(ckpt, device)
-    check_fits(meta, ds, ckpt)
-    data = DataConfig.from_dict(run["config"]["data"])
-    removal = run["config"].get("distill", {}).get("removal", DistillConfig().removal)
-    return predict_views(model, ds, Collator.for_model(ds, data, model), device,
-                         named_views(ds.modality_names), removal=removal)
 
 
 def _logit_columns(frame: dict, who: str, view: str, logits, labels: list[str], task: str, targets=None) -> None:
@@ -263,4 +242,4 @@ def format_from_suffix(path: Path) -> str | None:
 
 
 __all__ = ["FORMATS", "check_same_data", "examples_frame", "export", "format_table", "metrics_summary",
-           "parquet_bytes", "read_export_meta", "run_predictions"]
+           "parquet_bytes", "read_export_meta"]

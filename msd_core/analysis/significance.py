@@ -20,17 +20,15 @@ hand computations.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..paths import METRICS_FILE
 from ..engine.evaluate import headline
-from .compare import group_name, run_metric, split_metrics
+from .finished import (data_setting, group_name, metric_of, population_saliency_of, run_metric, seed_of,
+                       split_metrics)
 
 MIN_SEEDS = 2          # a test over seeds needs at least two paired seeds
 EXACT_BELOW = 25       # McNemar: the exact binomial test when b + c is below this, else chi-square
@@ -183,31 +181,6 @@ def mcnemar(a_right, b_right) -> dict:
 
 
 # -- runs ------------------------------------------------------------------------------
-def data_name(config: dict) -> str:
-    """The data set a run used (its name, and its folder for folder data sets)."""
-    data = config.get("data", {})
-    return data.get("name", "?") + (f" ({Path(data['root']).name})" if data.get("root") else "")
-
-
-def data_setting(config: dict) -> str:
-    """The data set and what changes which examples a run trains and is tested on (loader options,
-    ``--max-train``, ``--max-eval``): runs pair up only within one setting, so that two regimes of one
-    data set are never compared seed against seed."""
-    data = config.get("data", {})
-    parts = [data_name(config)]
-    if data.get("options"):
-        parts.append(", ".join(f"{k}={v}" for k, v in sorted(data["options"].items())))
-    if data.get("max_train_examples"):
-        parts.append(f"{data['max_train_examples']:,} training examples")
-    if data.get("max_eval_examples"):
-        parts.append(f"at most {data['max_eval_examples']:,} test examples")
-    return " · ".join(parts)
-
-
-def seed_of(run: dict):
-    return run["config"].get("train", {}).get("seed")
-
-
 def groups(runs: list[dict]) -> list[str]:
     """The run groups (methods) among ``runs``, in order of first appearance."""
     return list(dict.fromkeys(group_name(r["config"]) for r in runs))
@@ -228,11 +201,6 @@ def pair_by_seed(runs: list[dict], group_a: str, group_b: str) -> dict[str, list
         if run_b is not None:
             out.setdefault(data, []).append((seed, run_a, run_b))
     return {data: sorted(pairs, key=lambda p: (p[0] is None, p[0])) for data, pairs in out.items()}
-
-
-def metric_of(run: dict, split: str, view: str, metric: str) -> float | None:
-    value = ((split_metrics(run, split) or {}).get(view) or {}).get(metric)
-    return None if value is None else float(value)
 
 
 def seeds_by_data(runs: list[dict], group: str) -> dict[str, list]:
@@ -379,12 +347,6 @@ def consistent_changes(pairs: list[tuple[object, dict, dict]], correct: dict[str
 
 
 # -- learned weights against the teacher's saliency ------------------------------------
-def population_saliency_of(run: dict) -> dict[str, float]:
-    """The teacher's population saliency ``S`` recorded in the run's metrics.json (§5.5)."""
-    path = Path(run.get("out_dir") or "") / METRICS_FILE
-    return json.loads(path.read_text()).get("population_saliency") or {} if path.is_file() else {}
-
-
 def saliency_share(population: dict[str, float]) -> dict[str, float]:
     """``S_m⁺ / Σ_m' S_m'⁺`` (§13.4): each modality's share of the positive saliency (uniform when
     no modality helps)."""

@@ -12,6 +12,9 @@ from .tasks import check_task, target_tensor
 ModalityKind = Literal["image", "text", "vector"]
 
 
+SPLITS = ("train", "val", "test")  # the splits every data set is read as
+
+
 @dataclass(frozen=True)
 class ModalitySpec:
     """A modality's name (``image``, ``text``, ``tabular``, ...) and how it is encoded."""

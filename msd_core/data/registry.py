@@ -12,7 +12,7 @@ from ..config import DataConfig
 from ..errors import ConfigError
 from ..registries import NamedRegistry
 from .easy_vqa_data import make_easy_vqa
-from .example import MultimodalDataset
+from .example import SPLITS, MultimodalDataset
 from .folder import make_folder, split_file
 from .hateful_memes import make_hateful_memes
 from .mm_imdb import make_mm_imdb
@@ -21,7 +21,6 @@ from .slices import apply_slice
 from .synthetic import make_synthetic
 from .vqa_v2 import make_vqa_v2
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..config import DataConfig
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_text
 from ..paths import display_path, resolve_path, runs_dir
-from .example import MultimodalDataset
+from .example import SPLITS, MultimodalDataset
 
 SLICE_MODES = ("only", "upweight", "exclude")  # DataConfig.slice_mode: the slice only, oversampled, or left out
 SLICE_DIR = "slices"
@@ -77,8 +77,6 @@ def save_slice(name: str, data: DataConfig | dict, split: str, ids, *, note: str
                root: str | Path | None = None) -> Slice:
     """Save ``ids`` (examples of ``split`` of ``data``) as the slice ``name``; a name already taken
     is an error (delete that slice first)."""
-    from .registry import SPLITS
-
     name = check_name(name)
     if split not in SPLITS:
         raise ConfigError(f"slice {name}: unknown split {split!r}; choose one of {', '.join(SPLITS)}")

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from ..config import check_ranges
 from ..paths import resolve_path

@@ -26,7 +26,7 @@ from ..fileio import atomic_write_text
 from ..paths import RUN_FILE, STATE_FILE
 from ..processes import pid_alive
 from ..launch import launch_prefix
-from .store import ACTIVE
+from .store import ACTIVE, LAUNCH_GRACE, Registry
 
 LOCK_FILE = ".run.lock"
 
@@ -218,3 +218,37 @@ def interrupt_folder(folder: str | Path | None, row: dict) -> tuple[str, str | N
                 except OSError:
                     pass  # the row still says what happened
     return "interrupted", info["error"]
+
+
+def reap(registry: Registry, stale_after: float = 60.0) -> list[str]:
+    """Mark running runs whose process is gone as interrupted (their folder's run.json too, with
+    the command that resumes them; the folder's own end when run.json recorded one) and those
+    alive but silent for ``stale_after`` s as failed; returns their ids."""
+    dead = []
+    now = time.time()
+    for r in registry.runs(status="queued"):
+        if now - r["created"] <= LAUNCH_GRACE:
+            continue
+        if not r["pid"]:
+            registry.finish(r["id"], "failed", "its process was never started (the launch failed); launch it again")
+            dead.append(r["id"])
+        elif not pid_alive(r["pid"]):
+            registry.finish(r["id"], "failed", f"the run's process exited before starting; see {r['out_dir']}/log.txt")
+            dead.append(r["id"])
+    for r in registry.runs(status="running"):
+        lock = lock_state(r["out_dir"])
+        if lock == "held":  # its recorder's process is alive (on any machine sharing the folder)
+            gone = False
+        else:  # "free" is also a run admitted from the queue whose recorder has not started yet
+            gone = not (pid_alive(r["pid"]) if r["pid"] else False)
+        stale = bool(r["heartbeat"]) and now - r["heartbeat"] > stale_after
+        if gone or (stale and lock == "free"):  # free and silent: the pid was reused
+            status, error = interrupt_folder(r["out_dir"], r)
+        elif stale:
+            status, error = "failed", f"no heartbeat for {now - r['heartbeat']:.0f} s; see its log in {r['out_dir']}"
+        else:
+            continue
+        if registry.end_if_running(r["id"], status, error):
+            dead.append(r["id"])
+    return dead
+

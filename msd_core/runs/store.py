@@ -2,9 +2,9 @@
 
 Safe with one writer per run and any number of readers at once: WAL lets readers proceed while
 a writer commits, and every connection waits (``busy_timeout``) instead of failing with
-"database is locked". A running job beats a heartbeat; ``reap()`` marks a run whose process
-is gone as interrupted (with the command that resumes it, also in its folder's run.json) and
-one silent for ``stale_after`` seconds as failed, so no run stays "running" forever. Who writes
+"database is locked". A running job beats a heartbeat; ``liveness.reap`` marks a run whose
+process is gone as interrupted (with the command that resumes it, also in its folder's run.json)
+and one silent for ``stale_after`` seconds as failed, so no run stays "running" forever. Who writes
 a run's row while it runs: ``recorder.RunRecorder`` only. A damaged database file is a
 ``RegistryError`` saying how to rebuild it (``msd runs --rebuild``).
 """
@@ -130,49 +130,18 @@ class Registry:
         with self.connect() as con:
             con.execute("UPDATE runs SET status=?, error=?, ended=? WHERE id=?", (status, error, time.time(), run_id))
 
+    def end_if_running(self, run_id: str, status: str, error: str | None = None) -> bool:
+        """Record how a run ended only if it is still running (it may have ended meanwhile)."""
+        with self.connect() as con:
+            return con.execute("UPDATE runs SET status=?, error=?, ended=? WHERE id=? AND status='running'",
+                               (status, error, time.time(), run_id)).rowcount == 1
+
     def request_cancel(self, run_id: str) -> None:
         """Flag a run to stop; a queued run is cancelled at once (its waiting process then exits)."""
         with self.connect() as con:
             con.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
             con.execute("UPDATE runs SET status='cancelled', error=?, ended=? WHERE id=? AND status='queued'",
                         ("cancelled while queued", time.time(), run_id))
-
-    def reap(self, stale_after: float = 60.0) -> list[str]:
-        """Mark running runs whose process is gone as interrupted (their folder's run.json too, with
-        the command that resumes them; the folder's own end when run.json recorded one) and those
-        alive but silent for ``stale_after`` s as failed; returns their ids."""
-        dead = []
-        now = time.time()
-        for r in self.runs(status="queued"):
-            if now - r["created"] <= LAUNCH_GRACE:
-                continue
-            if not r["pid"]:
-                self.finish(r["id"], "failed", "its process was never started (the launch failed); launch it again")
-                dead.append(r["id"])
-            elif not pid_alive(r["pid"]):
-                self.finish(r["id"], "failed", f"the run's process exited before starting; see {r['out_dir']}/log.txt")
-                dead.append(r["id"])
-        from .liveness import interrupt_folder, lock_state
-
-        for r in self.runs(status="running"):
-            lock = lock_state(r["out_dir"])
-            if lock == "held":  # its recorder's process is alive (on any machine sharing the folder)
-                gone = False
-            else:  # "free" is also a run admitted from the queue whose recorder has not started yet
-                gone = not (pid_alive(r["pid"]) if r["pid"] else False)
-            stale = bool(r["heartbeat"]) and now - r["heartbeat"] > stale_after
-            if gone or (stale and lock == "free"):  # free and silent: the pid was reused
-                status, error = interrupt_folder(r["out_dir"], r)
-            elif stale:
-                status, error = "failed", f"no heartbeat for {now - r['heartbeat']:.0f} s; see its log in {r['out_dir']}"
-            else:
-                continue
-            with self.connect() as con:  # only if still running: it may have ended meanwhile
-                done = con.execute("UPDATE runs SET status=?, error=?, ended=? WHERE id=? AND status='running'",
-                                   (status, error, time.time(), r["id"])).rowcount
-            if done:
-                dead.append(r["id"])
-        return dead
 
     # -- reads --------------------------------------------------------------------
     def runs(self, status: str | None = None, limit: int = 500) -> list[dict]:

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from msd_core.analysis.compare import (config_diff, default_curve, flatten, group_name, per_run_metrics,
-                                       results_table, seed_bands)
+from msd_core.analysis.compare import config_diff, default_curve, flatten, per_run_metrics, results_table, seed_bands
+from msd_core.analysis.finished import group_name
 
 
 def finished_run(tmp_path, run_id, method, seed, full, text, weighting="uniform", lam=1.0):

@@ -132,7 +132,8 @@ def test_a_distillation_on_a_slice_records_its_hash_and_keeps_a_copy(runs, train
 
 
 def test_slice_table_reports_each_run_on_each_slice_of_its_data():
-    from msd_core.analysis.compare import group_name, slice_table
+    from msd_core.analysis.compare import slice_table
+    from msd_core.analysis.finished import group_name
     from msd_core.data.slices import Slice
 
     ids = [f"x{i}" for i in range(6)]

@@ -13,7 +13,7 @@ import sys
 import time
 
 from msd_core.runs import Registry, launch
-from msd_core.runs.liveness import folder_status, lock_state
+from msd_core.runs.liveness import folder_status, lock_state, reap
 from msd_core.processes import pid_alive
 from tests.faults.kill import ROOT, env_for, msd, run_json
 
@@ -92,11 +92,11 @@ def test_a_launched_run_killed_mid_training_is_interrupted_on_reap_and_on_the_pa
     run_id = launch(cfg, kind="teacher", registry=reg, name="killed teacher")
     wait_for(stepped(out))
     pid = reg.run(run_id)["pid"]
-    assert reg.reap() == []  # alive
+    assert reap(reg) == []  # alive
     os.killpg(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid) and lock_state(out) == "free")  # its last threads exit after it
 
-    assert reg.reap() == [run_id]
+    assert reap(reg) == [run_id]
     resume = f"msd train-teacher --resume --out {out}"
     row = reg.run(run_id)
     assert row["status"] == "interrupted" and row["error"].startswith(f"the run's process (pid {pid} on ")

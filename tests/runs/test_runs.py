@@ -9,6 +9,7 @@ import pytest
 
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.runs import Registry, cancel, launch
+from msd_core.runs.liveness import reap
 from tests.conftest import TINY
 
 
@@ -52,10 +53,10 @@ def test_a_run_whose_process_died_is_marked_interrupted_with_its_resume_command(
     proc = mp.Process(target=time.sleep, args=(60,))
     proc.start()
     reg.start(run_id, proc.pid)
-    assert reg.reap() == []  # alive and beating
+    assert reap(reg) == []  # alive and beating
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
-    assert reg.reap() == [run_id]
+    assert reap(reg) == [run_id]
     r = reg.run(run_id)
     assert r["status"] == "interrupted" and "died" in r["error"]
     assert r["error"].endswith(f"continue it with: msd distill --resume --out {tmp_path / 'run'}")
@@ -97,7 +98,7 @@ def test_a_launch_whose_process_never_started_does_not_wait_in_line_forever(tmp_
     orphan = reg.create({"train": {"seed": 0}}, kind="student")  # a launcher that died before Popen
     with reg.connect() as con:
         con.execute("UPDATE runs SET created = created - 60 WHERE id=?", (orphan,))
-    assert reg.reap() == [orphan]
+    assert reap(reg) == [orphan]
     assert reg.run(orphan)["status"] == "failed" and "never started" in reg.run(orphan)["error"]
 
     def no_processes(*args, **kwargs):
