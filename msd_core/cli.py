@@ -193,30 +193,34 @@ def report(metrics: dict, cfg) -> None:
         print(f"saved to {display_path(Path(cfg.out_dir) / 'model.safetensors')} ({metrics['train_seconds']} s)")
 
 
-@contextmanager
-def run_slot(cfg, a: argparse.Namespace):
-    """Hold a run slot of the runs folder while a CLI run trains (``msd_core.runs.queue``), so CLI
-    and dashboard runs share one limit; not with ``--no-queue``, nor under torchrun (WORLD_SIZE >
-    1), whose ranks must start together."""
-    from .launch import launched_world
-
-    if getattr(a, "no_queue", False) or launched_world() > 1:
-        yield None
-        return
-    from .runs.queue import acquire_slot, concurrency_limit, waiting_message
-
-    with acquire_slot(runs_dir(), concurrency_limit(cfg.train.threads),
-                      on_wait=lambda used, limit: print(waiting_message(used, limit), file=sys.stderr,
-                                                        flush=True)) as slot:
-        yield slot
-
-
 def limit_threads(cfg) -> None:
     """``torch.set_num_threads(cfg.train.threads)`` when threads > 0 (0 leaves torch's default)."""
     if cfg.train.threads > 0:
         import torch
 
         torch.set_num_threads(cfg.train.threads)
+
+
+def train_here(cfg, kind: str, a: argparse.Namespace, train):
+    """Run ``train(recorder)`` for a ``train-teacher`` or ``distill`` typed here: recorded in the
+    registry of the runs folder its ``--out`` lies in (``runs.job``), so it shows on the pages live
+    and on Compare when it ends, and waiting for a run slot there like the dashboard's runs (not with
+    ``--no-queue``, nor under ``torchrun``, whose ranks must start together and where only rank 0
+    records). A refused command leaves no run behind. None when it was cancelled while queued."""
+    from .distributed import is_main_process
+    from .launch import launched_world
+    from .runs.job import register_here, run_registered
+
+    def go(recorder):
+        limit_threads(cfg)
+        return train(recorder)
+
+    if not is_main_process():
+        return go(None)
+    reg, run_id, before = register_here(cfg, kind, resume=a.resume)
+    return run_registered(reg, run_id, go, threads=cfg.train.threads,
+                          queue=not (a.no_queue or launched_world() > 1), before=before, forget_if_refused=True,
+                          say=lambda message: print(message, file=sys.stderr, flush=True))
 
 
 def cmd_train_teacher(a) -> None:
@@ -228,9 +232,10 @@ def cmd_train_teacher(a) -> None:
         cfg.out_dir = str(runs_dir() / f"teacher-{cfg.data.name}-{cfg.model.preset}")
     if a.resume:  # the run continues under its saved config: its threads, its queue limit
         cfg = resumed_config(cfg, a.train__epochs)
-    with run_slot(cfg, a):
-        limit_threads(cfg)
-        report(train_teacher(cfg, resume=a.resume, epochs=a.train__epochs), cfg)
+    metrics = train_here(cfg, "teacher", a, lambda recorder: train_teacher(cfg, resume=a.resume,
+                                                                            epochs=a.train__epochs, recorder=recorder))
+    if metrics is not None:
+        report(metrics, cfg)
 
 
 def cmd_distill(a) -> None:
@@ -242,9 +247,9 @@ def cmd_distill(a) -> None:
         cfg.out_dir = str(runs_dir() / f"{cfg.distill.method}-{cfg.data.name}-{cfg.model.preset}-seed{cfg.train.seed}")
     if a.resume:
         cfg = resumed_config(cfg)
-    with run_slot(cfg, a):
-        limit_threads(cfg)
-        report(distill(cfg, resume=a.resume), cfg)
+    metrics = train_here(cfg, "student", a, lambda recorder: distill(cfg, resume=a.resume, recorder=recorder))
+    if metrics is not None:
+        report(metrics, cfg)
 
 
 def cmd_saliency(a) -> None:
@@ -318,46 +323,29 @@ def cmd_evaluate(a) -> None:
 
 def cmd_job(a) -> int:
     """A launched run (``msd_core.runs.launch``): wait for its turn and a free run slot (light:
-    no torch while queued), then train or distil under the run's recorder. Cancelled while
-    queued, it exits without training."""
-    import os
-
+    no torch while queued), then train or distil under the run's recorder (``runs.job``). Cancelled
+    while queued, it exits without training."""
     from .config import RUN_CONFIGS
-    from .runs.queue import acquire_slot, concurrency_limit, ordinal, waiting_message
+    from .runs.job import run_registered
     from .runs.store import ACTIVE, Registry
 
     reg = Registry(a.db)
     run = reg.run(a.run)
     error = None
 
-    def first_in_line() -> bool:
-        line = [r["id"] for r in reg.queue()]
-        return a.run not in line or line[0] == a.run
+    def train(recorder):
+        limit_threads(cfg)
+        if run["kind"] == "teacher":
+            from .engine.teacher import train_teacher
 
-    def say_waiting(used: int, limit: int) -> None:
-        where = reg.queue_position(a.run)
-        print(f"queued{f' ({ordinal(where)} in line)' if where else ''}: {waiting_message(used, limit)}",
-              flush=True)
+            return train_teacher(cfg, progress=False, recorder=recorder)
+        from .engine.distill import distill
+
+        return distill(cfg, progress=False, recorder=recorder)
 
     try:
         cfg = RUN_CONFIGS[run["kind"]].from_dict(run["config"])
-        with acquire_slot(reg.path.parent, concurrency_limit(cfg.train.threads), my_turn=first_in_line,
-                          should_stop=lambda: reg.run(a.run)["status"] != "queued", on_wait=say_waiting) as slot:
-            if slot is None or not reg.admit(a.run, os.getpid()):
-                print(f"{reg.run(a.run)['status']} while queued: not started", flush=True)
-            else:
-                from .runs.recorder import RunRecorder
-
-                limit_threads(cfg)
-                recorder = RunRecorder(cfg.out_dir, {}, registry=reg, run_id=a.run)
-                if run["kind"] == "teacher":
-                    from .engine.teacher import train_teacher
-
-                    train_teacher(cfg, progress=False, recorder=recorder)
-                else:
-                    from .engine.distill import distill
-
-                    distill(cfg, progress=False, recorder=recorder)
+        run_registered(reg, a.run, train, threads=cfg.train.threads, say=lambda message: print(message, flush=True))
     except (KeyboardInterrupt, MSDError) as e:
         print(f"error: {e}", file=sys.stderr)
         error = f"{type(e).__name__}: {e}"
@@ -366,7 +354,7 @@ def cmd_job(a) -> int:
 
         traceback.print_exc()
         error = f"{type(e).__name__}: {e}"
-    if reg.run(a.run)["status"] in ACTIVE:  # it stopped before its recorder took over
+    if reg.run(a.run)["status"] in ACTIVE:  # its config could not be read: no recorder took over
         reg.finish(a.run, "failed", error or "the run ended without a status")
     return 0 if reg.run(a.run)["status"] in ("finished", "cancelled") else 1
 

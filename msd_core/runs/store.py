@@ -41,8 +41,21 @@ ACTIVE = ("queued", "running")
 LAUNCH_GRACE = 5.0  # seconds a queued run may have no process yet (the launcher is starting it)
 
 
+DB_NAME = "registry.sqlite"
+
+
 def default_db() -> Path:
-    return runs_dir() / "registry.sqlite"
+    return runs_dir() / DB_NAME
+
+
+def registry_for(folder: str | Path) -> Path:
+    """The registry a run writing to ``folder`` records itself in: that of the nearest folder above it
+    holding one (the runs folder it lies in), else the default registry."""
+    here = resolve_path(folder)
+    for parent in here.parents:
+        if (parent / DB_NAME).is_file():
+            return parent / DB_NAME
+    return default_db()
 
 
 class Registry:
@@ -73,8 +86,10 @@ class Registry:
             con.close()
 
     # -- writes -------------------------------------------------------------------
-    def create(self, config: dict, *, kind: str, name: str | None = None, out_dir: str | None = None) -> str:
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    def create(self, config: dict, *, kind: str, name: str | None = None, out_dir: str | None = None,
+               run_id: str | None = None) -> str:
+        """A new queued run (``run_id``: the id its folder already records, else a new one)."""
+        run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         with self.connect() as con:
             con.execute("INSERT INTO runs (id, name, kind, config, status, created, seed, out_dir) "
                         "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
@@ -86,6 +101,25 @@ class Registry:
         """Where a queued run will write, and its config with that folder filled in."""
         with self.connect() as con:
             con.execute("UPDATE runs SET out_dir=?, config=? WHERE id=?", (out_dir, json.dumps(config), run_id))
+
+    def requeue(self, run_id: str, pid: int) -> None:
+        """A run resumed: queued again, by process ``pid``, its last end and cancel flag cleared (its
+        metrics stay, and the resumed steps add to them)."""
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status='queued', pid=?, error=NULL, ended=NULL, cancel_requested=0 "
+                        "WHERE id=?", (pid, run_id))
+
+    def restore(self, row: dict) -> None:
+        """Put back a run's status, error, end and process as ``row`` (an earlier ``run``) had them."""
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status=?, error=?, ended=?, pid=? WHERE id=?",
+                        (row["status"], row["error"], row["ended"], row["pid"], row["id"]))
+
+    def delete(self, run_id: str) -> None:
+        """Forget a run that never ran (a refused command): its row, metrics and artifacts."""
+        with self.connect() as con:
+            for table, column in (("metrics", "run_id"), ("artifacts", "run_id"), ("runs", "id")):
+                con.execute(f"DELETE FROM {table} WHERE {column}=?", (run_id,))
 
     def set_pid(self, run_id: str, pid: int) -> None:
         with self.connect() as con:
@@ -167,6 +201,12 @@ class Registry:
     def queue_positions(self) -> dict[str, int]:
         """``{run id: position}`` of every waiting run (see ``queue_position``)."""
         return {r["id"]: i for i, r in enumerate(self.queue(), 1)}
+
+    def find(self, run_id: str) -> dict | None:
+        """The run ``run_id``, or None when the registry has none by that id."""
+        with self.connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return None if row is None else decode_run(row)
 
     def run(self, run_id: str) -> dict:
         with self.connect() as con:

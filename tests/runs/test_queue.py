@@ -164,14 +164,17 @@ def test_the_cli_waits_for_a_slot_and_says_so(tmp_path):
             lines = [cli.stderr.readline().strip()]
             while lines[-1] and "waiting" not in lines[-1]:  # past any warning
                 lines.append(cli.stderr.readline().strip())
-            said = "waiting for a free run slot (1 of 1 in use; MSD_STUDIO_MAX_RUNS sets the limit) …"
+            said = "queued (1st in line): waiting for a free run slot (1 of 1 in use; MSD_STUDIO_MAX_RUNS sets the limit) …"
             assert lines[-1] == said, lines
+            (waiting,) = Registry(tmp_path / "registry.sqlite").runs()  # the terminal's run is in line too
+            assert waiting["status"] == "queued" and waiting["pid"] == cli.pid and waiting["out_dir"] == str(tmp_path / "t")
             cli.send_signal(signal.SIGINT)
             assert cli.wait(30) == 130
         finally:
             if cli.poll() is None:
                 cli.kill()
     assert not (tmp_path / "t").exists()  # it never started
+    assert Registry(tmp_path / "registry.sqlite").runs() == []  # stopped while it waited: nothing left behind
 
 
 def test_the_pages_show_queued_runs_in_line(tmp_path, monkeypatch):
