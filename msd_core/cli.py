@@ -359,8 +359,8 @@ def cmd_job(a) -> int:
     return 0 if reg.run(a.run)["status"] in ("finished", "cancelled") else 1
 
 
-def cmd_runs(a) -> None:
-    """List the registry's runs, or rebuild the registry from the run folders."""
+def cmd_runs(a) -> int | None:
+    """List the registry's runs, rebuild the registry from the run folders, or add folders made elsewhere."""
     from .runs.liveness import reap
     from .runs.rebuild import format_runs, rebuild
     from .runs.store import Registry, default_db
@@ -369,6 +369,12 @@ def cmd_runs(a) -> None:
     if a.rebuild:
         print("\n".join(rebuild(db).lines()))
         return
+    if a.add:
+        from .runs.add import add_folders
+
+        report = add_folders(Registry(db), a.add, teacher=a.teacher)
+        print("\n".join(report.lines))
+        return 2 if report.refused else None
     reg = Registry(db)
     reap(reg)
     print(format_runs(reg.runs(limit=a.limit), reg.queue_positions()))
@@ -473,10 +479,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=default(DistillRunConfig, "train.device"))
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("runs", help="list the runs of the registry; --rebuild rebuilds it from the run folders")
+    r = sub.add_parser("runs", help="list the runs of the registry; --rebuild rebuilds it from the run folders; "
+                                   "--add registers run folders made elsewhere")
     r.add_argument("--rebuild", action="store_true",
                    help="move a damaged registry aside and register every run folder (holding run.json) under "
                         "its folder; run folders are only read")
+    r.add_argument("--add", nargs="+", metavar="FOLDER",
+                   help="register run folders made elsewhere (another machine, a cluster), where they are: finished "
+                        "or interrupted runs; adding one twice is one run")
+    r.add_argument("--teacher", metavar="FOLDER",
+                   help="with --add: the teacher the added student runs distilled, where it is on this machine "
+                        "(when the path their run.json records is not)")
     r.add_argument("--db", help="the registry file (default: registry.sqlite in the runs folder)")
     r.add_argument("--limit", type=int, default=50, help="list at most this many runs, newest first")
     r.set_defaults(func=cmd_runs)

@@ -4,6 +4,7 @@ differences are real (paired tests, McNemar), learned weights against the teache
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -22,15 +23,40 @@ from msd_core.analysis.finished import (data_name, data_setting, eval_data, grou
 from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, format_table,
                                       metrics_summary, parquet_bytes)
 from msd_core.analysis.preview import example_record
+from msd_core.runs.add import add_folders
 from msd_core.cli import to_cli
 from msd_core.config import DistillRunConfig, QuickRun
 from msd_core.data.tasks import full_credit
 from msd_core.data.slices import list_slices
 from msd_core.errors import MSDError
 
+def add_folders_box(reg) -> None:
+    """Register run folders made elsewhere (``msd runs --add``), where they are."""
+    with st.expander("Add run folders made elsewhere (another machine, a cluster, another runs folder)",
+                     icon=":material/create_new_folder:"):
+        text = st.text_area("Run folders, one per line", key="add-folders",
+                            help="Each a folder holding a finished or interrupted run's run.json, metrics.json and "
+                                 "model.safetensors. It stays where it is; adding it twice is one run.")
+        teacher = st.text_input("Their teacher here (only when the path their run.json records is not on this "
+                                "machine)", key="add-teacher")
+        folders = [line.strip() for line in text.splitlines() if line.strip()]
+        if st.button("Add", key="add-folders-button", disabled=not folders):
+            try:
+                report = add_folders(reg, folders, teacher=teacher.strip() or None)
+            except Exception as e:  # noqa: BLE001
+                show_error(e)
+            else:
+                for line in report.lines:
+                    (st.warning if line.startswith("not added") or "not on this machine" in line else st.success)(line)
+        if folders:
+            cli_hint("msd runs --add " + " ".join(shlex.quote(f) for f in folders)
+                     + (f" --teacher {shlex.quote(teacher.strip())}" if teacher.strip() else ""), folded=True)
+
+
 st.title("Compare")
 try:
     reg = registry()
+    add_folders_box(reg)
     runs = [r for r in reg.runs(limit=500) if r["kind"] == "student" and r["status"] == "finished"]
 except Exception as e:  # noqa: BLE001 - a damaged registry: say how to rebuild it
     show_error(e)

@@ -163,20 +163,24 @@ def rebuild(db: str | Path, root: str | Path | None = None) -> RebuildReport:
         if row["id"] in known_ids or os.path.abspath(folder) in known_dirs:
             report.kept += 1
             continue
-        with reg.connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                        list(row.values()))
-            con.executemany("INSERT INTO metrics (run_id, step, name, value, time) VALUES (?, ?, ?, ?, ?)",
-                            [(row["id"], s, n, v, row["ended"] or row["created"])
-                             for s, n, v in final_metrics(folder, info)])
-            if (folder / MODEL_FILE).is_file():
-                con.execute("INSERT INTO artifacts (run_id, name, path) VALUES (?, 'model', ?)",
-                            (row["id"], str(folder / MODEL_FILE)))
-            con.execute("COMMIT")
+        insert_run(reg, folder, info, row)
         known_ids.add(row["id"])
         report.added.append(row["id"])
     return report
+
+
+def insert_run(reg: Registry, folder: Path, info: dict, row: dict) -> None:
+    """Register the run folder ``folder`` (its run.json ``info``) as ``row``, with the validation
+    history and final metrics of its metrics.json and its model as an artifact, in one transaction."""
+    with reg.connect() as con:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        con.executemany("INSERT INTO metrics (run_id, step, name, value, time) VALUES (?, ?, ?, ?, ?)",
+                        [(row["id"], s, n, v, row["ended"] or row["created"]) for s, n, v in final_metrics(folder, info)])
+        if (folder / MODEL_FILE).is_file():
+            con.execute("INSERT INTO artifacts (run_id, name, path) VALUES (?, 'model', ?)",
+                        (row["id"], str(folder / MODEL_FILE)))
+        con.execute("COMMIT")
 
 
 def format_runs(runs: list[dict], positions: dict[str, int] | None = None) -> str:

@@ -121,6 +121,16 @@ class Registry:
             for table, column in (("metrics", "run_id"), ("artifacts", "run_id"), ("runs", "id")):
                 con.execute(f"DELETE FROM {table} WHERE {column}=?", (run_id,))
 
+    def move_folder(self, run_id: str, out_dir: str, config: dict) -> None:
+        """A run whose folder moved: its folder, its config (as the row records it) and its artifacts'
+        paths follow; its metrics stay."""
+        with self.connect() as con:
+            old = con.execute("SELECT out_dir FROM runs WHERE id=?", (run_id,)).fetchone()[0]
+            con.execute("UPDATE runs SET out_dir=?, config=? WHERE id=?", (out_dir, json.dumps(config), run_id))
+            if old:
+                con.execute("UPDATE artifacts SET path=? || substr(path, ?) WHERE run_id=? AND path LIKE ? || '%'",
+                            (out_dir, len(old) + 1, run_id, old))
+
     def set_pid(self, run_id: str, pid: int) -> None:
         with self.connect() as con:
             con.execute("UPDATE runs SET pid=? WHERE id=?", (pid, run_id))

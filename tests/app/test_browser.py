@@ -45,14 +45,23 @@ def test_overview_and_data_pages_in_a_real_browser(home_with_teacher, tmp_path):
 
 def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_path):
     """Explorer -> an example's heat map; Distill -> a short MSD run whose curve gains points
-    while it runs; Compare -> the run in the table."""
+    while it runs; Compare -> the run in the table, beside a KD run typed in a terminal."""
     SHOTS.mkdir(exist_ok=True)
     runs = tmp_path / "runs"
+    import os
     import shutil
+    import subprocess
+    import sys
 
     shutil.copytree(home_with_teacher / "teacher-synthetic", runs / "teacher-synthetic")
     env = {"MSD_STUDIO_RUNS": str(runs), "MSD_STUDIO_ASSETS": str(tmp_path / "no-assets"),
            "MSD_STUDIO_CACHE": str(tmp_path / "cache")}
+    terminal = subprocess.run([sys.executable, "-m", "msd_core.cli", "distill", "--teacher",
+                               str(runs / "teacher-synthetic"), "--data-option", "n=2000", "--max-train", "96",
+                               "--max-eval", "64", "--epochs", "1", "--method", "kd", "--out",
+                               str(runs / "from-terminal")], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                              text=True, timeout=300)
+    assert terminal.returncode == 0, terminal.stderr[-2000:]
     timings = {}
     with dashboard(env) as url, browser_page() as page:
         t0 = time.time()
@@ -131,6 +140,8 @@ def test_saliency_live_run_and_compare_in_a_real_browser(home_with_teacher, tmp_
         page.get_by_text("Metrics (mean ± std across seeds)").wait_for()
         wait_until_idle(page)
         assert page.get_by_text("msd instance-soft λ=1.0 · student-small", exact=False).count() >= 1
+        assert page.get_by_text("from-terminal", exact=False).count() >= 1  # the terminal's run, registered
+        assert page.get_by_text("kd · student-small", exact=False).count() >= 1
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(SHOTS / "compare.png"))
     print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
