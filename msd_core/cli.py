@@ -88,7 +88,7 @@ def config_flags(config_cls) -> list[Flag]:
 
 def add_config_flags(p: argparse.ArgumentParser, config_cls, only: tuple[str, ...] | None = None) -> None:
     """Add the flags of ``config_cls`` (or those whose path starts with one of ``only``)."""
-    from .options import choices, value_at
+    from .options import LIST_CHOICES, choices, value_at
 
     fresh = config_cls()
     for flag in config_flags(config_cls):
@@ -100,6 +100,8 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls, only: tuple[str, ..
         shown = f" (default: {display_path(value) if flag.path in PATH_FIELDS and value else value})" \
             if value not in (None, "", {}) and flag.kind != "bool" else ""
         allowed = f" [{describe_range(flag.bounds)}]" if flag.bounds else ""
+        listed = LIST_CHOICES.get(flag.path)
+        allowed += f" (of: {', '.join(listed())})" if listed else ""
         help_ = (flag.help + allowed).replace("%", "%%") + shown
         if flag.kind == "bool":
             p.add_argument(flag.name, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)

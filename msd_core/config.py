@@ -127,6 +127,8 @@ class TrainConfig(ConfigBase):
                              "the model trains (0: read them in the training process); the batches are the same",
                           at_least=0)
     compile: bool = option(False, "torch.compile the model (useful on GPUs; slow to start on CPUs)")
+    report_to: str = option("none", "experiment trackers that also receive the live metrics, the config and the final "
+                                    "metrics: none, or a comma-separated list of them")
     max_steps: int | None = option(None, "stop after this many steps (smoke runs)", at_least=1)
     save_every: int = option(0, "also checkpoint every N steps (0: once per epoch)", at_least=0)
     log_every: int = option(10, "steps between progress-bar updates", at_least=1)

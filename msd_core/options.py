@@ -20,6 +20,7 @@ from .method.objectives import OBJECTIVES
 from .method.saliency import MEASURES
 from .method.weighting import META_SPLITS, WEIGHTINGS
 from .models.presets import PRESETS
+from .runs.trackers import TRACKERS
 
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "data.name": DATASETS.names,
@@ -31,6 +32,11 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "distill.removal": REMOVALS.names,
     "distill.population_split": lambda: list(SPLITS),
     "distill.meta_split": lambda: list(META_SPLITS),
+}
+
+
+LIST_CHOICES: dict[str, Callable[[], list[str]]] = {  # options that take a comma-separated list of these
+    "train.report_to": TRACKERS.names,
 }
 
 

@@ -30,6 +30,10 @@ class NamedRegistry(Generic[T]):
             return obj
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test's or a plugin's entry, when it is done)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
         """The implementation registered as ``name``; a ``ConfigError`` naming the choices otherwise."""
         try:

@@ -10,7 +10,7 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   exit 1
 fi
 files=(requirements.txt pyproject.toml)
-[ "${1:-}" = "--test" ] && files+=(requirements-test.txt)
+[ "${1:-}" = "--test" ] && files+=(requirements-test.txt requirements-trackers.txt)
 stamp=".venv/.installed-$(cat "${files[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -57,7 +57,8 @@ def student_configs(teacher: dict, student: str, methods: list[str], seeds: list
         data.slice_mode, data.slice_weight = form["slice_mode"], int(form["slice_weight"])
     return [DistillRunConfig(teacher=teacher["path"], data=data, model=ModelConfig(student, dict(overrides or {})),
                              train=TrainConfig(epochs=int(form["epochs"]), lr=float(form["lr"]), seed=seed,
-                                               modality_dropout=default(C, "train.modality_dropout")),
+                                               modality_dropout=default(C, "train.modality_dropout"),
+                                               report_to=form.get("report_to", default(C, "train.report_to"))),
                              distill=DistillConfig(method=method, **distill_options(method, form)))
             for seed in seeds for method in methods]
 
@@ -126,6 +127,7 @@ form["slice_mode"] = s2.selectbox("Slice mode", choices("data.slice_mode"), inde
 form["slice_weight"] = s3.number_input("Slice weight (upweight)", 1, 100, default(C, "data.slice_weight"),
                                        help=help_text(C, "data.slice_weight"),
                                        disabled=chosen_slice is None or form["slice_mode"] != "upweight")
+form["report_to"] = option_input(st.columns(2)[0], C, "train.report_to")
 
 with st.expander("More MSD options: the saliency behind the weights, out-of-fold saliency, the learned "
                  "weightings' meta step"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from msd_core.options import choices, default, field_at, help_text
+from msd_core.options import LIST_CHOICES, choices, default, field_at, help_text
 
 
 def float_step(value: float) -> float:
@@ -22,6 +22,11 @@ def option_input(container, config_cls, path: str, *, disabled: bool = False):
     name = path.split(".")[-1]
     value, tip, key = default(config_cls, path), help_text(config_cls, path), f"option-{path}"
     options = choices(path)
+    listed = LIST_CHOICES.get(path)
+    if listed is not None:  # a comma-separated list of these, "none" for none
+        picked = container.multiselect(name, listed(), default=[v for v in str(value).split(",") if v in listed()],
+                                       help=tip, key=key, disabled=disabled)
+        return ",".join(picked) or "none"
     if options is not None:
         return container.selectbox(name, options, index=options.index(value), help=tip, key=key, disabled=disabled)
     bounds = field_at(config_cls, path).metadata.get("range", {})

@@ -33,6 +33,7 @@ from ..models.base import count_parameters
 from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
+from ..runs.trackers import attach_trackers, check_trackers, parse_report_to
 from .checkpoint import check_fits, model_file, read_metadata
 from .evaluate import evaluate
 from .out_of_fold import out_of_fold_logits
@@ -59,6 +60,7 @@ def check_config(cfg: DistillRunConfig) -> None:
     if cfg.data.slice_mode not in SLICE_MODES:
         raise ConfigError(f"--slice-mode must be one of {', '.join(SLICE_MODES)}, got {cfg.data.slice_mode!r}")
     check_ranges(cfg)
+    check_trackers(cfg.train.report_to)
     resolve_spec(cfg.model.preset, cfg.model.overrides)  # the student: a message before any data is read
 
 
@@ -90,6 +92,7 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
     log = log if is_main_process() else (lambda *_: None)
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
+    attach_trackers(recorder, parse_report_to(cfg.train.report_to), out)
     d = cfg.distill
     instance = f"train, out of {d.saliency_folds} folds (§5.6)" if d.saliency_folds else "train"
     saliency_split = {"instance": instance, "population": d.population_split}

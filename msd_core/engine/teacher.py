@@ -23,6 +23,7 @@ from ..models.base import count_parameters
 from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
+from ..runs.trackers import attach_trackers, check_trackers
 from .evaluate import evaluate
 from .run_folder import earlier_sessions, pin_run_slice, prepare_out_dir, resume_trainer, resumed_config
 from .trainer import Trainer
@@ -45,10 +46,12 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     elif epochs is not None:
         cfg.train.epochs = epochs
     check_ranges(cfg)
+    trackers = check_trackers(cfg.train.report_to)
     resolve_spec(cfg.model.preset, cfg.model.overrides)  # a bad model is a message before any data is read
     main_decides(lambda: prepare_out_dir(out, resume=resume))
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
+    attach_trackers(recorder, trackers, out)
     pin_run_slice(cfg.data, out, recorder, resume=resume)
     recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
                     git=git_revision(), **launch_record())

@@ -18,6 +18,7 @@ from ..config import check_ranges
 from ..paths import resolve_path
 from .queue import concurrency_limit
 from .store import Registry
+from .trackers import check_trackers
 
 
 def launch(config, *, kind: str, registry: Registry | None = None, name: str | None = None) -> str:
@@ -25,6 +26,7 @@ def launch(config, *, kind: str, registry: Registry | None = None, name: str | N
     id. A config without ``out_dir`` writes to ``<registry folder>/<run id>``."""
     registry = registry or Registry()
     check_ranges(config)  # a bad value is a message to the page now, not a failed run later
+    check_trackers(config.train.report_to)  # and so is a tracker that is not installed
     concurrency_limit(config.train.threads)  # a bad $MSD_STUDIO_MAX_RUNS is an error here, not a failed run
     run_id = registry.create(config.to_dict(), kind=kind, name=name, out_dir=None)
     out = resolve_path(config.out_dir) if config.out_dir else registry.path.parent / run_id

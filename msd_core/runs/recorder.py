@@ -55,6 +55,9 @@ class RunRecorder:
         self._stop = threading.Event()
         self.lock = RunLock(self.out_dir)
         self.locked_out = False  # another live run holds the folder: write nothing there
+        self.sinks: list = []  # also told of every metric (experiment trackers, ``trackers.TrackerSink``)
+        self.sink_buffer: list[tuple[int, str, float]] = []
+        self.last_sink_flush = 0.0
 
     # -- the run's life ------------------------------------------------------------
     def __enter__(self) -> "RunRecorder":
@@ -77,6 +80,12 @@ class RunRecorder:
         """Add facts to run.json (parameters, labels, ...)."""
         self.info.update(info)
 
+    def add_sink(self, sink) -> None:
+        """Tell ``sink`` too of the run's life and metrics (rank 0 only): ``start(params)`` when
+        training begins, ``log(rows)``, then ``finish(metrics, step)`` or ``close(status)``."""
+        if self.is_main:
+            self.sinks.append(sink)
+
     def attach(self, trainer) -> None:
         """Listen to ``trainer`` and record the run as running from now on."""
         trainer.add_callback("on_step_end", self.on_step_end)
@@ -85,13 +94,24 @@ class RunRecorder:
         self.trainer = trainer
         self.begun = True
         self.info.setdefault("started", time.time())
+        if self.sinks:
+            from .trackers import flat_params
+
+            params = {**flat_params(self.info.get("config") or {}), "seed": self.info.get("seed"),
+                      "run_id": self.info.get("id") or ""}
+            for sink in self.sinks:
+                sink.start(params)
         self._write_run("running", global_step=trainer.global_step, total_steps=trainer.total_steps)
 
     def finish(self, metrics: dict) -> None:
         """Write the final metrics, then mark the run finished (in that order)."""
         if self.is_main:
             atomic_write_text(self.out_dir / METRICS_FILE, json.dumps(metrics, indent=2))
-            self._write_run("finished", ended=time.time())
+            step = self.trainer.global_step if self.trainer is not None else 0
+            self._flush_sinks()
+            for sink in self.sinks:
+                sink.finish(metrics, step)
+            self._write_run("finished", ended=time.time(), **self._tracker_status())
             if self.registry is not None:
                 self._flush()
                 self.registry.add_artifact(self.run_id, "model", str(self.out_dir / MODEL_FILE))
@@ -104,11 +124,14 @@ class RunRecorder:
             if self.finished or not self.is_main:
                 return False
             status, error = outcome(exc, self._cancel_requested())
+            self._flush_sinks()
+            for sink in self.sinks:
+                sink.close(status)
             if (self.begun or self.registry is not None) and not self.locked_out:
                 where = {"global_step": self.trainer.global_step} if self.trainer is not None else {}
                 if status == "interrupted":
                     where["resume"] = resume_command(self.info.get("kind"), self.out_dir, self.info.get("launch"))
-                self._write_run(status, error=error, ended=time.time(), **where)
+                self._write_run(status, error=error, ended=time.time(), **where, **self._tracker_status())
             if self.registry is not None:
                 self._flush_quietly()
                 self.registry.finish(self.run_id, status, error)
@@ -118,13 +141,22 @@ class RunRecorder:
 
     # -- trainer callbacks -----------------------------------------------------------
     def on_step_end(self, trainer, logs: dict) -> None:
-        if self.registry is None or not self.is_main:
+        if (self.registry is None and not self.sinks) or not self.is_main:
             return
         step = logs["step"]
         now = time.time()
-        self.buffer += [(step, f"train/{k}", v) for k, v in logs.items() if k not in ("step", "epoch")]
-        self.buffer.append((step, "train/elapsed", now - self.t0))
-        if now - self.last_flush >= self.flush_every or trainer.global_step >= trainer.total_steps:
+        rows = [(step, f"train/{k}", v) for k, v in logs.items() if k not in ("step", "epoch")]
+        rows.append((step, "train/elapsed", now - self.t0))
+        last = trainer.global_step >= trainer.total_steps
+        if self.sinks:
+            self.sink_buffer += rows
+            if now - self.last_sink_flush >= self.flush_every or last:
+                self._flush_sinks()
+                self.last_sink_flush = now
+        if self.registry is None:
+            return
+        self.buffer += rows
+        if now - self.last_flush >= self.flush_every or last:
             done = trainer.global_step / max(trainer.total_steps, 1)
             elapsed = now - self.t0
             self._flush()
@@ -133,16 +165,30 @@ class RunRecorder:
             self.last_flush = now
 
     def on_eval_end(self, trainer, record: dict) -> None:
-        if self.registry is None or not self.is_main:
+        if not self.is_main or (self.registry is None and not self.sinks):
             return
-        self.registry.log_metrics(self.run_id, [(record["step"], f"val/{view}/{k}", v)
-                                                for view, m in record["val"].items() for k, v in m.items()
-                                                if isinstance(v, (int, float))])
+        rows = [(record["step"], f"val/{view}/{k}", v) for view, m in record["val"].items() for k, v in m.items()
+                if isinstance(v, (int, float))]
+        if self.sinks:
+            self.sink_buffer += rows
+            self._flush_sinks()
+        if self.registry is not None:
+            self.registry.log_metrics(self.run_id, rows)
 
     def on_checkpoint(self, trainer, info: dict) -> None:
         self._write_run("running", global_step=info["step"], total_steps=info["total_steps"])
 
     # -- internals -------------------------------------------------------------------
+    def _flush_sinks(self) -> None:
+        rows, self.sink_buffer = self.sink_buffer, []
+        for sink in self.sinks:
+            sink.log(rows)
+
+    def _tracker_status(self) -> dict:
+        """run.json's ``trackers``: per tracker ``ok`` or what failed (nothing when none was asked for)."""
+        status = {k: v for sink in self.sinks for k, v in getattr(sink, "status", {}).items()}
+        return {"trackers": status} if status else {}
+
     def _take_lock(self) -> None:
         try:
             self.lock.acquire()
