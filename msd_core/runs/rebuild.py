@@ -22,6 +22,7 @@ from pathlib import Path
 from ..paths import METRICS_FILE, MODEL_FILE, RUN_FILE, display_path
 from .liveness import RunFileError, folder_status, resume_command
 from .store import ACTIVE, STATUSES, Registry, registry_error
+from .trackers import TRACKER_FOLDERS
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # what Registry.create names a run
 
@@ -86,9 +87,10 @@ def move_aside(db: Path) -> Path:
 
 
 def run_folders(root: Path) -> list[Path]:
-    """Folders under ``root`` that hold a run.json (hidden folders left out)."""
+    """Folders under ``root`` that hold a run.json (hidden folders left out, and the trackers' own
+    folders, whose MLflow artifacts copy a run's run.json)."""
     return sorted(p.parent for p in root.rglob(RUN_FILE)
-                  if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
+                  if not any(part.startswith(".") or part in TRACKER_FOLDERS for part in p.relative_to(root).parts[:-1]))
 
 
 def run_id_of(folder: Path, info: dict, created: float) -> str:

@@ -39,6 +39,8 @@ from ..paths import METRICS_FILE, MODEL_FILE, RUN_FILE, runs_dir
 from ..registries import NamedRegistry
 
 NONE = "none"
+ARTIFACTS = "mlflow-artifacts"  # MLflow's artifact folder beside the runs (copies of run folders' files)
+TRACKER_FOLDERS = ("tensorboard", "wandb", ARTIFACTS)  # what trackers write inside a runs folder: never a run
 PROJECT = "msd-studio"  # the MLflow experiment and W&B project runs go to, unless the environment says
 REQUIREMENTS = "requirements-trackers.txt"  # the pinned tracker packages, in the repository
 
@@ -201,7 +203,7 @@ class MLflowRun:
         experiment = self.client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
             name, artifact_location=None if "MLFLOW_TRACKING_URI" in os.environ else
-            (runs_dir() / "mlflow-artifacts").as_uri())
+            (runs_dir() / ARTIFACTS).as_uri())
         tags = {"msd_studio.run_id": run_id or "", "msd_studio.folder": str(out_dir)}
         self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
         items = [Param(k, str(v)) for k, v in params.items()]

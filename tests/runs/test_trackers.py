@@ -187,3 +187,14 @@ def test_a_tracker_not_installed_is_a_message_before_any_work_and_one_that_fails
     assert "warning: the failing tracker failed at step" in err and "the tracking server went away" in err
     info = json.loads((tmp_path / "runs" / "c" / "run.json").read_text())
     assert info["status"] == "finished" and info["trackers"]["failing"].startswith("failed at step ")
+
+
+def test_a_rebuilt_registry_never_takes_mlflows_copy_of_a_run_for_the_run(tracked, tmp_path):
+    """MLflow's artifacts beside the runs hold copies of a run's run.json: the rebuild skips them."""
+    from msd_core.runs.rebuild import rebuild
+
+    home, out, run, live, metrics = tracked
+    assert list((home / "runs" / "mlflow-artifacts").rglob("run.json"))
+    report = rebuild(tmp_path / "registry.sqlite", home / "runs")
+    (again,) = Registry(tmp_path / "registry.sqlite").runs()
+    assert report.added == [run["id"]] and again["out_dir"] == str(out)
