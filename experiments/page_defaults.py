@@ -126,7 +126,7 @@ def weighting_significance() -> str:
     ``WEIGHTING_SETTINGS``, with the grid's tests and McNemar's on the pooled predictions."""
     import pandas as pd
 
-    from experiments.quality import significance
+    from experiments.tables import significance
 
     parts = [weighting_rows(key) for key in WEIGHTING_SETTINGS]
     parts = [(df, pred) for df, pred in parts if len(df)]

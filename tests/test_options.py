@@ -5,7 +5,8 @@ import shlex
 
 import pytest
 
-from msd_core.cli import build_parser, config_flags, run_config, to_cli
+from msd_core.cli import build_parser
+from msd_core.flags import config_flags, run_config, to_cli
 from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.method.weighting import WEIGHTINGS, Weighting
 from msd_core.options import choices, default, default_index, help_text

@@ -24,7 +24,7 @@ from msd_core.analysis.export import (FORMATS, check_same_data, examples_frame, 
                                       metrics_summary, parquet_bytes)
 from msd_core.analysis.preview import example_record
 from msd_core.runs.add import add_folders
-from msd_core.cli import to_cli
+from msd_core.flags import to_cli
 from msd_core.config import DistillRunConfig, QuickRun
 from msd_core.data.tasks import full_credit
 from msd_core.data.slices import list_slices

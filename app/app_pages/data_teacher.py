@@ -17,7 +17,7 @@ from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConf
 from msd_core.engine.checkpoint import is_msd_checkpoint
 from msd_core.models.hf.source import inspect_folder, looks_like_model
 from msd_core.models.hf_folder import inspect_hf_folder
-from msd_core.cli import format_option, parse_option, to_cli
+from msd_core.flags import format_option, parse_option, to_cli
 from msd_core.models.presets import resolve_spec
 from msd_core.options import choices, default, help_text
 from msd_core.paths import resolve_path, runs_dir

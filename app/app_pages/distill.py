@@ -2,7 +2,7 @@
 
 Every widget's choices and default come from the config dataclasses and registries
 (``msd_core.options``); the command shown under the form is rendered from the same configs the
-Launch button starts (``msd_core.cli.to_cli``).
+Launch button starts (``msd_core.flags.to_cli``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from app.components.option_inputs import option_input
 from app.components.views import cli_hint, display_path, show_error, short_name
 from app.state import registry, teacher_data_config, teachers
 from msd_core.analysis.finished import slice_label
-from msd_core.cli import to_cli
+from msd_core.flags import to_cli
 from msd_core.data.slices import list_slices
 from msd_core.config import DistillConfig, DistillRunConfig, ModelConfig, QuickRun, TrainConfig, check_ranges
 from msd_core.method.objectives import OBJECTIVES

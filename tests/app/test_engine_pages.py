@@ -84,7 +84,8 @@ def test_distill_page_defaults_and_command_come_from_the_config(home_with_teache
     assert len(commands) == 4  # two seeds × (kd, msd)
     msd_seed1 = [c for c in commands if "--method" not in c and "--seed 1" in c]
     assert len(msd_seed1) == 1 and "--lam 2.5" in msd_seed1[0] and "--weighting uniform" in msd_seed1[0]
-    from msd_core.cli import build_parser, run_config
+    from msd_core.cli import build_parser
+    from msd_core.flags import run_config
 
     import shlex
 
@@ -99,7 +100,8 @@ def test_distill_page_more_msd_options_follow_the_config_and_reach_the_command(h
     unless the weighting is learned; a value set there reaches the command, and the command parses back."""
     import shlex
 
-    from msd_core.cli import build_parser, run_config
+    from msd_core.cli import build_parser
+    from msd_core.flags import run_config
     from msd_core.config import DistillConfig, DistillRunConfig
     from msd_core.method.weighting import META_SPLITS
     from msd_core.runs import Registry
@@ -262,7 +264,8 @@ def test_data_page_loads_a_hugging_face_folder_and_trains_a_teacher_from_it(empt
 def test_compare_page_shows_the_commands_that_retrain_its_runs(finished_students, monkeypatch):
     import shlex
 
-    from msd_core.cli import build_parser, run_config
+    from msd_core.cli import build_parser
+    from msd_core.flags import run_config
     from msd_core.config import DistillRunConfig
     from msd_core.runs import Registry
 

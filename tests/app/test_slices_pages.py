@@ -42,7 +42,8 @@ def test_explorer_saves_the_filter_result_as_a_slice_lists_and_deletes_it(home):
 
 
 def test_distill_page_picks_a_train_slice_and_its_command_carries_it(home, tiny_teacher_runs):
-    from msd_core.cli import build_parser, run_config
+    from msd_core.cli import build_parser
+    from msd_core.flags import run_config
     from msd_core.config import DistillRunConfig, QuickRun
     from msd_core.data import load_split
     from msd_core.data.slices import save_slice

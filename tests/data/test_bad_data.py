@@ -184,7 +184,7 @@ def test_folder_image_dir_and_image_column_stay_inside_the_root(tmp_path):
 
 
 def test_the_new_fields_have_cli_flags():
-    from msd_core.cli import add_config_flags, apply_flags
+    from msd_core.flags import add_config_flags, apply_flags
     from msd_core.config import TeacherRunConfig
 
     p = argparse.ArgumentParser()

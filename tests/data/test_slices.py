@@ -92,7 +92,8 @@ def test_a_slice_not_of_the_train_split_or_changed_is_a_clear_error(runs, train_
 
 
 def test_cli_flags_take_a_name_or_a_file_and_to_cli_rebuilds_them(runs, train_ids, tmp_path, monkeypatch):
-    from msd_core.cli import build_parser, run_config, to_cli
+    from msd_core.cli import build_parser
+    from msd_core.flags import run_config, to_cli
     from msd_core.options import choices
 
     assert choices("data.slice_mode") == list(SLICE_MODES)
