@@ -6,11 +6,12 @@ import streamlit as st
 
 from msd_core.config import DataConfig
 from msd_core.data.fingerprint import files_stamp
-from msd_core.data.registry import load_split
+from msd_core.data.registry import DATASETS, load_split
 from msd_core.paths import assets_dir, runs_dir
 from msd_core.analysis.catalog import find_teachers, training_data_config
 
-BUILT_IN = {"easy-vqa": {}, "synthetic": {"n": 2000}}
+# The data sets that need no folder, browsed with their loaders' default options.
+BUILT_IN = {name: {} for name, entry in DATASETS.items() if not entry.on_disk}
 
 
 def data_key(cfg: DataConfig) -> str:
@@ -63,8 +64,6 @@ def explorer_cache(teacher_path: str, data_json: str, split: str, removal: str):
 
 @st.cache_resource(show_spinner="Running the teacher on every view (once; then cached on disk)…", max_entries=8)
 def _explorer_cache(teacher_path: str, data_json: str, split: str, removal: str, stamp: str):
-    import json
-
     from msd_core.analysis.explore import explorer_data
 
     cfg = DataConfig.from_json(data_json)
@@ -80,8 +79,6 @@ def thumbnails(data_json: str, split: str) -> tuple[list[str], list[int]]:
 def _thumbnails(data_json: str, split: str, stamp: str) -> tuple[list[str], list[int]]:
     """Hover thumbnails of a split's examples (``msd_core.analysis.preview.thumbnail_uris``); they depend on
     the data only, so every teacher and removal strategy on that split shares them."""
-    import json
-
     from msd_core.analysis.preview import thumbnail_uris
 
     return thumbnail_uris(load_split(DataConfig.from_json(data_json), split))
@@ -135,8 +132,6 @@ def dataset_for(data_json: str, split: str):
 
 @st.cache_resource(show_spinner="Loading the data set…", max_entries=8)
 def _dataset_for(data_json: str, split: str, stamp: str):
-    import json
-
     return load_split(DataConfig.from_json(data_json), split)
 
 

@@ -113,7 +113,7 @@ def cmd_data(a) -> None:
 
     if a.list:
         for name, entry in DATASETS.items():
-            print(f"{name:14s} {entry.doc}")
+            print(f"{name:14s} {entry.doc}{' (needs --data-root)' if entry.on_disk else ''}")
         return
     ds = load_split(data_config(a), a.split)
     print(f"{ds.name} / {ds.split}: {len(ds)} examples, modalities {ds.modality_names}, metric {ds.metric}")

@@ -71,7 +71,8 @@ class DataConfig(ConfigBase):
     """Which data set and how its examples become tensors."""
 
     name: str = option("synthetic", "data set", flag="--data")
-    root: str | None = option(None, "folder of an on-disk data set (hateful-memes, mm-imdb, snli-ve, vqa-v2, folder)", flag="--data-root")
+    root: str | None = option(None, "folder of an on-disk data set (msd data --list says which need one)",
+                              flag="--data-root")
     options: dict[str, Any] = option(help="loader option KEY=VALUE, e.g. n=500, with_vector=true, "
                                           "text_column=caption (repeatable)", factory=dict, flag="--data-option")
     image_size: int = option(64, "images are resized to this many pixels a side", at_least=8, at_most=1024)

@@ -12,6 +12,7 @@ from app.components.charts import history_chart, per_view_metrics_chart
 from app.components.views import (cli_hint, display_path, example_cards, show_error, short_name,
                                   teacher_metrics_table)
 from app.components.live import active_runs, run_card
+from app.components.option_inputs import option_input
 from app.state import BUILT_IN, dataset, registry, teachers
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.engine.checkpoint import is_msd_checkpoint
@@ -19,7 +20,7 @@ from msd_core.models.hf.source import inspect_folder, looks_like_model
 from msd_core.models.hf_folder import inspect_hf_folder
 from msd_core.flags import format_option, parse_option, to_cli
 from msd_core.models.presets import resolve_spec
-from msd_core.options import choices, default, help_text
+from msd_core.options import choices, default
 from msd_core.paths import resolve_path, runs_dir
 from msd_core.runs import launch
 from msd_core.analysis.catalog import model_label, register_checkpoint
@@ -87,7 +88,7 @@ st.header("Teacher")
 
 
 def teacher_config(preset: str, overrides: dict, epochs: int, lr: float, dropout: float,
-                   max_train: int) -> TeacherRunConfig:
+                   max_train: int | None) -> TeacherRunConfig:
     """The run config the teacher forms launch (and whose command they show)."""
     return TeacherRunConfig(
         data=DataConfig(name=name, root=str(resolve_path(root)) if root else None,
@@ -107,21 +108,21 @@ def launch_teacher(cfg: TeacherRunConfig) -> None:
 
 
 T = TeacherRunConfig  # the defaults of the form below
+HF_LR = 1e-4  # a pretrained backbone fine-tunes at a smaller learning rate than TrainConfig's default
 with st.expander("Train a new teacher on this data set (runs as its own process)"):
     t1, t2, t3, t4, t5 = st.columns(5)
     teacher_presets = [p for p in choices("model.preset") if "teacher" in p]
     preset = t1.selectbox("Preset", teacher_presets, index=teacher_presets.index(default(T, "model.preset")),
                           help="hf-bert-teacher starts its text encoder from a local Hugging Face folder")
-    t_epochs = t2.number_input("Epochs", 1, 100, default(T, "train.epochs"))
-    t_lr = t3.number_input("Learning rate", 1e-5, 1e-1, default(T, "train.lr"), format="%.4f")
-    t_drop = t4.number_input("Modality dropout p", 0.0, 0.9, default(T, "train.modality_dropout"), 0.05,
-                             help=help_text(T, "train.modality_dropout"))
-    t_max = t5.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500)
+    t_epochs = option_input(t2, T, "train.epochs", label="Epochs")
+    t_lr = option_input(t3, T, "train.lr", label="Learning rate")
+    t_drop = option_input(t4, T, "train.modality_dropout", label="Modality dropout p")
+    t_max = option_input(t5, T, "data.max_train_examples", label="Training examples (0 = all)")
     t_folder = st.text_input("Hugging Face folder (for hf-bert-teacher)", key="hf-folder-train",
                              placeholder="/path/to/bert-base-uncased (config.json, model.safetensors, vocab.txt)")
     overrides = {"pretrained": str(resolve_path(t_folder.strip()))} \
         if preset == "hf-bert-teacher" and t_folder.strip() else {}
-    new_teacher = teacher_config(preset, overrides, int(t_epochs), float(t_lr), float(t_drop), int(t_max))
+    new_teacher = teacher_config(preset, overrides, t_epochs, t_lr, t_drop, t_max)
     if st.button("Train teacher", type="primary", disabled=ds is None):
         launch_teacher(new_teacher)
     cli_hint(to_cli(new_teacher))
@@ -167,14 +168,13 @@ def hf_form(hf) -> None:
                                   placeholder="/path/to/bert-base-uncased")
         preset, overrides = "hf-pair", {"pretrained": pair_with.strip(), "vision": hf.path}
     h1, h2, h3, h4 = st.columns(4)
-    hf_epochs = h1.number_input("Epochs", 1, 100, 3, key="hf-epochs")
-    hf_lr = h2.number_input("Learning rate", 1e-6, 1e-2, 1e-4, format="%.5f", key="hf-lr")
-    hf_max = h3.number_input("Training examples (0 = all)", 0, 1_000_000, 0, 500, key="hf-max")
+    hf_epochs = option_input(h1, T, "train.epochs", label="Epochs", key_prefix="hf-")
+    hf_lr = option_input(h2, T, "train.lr", label="Learning rate", value=HF_LR, key_prefix="hf-")
+    hf_max = option_input(h3, T, "data.max_train_examples", label="Training examples (0 = all)", key_prefix="hf-")
     if preset != "hf-bert-teacher" and h4.checkbox("Freeze the backbone", key="hf-freeze",
                                                    help="train only the head (and the null embeddings)"):
         overrides["freeze"] = True
-    hf_teacher = teacher_config(preset, overrides, int(hf_epochs), float(hf_lr),
-                                default(T, "train.modality_dropout"), int(hf_max))
+    hf_teacher = teacher_config(preset, overrides, hf_epochs, hf_lr, default(T, "train.modality_dropout"), hf_max)
     missing = preset == "hf-pair" and not pair_with.strip()
     if st.button(f"Train a teacher on {name} from this model", type="primary", disabled=ds is None or missing):
         launch_teacher(hf_teacher)

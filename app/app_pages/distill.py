@@ -23,7 +23,7 @@ from msd_core.method.objectives import OBJECTIVES
 from msd_core.method.weighting import is_learned
 from msd_core.models.hf.spec import STUDENT_SHAPE
 from msd_core.models.presets import is_hf_preset, resolve_spec
-from msd_core.options import choices, default, default_index, help_text
+from msd_core.options import choices, default, help_text
 from msd_core.paths import runs_dir
 from msd_core.runs import launch
 from msd_core.runs.liveness import resume_command
@@ -51,7 +51,7 @@ def student_configs(teacher: dict, student: str, methods: list[str], seeds: list
     """One run config per seed and method, from the form's values; with ``chosen_slice`` (a saved
     slice) the data config names its file and ids hash and the form's slice mode and weight (§15)."""
     data = teacher_data_config(teacher)
-    data.max_train_examples = int(max_train) or None
+    data.max_train_examples = max_train
     if chosen_slice is not None:
         data.slice, data.slice_hash = str(chosen_slice.path), chosen_slice.ids_hash
         data.slice_mode, data.slice_weight = form["slice_mode"], int(form["slice_weight"])
@@ -98,22 +98,19 @@ methods = c3.multiselect("Methods", choices("distill.method"), default=list(Q.me
                          help="Several methods launch one run each; runs of one seed see the same data order.")
 form = {}
 c4, c5, c6, c7 = st.columns(4)
-form["weighting"] = c4.selectbox("Weighting (MSD)", choices("distill.weighting"),
-                                 index=default_index(C, "distill.weighting"), help=help_text(C, "distill.weighting"))
-form["alpha"] = c5.number_input("α (KD share)", 0.0, 1.0, default(C, "distill.alpha"), 0.05,
-                                help=help_text(C, "distill.alpha"))
-form["temperature"] = c6.number_input("T", 0.5, 10.0, default(C, "distill.temperature"), 0.5,
-                                      help=help_text(C, "distill.temperature"))
-form["lam"] = c7.number_input("λ (auxiliary weight)", 0.0, 10.0, default(C, "distill.lam"), 0.25,
-                              help=help_text(C, "distill.lam"))
+form["weighting"] = option_input(c4, C, "distill.weighting", label="Weighting (MSD)")
+form["alpha"] = option_input(c5, C, "distill.alpha", label="α (KD share)")
+form["temperature"] = option_input(c6, C, "distill.temperature", label="T")
+form["lam"] = option_input(c7, C, "distill.lam", label="λ (auxiliary weight)")
 c8, c9, c10, c11, c12 = st.columns(5)
-form["tau"] = c8.number_input("τ", 0.05, 10.0, default(C, "distill.tau"), 0.05, help=help_text(C, "distill.tau"))
-form["epochs"] = c9.number_input("Epochs", 1, 100, Q.epochs)
-form["lr"] = c10.number_input("Learning rate", 1e-5, 1e-1, default(C, "train.lr"), format="%.4f")
+form["tau"] = option_input(c8, C, "distill.tau", label="τ")
+form["epochs"] = option_input(c9, C, "train.epochs", label="Epochs", value=Q.epochs)
+form["lr"] = option_input(c10, C, "train.lr", label="Learning rate")
 seeds_text = c11.text_input("Seeds", ",".join(map(str, Q.seeds)),
                            help="comma-separated; runs of one seed pair up, and Compare's paired tests need two or "
                                 "more")
-max_train = c12.number_input("Training examples (0 = all)", 0, 1_000_000, Q.max_train_examples, 500)
+max_train = option_input(c12, C, "data.max_train_examples", label="Training examples (0 = all)",
+                         value=Q.max_train_examples)
 train_slices = list_slices(data_name=teacher["data"], split="train") if teacher is not None else []
 s1, s2, s3 = st.columns([2, 1, 1])
 chosen_slice = s1.selectbox("Slice (train split)", [None] + train_slices, key="distill-slice",
@@ -122,11 +119,9 @@ chosen_slice = s1.selectbox("Slice (train split)", [None] + train_slices, key="d
                             help=help_text(C, "data.slice") + (" — none saved for this data set yet: save one in the "
                                                                "saliency explorer with Split: train"
                                                                if not train_slices else ""))
-form["slice_mode"] = s2.selectbox("Slice mode", choices("data.slice_mode"), index=default_index(C, "data.slice_mode"),
-                                  help=help_text(C, "data.slice_mode"), disabled=chosen_slice is None)
-form["slice_weight"] = s3.number_input("Slice weight (upweight)", 1, 100, default(C, "data.slice_weight"),
-                                       help=help_text(C, "data.slice_weight"),
-                                       disabled=chosen_slice is None or form["slice_mode"] != "upweight")
+form["slice_mode"] = option_input(s2, C, "data.slice_mode", label="Slice mode", disabled=chosen_slice is None)
+form["slice_weight"] = option_input(s3, C, "data.slice_weight", label="Slice weight (upweight)",
+                                   disabled=chosen_slice is None or form["slice_mode"] != "upweight")
 form["report_to"] = option_input(st.columns(2)[0], C, "train.report_to")
 
 with st.expander("More MSD options: the saliency behind the weights, out-of-fold saliency, the learned "

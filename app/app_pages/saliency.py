@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import streamlit as st
 
 from app.components.charts import (SCATTER_POINTS, attribution_overlay, saliency_histograms, saliency_scatter,
@@ -11,79 +10,87 @@ from app.components.palette import view_label
 from app.components.hover_images import hover_images
 from app.components.ledger import ledger_section
 from app.components.slices import filters_note, slice_section
+from app.components.option_inputs import option_input
 from app.components.views import cli_hint, display_path, markdown_table, pick_teacher, show_error, token_html
 from app.state import (attributions, data_key, explorer_cache, saliency_table, teacher_data_config, teachers,
                        thumbnails)
 from msd_core.analysis.explore import scheme_weights
 from msd_core.analysis.preview import example_record
 from msd_core.config import DistillRunConfig
-from msd_core.options import choices, default_index
 
-st.title("Saliency explorer")
-st.caption("Modality saliency of the teacher (docs/METHOD.md §5): loss-drop is CE(y, t(x without m)) − CE(y, t(x)); "
-           "positive means the modality helps this example. Everything is computed once per teacher, data "
-           "split and removal strategy and cached on disk; changing the measure or a filter only redraws.")
+C = DistillRunConfig  # the measure's and the removal's choices, default and help
 
-c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-teacher = pick_teacher(c1, teachers())
-split = c2.selectbox("Split", ["val", "test", "train"], help="Saliency on held-out data (val/test) is what the "
-                     "teacher knows; on train, a memorised example's loss-drop is just the reduced view's loss.")
-measure = c3.selectbox("Measure", choices("distill.saliency"), index=default_index(DistillRunConfig, "distill.saliency"))
-removal = c4.selectbox("Removal", choices("distill.removal"), index=default_index(DistillRunConfig, "distill.removal"),
-                       help="drop: tokens left out; mask: blanked; mean: data-set "
-                       "mean / neutral caption; swap: another example's content")
-data_cfg = teacher_data_config(teacher)
-data_json = data_key(data_cfg)
 
-try:
-    frame = saliency_table(teacher["path"], data_json, split, removal, measure)
-except Exception as e:  # noqa: BLE001
-    show_error(e)
-    st.stop()
+def controls():
+    """The teacher, split, saliency measure and removal strategy the page shows, and its data config."""
+    st.title("Saliency explorer")
+    st.caption("Modality saliency of the teacher (docs/METHOD.md §5): loss-drop is CE(y, t(x without m)) − "
+               "CE(y, t(x)); positive means the modality helps this example. Everything is computed once per "
+               "teacher, data split and removal strategy and cached on disk; changing the measure or a filter "
+               "only redraws.")
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+    teacher = pick_teacher(c1, teachers())
+    split = c2.selectbox("Split", ["val", "test", "train"], help="Saliency on held-out data (val/test) is what the "
+                         "teacher knows; on train, a memorised example's loss-drop is just the reduced view's loss.")
+    measure = option_input(c3, C, "distill.saliency", label="Measure")
+    removal = option_input(c4, C, "distill.removal", label="Removal")
+    return teacher, split, measure, removal, teacher_data_config(teacher)
 
-mods = [c.removeprefix("sal ") for c in frame.columns if c.startswith("sal ")]
-cols = st.columns(len(mods) * 2)
-for i, m in enumerate(mods):
-    cols[2 * i].metric(f"S_{m} (mean saliency)", f"{frame[f'sal {m}'].mean():+.3f}")
-    cols[2 * i + 1].metric(f"examples {m} dominates", f"{(frame['dominant'] == m).mean():.0%}")
 
-f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1, 2])
-several = "labels" in frame  # multi-label or soft targets: filter by one of each example's labels
-label = f1.selectbox("Has the label" if several else "Class",
-                     ["(all)"] + sorted({lab for labs in frame["labels"] for lab in labs} if several
-                                        else frame["label"].unique()))
-correct = f2.selectbox("Teacher is", ["(all)", "right", "wrong"])
-dominant = f3.selectbox("Dominant modality", ["(all)"] + mods)
-# not by label where each example has a label set or an answer list: the legend would have hundreds of colours
-colour_options = ["dominant", *([] if several else ["label"]), "correct"] + (["reliance"] if "reliance" in frame else [])
-colour = f4.selectbox("Colour by", colour_options, index=len(colour_options) - 1 if "reliance" in frame else 0)
-text = f5.text_input("Text contains", placeholder="e.g. shape")
+def population_metrics(frame, mods: list[str]) -> None:
+    """Each modality's mean saliency and the share of examples it dominates (§5.5)."""
+    cols = st.columns(len(mods) * 2)
+    for i, m in enumerate(mods):
+        cols[2 * i].metric(f"S_{m} (mean saliency)", f"{frame[f'sal {m}'].mean():+.3f}")
+        cols[2 * i + 1].metric(f"examples {m} dominates", f"{(frame['dominant'] == m).mean():.0%}")
 
-view = frame
-if label != "(all)":
-    view = view[view["labels"].map(lambda labs: label in labs)] if several else view[view["label"] == label]
-if correct != "(all)":
-    view = view[view["correct"] == (correct == "right")]
-if dominant != "(all)":
-    view = view[view["dominant"] == dominant]
-if text.strip():
-    view = view[view["text"].str.contains(text.strip(), case=False, regex=False)]
-drawn = f" The scatter draws a fixed random {SCATTER_POINTS:,} of them; a box selects every example inside it." \
-    if len(view) > SCATTER_POINTS else ""
-st.caption(f"{len(view):,} of {len(frame):,} examples match.{drawn}")
 
-left, right = st.columns([3, 2])
-with left:
-    x_mod, y_mod = (mods + mods)[:2]
-    event = st.altair_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun")
-    images, image_of = thumbnails(data_json, split)
-    if images:
-        hover_images(images, {int(i): image_of[int(i)] for i in scatter_sample(view)["index"]}, key="scatter-hover")
-with right:
-    st.altair_chart(saliency_histograms(view, mods), key="histograms")
+def filters(frame, mods: list[str]):
+    """The filter widgets and the examples they keep; also the filters as a slice's note names them."""
+    f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1, 2])
+    several = "labels" in frame  # multi-label or soft targets: filter by one of each example's labels
+    label = f1.selectbox("Has the label" if several else "Class",
+                         ["(all)"] + sorted({lab for labs in frame["labels"] for lab in labs} if several
+                                            else frame["label"].unique()))
+    correct = f2.selectbox("Teacher is", ["(all)", "right", "wrong"])
+    dominant = f3.selectbox("Dominant modality", ["(all)"] + mods)
+    # not by label where each example has a label set or an answer list: the legend would have hundreds of colours
+    colour_options = ["dominant", *([] if several else ["label"]), "correct"] + \
+        (["reliance"] if "reliance" in frame else [])
+    colour = f4.selectbox("Colour by", colour_options, index=len(colour_options) - 1 if "reliance" in frame else 0)
+    text = f5.text_input("Text contains", placeholder="e.g. shape")
+    view = frame
+    if label != "(all)":
+        view = view[view["labels"].map(lambda labs: label in labs)] if several else view[view["label"] == label]
+    if correct != "(all)":
+        view = view[view["correct"] == (correct == "right")]
+    if dominant != "(all)":
+        view = view[view["dominant"] == dominant]
+    if text.strip():
+        view = view[view["text"].str.contains(text.strip(), case=False, regex=False)]
+    drawn = f" The scatter draws a fixed random {SCATTER_POINTS:,} of them; a box selects every example inside " \
+        f"it." if len(view) > SCATTER_POINTS else ""
+    st.caption(f"{len(view):,} of {len(frame):,} examples match.{drawn}")
+    note = filters_note(**{"class": label, "teacher": correct, "dominant": dominant, "text contains": text.strip()})
+    return view, colour, note
 
-points = selected_examples(event, view, x_mod, y_mod)
-if points:
+
+def charts(view, mods: list[str], colour: str, data_json: str, split: str) -> list[int]:
+    """The scatter (with hover thumbnails) and the histograms; the examples selected on the scatter."""
+    left, right = st.columns([3, 2])
+    with left:
+        x_mod, y_mod = (mods + mods)[:2]
+        event = st.altair_chart(saliency_scatter(view, x_mod, y_mod, colour), key="scatter", on_select="rerun")
+        images, image_of = thumbnails(data_json, split)
+        if images:
+            hover_images(images, {int(i): image_of[int(i)] for i in scatter_sample(view)["index"]},
+                         key="scatter-hover")
+    with right:
+        st.altair_chart(saliency_histograms(view, mods), key="histograms")
+    return selected_examples(event, view, x_mod, y_mod)
+
+
+def selected_thumbnails(points: list[int], teacher: dict, data_json: str, split: str, removal: str) -> None:
     ds_points, _ = explorer_cache(teacher["path"], data_json, split, removal)
     picked_points = points[:12]
     st.caption(f"{len(points)} point(s) selected on the scatter (click, shift-click or drag a box); the first "
@@ -94,31 +101,37 @@ if points:
         if rec["image"] is not None:
             col.image(rec["image"], caption=f"{rec['label']} · {str(rec['text'])[:40]}", width="stretch")
 
-# The table opens on request: the data grid's code is as much for a first visit to load as a chart
-# library's (about 0.4 s on a small machine), and the scatter above already picks examples.
-table = st.expander(f"Table of the {len(view):,} matching examples (pick a row to see it below)",
-                    key="explorer-table", on_change="rerun")
-picked = None
-if table.open:
+
+def examples_table(view, mods: list[str]):
+    """The matching examples' table, opened on request: the data grid's code is as much for a first
+    visit to load as a chart library's (about 0.4 s on a small machine), and the scatter already picks
+    examples. The row picked, if any."""
+    table = st.expander(f"Table of the {len(view):,} matching examples (pick a row to see it below)",
+                        key="explorer-table", on_change="rerun")
+    if not table.open:
+        return None
     table_cols = ["id", "label", "pred full", "correct", *[f"sal {m}" for m in mods], "dominant", "text"]
     table_cols += ["reliance"] if "reliance" in view else []
-    picked = table.dataframe(view[table_cols], hide_index=True, on_select="rerun", selection_mode="single-row",
-                             key="table", height=260)
+    return table.dataframe(view[table_cols], hide_index=True, on_select="rerun", selection_mode="single-row",
+                           key="table", height=260)
 
-slice_section(data_cfg, split, frame, view, points,
-              filters_note(**{"class": label, "teacher": correct, "dominant": dominant, "text contains": text.strip()}))
 
-# The shown example changes only when the user picks one (table row or scatter point), not when a
-# filter changes: the detail does not jump around, and filtering stays a cheap redraw.
-rows = getattr(getattr(picked, "selection", None), "rows", []) or []
-key = f"explorer-example|{teacher['path']}|{split}|{removal}"
-if rows:
-    st.session_state[key] = int(view.iloc[rows[0]]["index"])
-elif points:
-    st.session_state[key] = points[0]
-index = st.session_state.get(key, int(frame.iloc[0]["index"]) if len(frame) else None)
+def shown_example(frame, view, picked, points: list[int], teacher: dict, split: str, removal: str) -> int | None:
+    """The example shown below: it changes only when the user picks one (table row or scatter point),
+    not when a filter changes, so the detail does not jump around and filtering stays a cheap redraw."""
+    rows = getattr(getattr(picked, "selection", None), "rows", []) or []
+    key = f"explorer-example|{teacher['path']}|{split}|{removal}"
+    if rows:
+        st.session_state[key] = int(view.iloc[rows[0]]["index"])
+    elif points:
+        st.session_state[key] = points[0]
+    return st.session_state.get(key, int(frame.iloc[0]["index"]) if len(frame) else None)
 
-if index is not None:
+
+def example(frame, index: int, mods: list[str], teacher: dict, data_cfg, data_json: str, split: str, removal: str,
+            measure: str) -> None:
+    """One example: its attribution picture and tokens, the teacher on every view, its saliency,
+    Shapley values and interaction, and the weight each fixed scheme would give it."""
     st.header("Example")
     row = frame.iloc[index]
     ds, _ = explorer_cache(teacher["path"], data_json, split, removal)
@@ -160,7 +173,29 @@ if index is not None:
                     + markdown_table([{"scheme": scheme, **{f"w_{m}": f"{weights.at[scheme, m]:.2f}" for m in mods}}
                                       for scheme in dict.fromkeys(scheme_table["scheme"])]))
 
-cli_hint(f"msd saliency --teacher {display_path(teacher['path'])} --data {data_cfg.name} --split {split} "
-         f"--measure {measure} --removal {removal} --out saliency.csv", folded=True)
 
-ledger_section(teacher, data_json, split, removal, measure)
+def page() -> None:
+    teacher, split, measure, removal, data_cfg = controls()
+    data_json = data_key(data_cfg)
+    try:
+        frame = saliency_table(teacher["path"], data_json, split, removal, measure)
+    except Exception as e:  # noqa: BLE001
+        show_error(e)
+        st.stop()
+    mods = [c.removeprefix("sal ") for c in frame.columns if c.startswith("sal ")]
+    population_metrics(frame, mods)
+    view, colour, note = filters(frame, mods)
+    points = charts(view, mods, colour, data_json, split)
+    if points:
+        selected_thumbnails(points, teacher, data_json, split, removal)
+    picked = examples_table(view, mods)
+    slice_section(data_cfg, split, frame, view, points, note)
+    index = shown_example(frame, view, picked, points, teacher, split, removal)
+    if index is not None:
+        example(frame, index, mods, teacher, data_cfg, data_json, split, removal, measure)
+    cli_hint(f"msd saliency --teacher {display_path(teacher['path'])} --data {data_cfg.name} --split {split} "
+             f"--measure {measure} --removal {removal} --out saliency.csv", folded=True)
+    ledger_section(teacher, data_json, split, removal, measure)
+
+
+page()

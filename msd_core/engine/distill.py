@@ -28,7 +28,8 @@ from ..errors import ConfigError
 from ..method.objectives import OBJECTIVES, WeightSource, build_objective
 from ..method.saliency import MEASURES, modality_saliency, population_saliency
 from ..method.view_logits import TeacherLogits
-from ..method.weighting import META_SPLITS, WEIGHTINGS, is_learned, reads_example_saliency
+from ..method.weighting import (META_SPLITS, WEIGHTINGS, is_learned, reads_example_saliency,
+                                reads_population_saliency)
 from ..models.base import count_parameters
 from ..models.presets import create_model, resolve_spec
 from ..provenance import git_revision, package_versions
@@ -77,6 +78,66 @@ def evaluate_student(model, ds, collator, device, teacher: TeacherLogits | None,
     return evaluate(model, ds, collator, device, teacher=teacher, removal=removal)
 
 
+class TeacherTables:
+    """The teacher's logits on every view of each split of a run (§9), computed (or read from the
+    cache) when a split is first asked for: ``tables["val"]``."""
+
+    def __init__(self, cfg: DistillRunConfig, splits: dict, log):
+        self.cfg, self.splits, self.log = cfg, splits, log
+        self.done: dict[str, TeacherLogits] = {}
+
+    def __getitem__(self, split: str) -> TeacherLogits:
+        if split not in self.done:
+            cfg = self.cfg
+            self.log(f"teacher {cfg.teacher}: logits on every view of {split} (cached on disk after the first time)")
+            self.done[split] = teacher_logits(cfg.teacher, cfg.data, self.splits[split], removal=cfg.distill.removal,
+                                              device=cfg.train.device, bf16=cfg.train.bf16)
+        return self.done[split]
+
+    def load(self, *splits: str) -> None:
+        for split in splits:
+            self[split]
+
+    def population(self) -> dict[str, float]:
+        """The teacher's population saliency on ``population_split`` (§5.5)."""
+        d = self.cfg.distill
+        return population_saliency(modality_saliency(self[d.population_split], d.saliency))
+
+
+def student_objective(cfg: DistillRunConfig, tables: TeacherTables, train_set, meta_examples, collator,
+                      weights: WeightSource | None, progress: bool, log):
+    """The objective of ``cfg.distill`` (§4), given what it reads: the teacher's logits on the
+    training split, the population saliency, out-of-fold saliency (§5.6), the meta split, the
+    ``mean`` fill."""
+    d = cfg.distill
+    kind = OBJECTIVES.get(d.method)
+    return build_objective(
+        d, teacher=tables["train"] if kind.needs_teacher else None,
+        population=tables.population() if kind.weighted and reads_population_saliency(d.weighting) else None,
+        meta_examples=meta_examples, collator=collator, batch_size=cfg.train.batch_size, weights=weights,
+        saliency_from=out_of_fold_logits(cfg.teacher, cfg.data, train_set, d.saliency_folds, removal=d.removal,
+                                         device=cfg.train.device, bf16=cfg.train.bf16, progress=progress,
+                                         log=log) if d.saliency_folds else None,
+        fill=dataset_fill(train_set, collator) if d.removal == "mean" else None)
+
+
+def meta_split(cfg: DistillRunConfig, train_set, val_set) -> tuple[object, list | None]:
+    """The training split and the meta split of a learned weighting (§7.6): the val split with
+    ``meta_split=val``, else ``meta_fraction`` of the training split, drawn with the run's seed and
+    left out of training (an up-weighted slice's copies of them too); no meta split otherwise."""
+    d = cfg.distill
+    if not is_learned(d.weighting):
+        return train_set, None
+    if d.meta_split == "val":
+        return train_set, list(val_set.examples)
+    g = torch.Generator().manual_seed(cfg.train.seed)
+    perm = torch.randperm(len(train_set), generator=g).tolist()
+    n_meta = max(1, int(len(train_set) * d.meta_fraction))
+    meta_examples = [train_set.examples[i] for i in perm[:n_meta]]
+    meta_ids = {e.id for e in meta_examples}
+    return train_set.subset(sorted(i for i in perm[n_meta:] if train_set.examples[i].id not in meta_ids)), meta_examples
+
+
 def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = True, callbacks: dict | None = None,
             log=print, recorder: RunRecorder | None = None, weights: WeightSource | None = None) -> dict:
     """Train the student of ``cfg``, or with ``resume`` continue the run saved in ``cfg.out_dir``
@@ -105,30 +166,8 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
         t0 = time.time()
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         check_teacher(cfg.teacher, train_set)
-        meta_examples = None
-        if weighted and is_learned(d.weighting) and d.meta_split == "val":
-            meta_examples = list(val_set.examples)
-        elif weighted and is_learned(d.weighting):
-            g = torch.Generator().manual_seed(cfg.train.seed)
-            perm = torch.randperm(len(train_set), generator=g).tolist()
-            n_meta = max(1, int(len(train_set) * d.meta_fraction))
-            meta_examples = [train_set.examples[i] for i in perm[:n_meta]]
-            meta_ids = {e.id for e in meta_examples}  # an up-weighted slice's copies stay out of train too
-            train_set = train_set.subset(sorted(i for i in perm[n_meta:] if train_set.examples[i].id not in meta_ids))
-        splits = {"train": train_set, "val": val_set, "test": test_set}
-        caches: dict[str, TeacherLogits] = {}
-
-        def cache(split: str) -> TeacherLogits:
-            """The teacher's logits on every view of a split, computed (or read) when first needed."""
-            if split not in caches:
-                log(f"teacher {cfg.teacher}: logits on every view of {split} (cached on disk after the first time)")
-                caches[split] = teacher_logits(cfg.teacher, cfg.data, splits[split], removal=d.removal,
-                                               device=cfg.train.device, bf16=cfg.train.bf16)
-            return caches[split]
-
-        def population() -> dict[str, float]:
-            return population_saliency(modality_saliency(cache(d.population_split), d.saliency))
-
+        train_set, meta_examples = meta_split(cfg, train_set, val_set) if weighted else (train_set, None)
+        tables = TeacherTables(cfg, {"train": train_set, "val": val_set, "test": test_set}, log)
         texts = [ex.inputs["text"] for ex in train_set.examples if "text" in ex.inputs]
         torch.manual_seed(cfg.train.seed)
         model = create_model(cfg.model.preset, train_set.modalities, len(train_set.labels),
@@ -139,19 +178,12 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
         collator = Collator.for_model(train_set, cfg.data, model)
         if is_main_process():
             model.save_processor(out)
-        objective = build_objective(
-            d, teacher=cache("train") if kind.needs_teacher else None,
-            population=population() if weighted and d.weighting == "population" else None,
-            meta_examples=meta_examples, collator=collator, batch_size=cfg.train.batch_size, weights=weights,
-            saliency_from=out_of_fold_logits(cfg.teacher, cfg.data, train_set, d.saliency_folds, removal=d.removal,
-                                             device=cfg.train.device, bf16=cfg.train.bf16, progress=progress,
-                                             log=log) if d.saliency_folds else None,
-            fill=dataset_fill(train_set, collator) if d.removal == "mean" else None)
+        objective = student_objective(cfg, tables, train_set, meta_examples, collator, weights, progress, log)
         recorder.update(parameters=n_params, labels=train_set.labels)
-        cache("val"), cache("test")  # now, on every rank: never inside an epoch (docs/METHOD.md §17.1)
+        tables.load("val", "test")  # now, on every rank: never inside an epoch (docs/METHOD.md §17.1)
         trainer = Trainer(model, train_set, val_set, cfg.train, out, collator=collator, labels=train_set.labels,
                           objective=objective, data_name=cfg.data.name, progress=progress,
-                          evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, cache("val"),
+                          evaluator=lambda m: evaluate_student(m, val_set, collator, trainer.device, tables["val"],
                                                                d.removal))
         trainer.add_callbacks(callbacks)
         if resume:
@@ -159,12 +191,9 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
         recorder.attach(trainer)
         trainer.fit()
         sessions = earlier + [round(time.time() - t0, 1)]
-        metrics = {"val": evaluate_student(trainer.module, val_set, collator, trainer.device, cache("val"),
-                                           d.removal),
-                   "test": evaluate_student(trainer.module, test_set, collator, trainer.device, cache("test"),
-                                            d.removal),
-                   "metric": train_set.metric, "train_seconds": round(sum(sessions), 1),
-                   "train_seconds_sessions": sessions, "history": trainer.history, "population_saliency": population(),
-                   "saliency_split": saliency_split}
+        metrics = {split: evaluate_student(trainer.module, ds, collator, trainer.device, tables[split], d.removal)
+                   for split, ds in (("val", val_set), ("test", test_set))}
+        metrics.update(metric=train_set.metric, train_seconds=round(sum(sessions), 1), train_seconds_sessions=sessions,
+                       history=trainer.history, population_saliency=tables.population(), saliency_split=saliency_split)
         recorder.finish(metrics)
     return metrics

@@ -71,20 +71,15 @@ OBJECTIVES: NamedRegistry[type] = NamedRegistry("method")
 
 
 @OBJECTIVES.register("none")
-class LabelsOnly:
-    """§4 ``none``: the student learns from the labels alone, ``L = CE(y, s(x))`` (batch mean of
-    per-example cross-entropies)."""
+class LabelsOnly(Supervised):
+    """§4 ``none``: the student learns from the labels alone, ``L = CE(y, s(x))``: the teacher's own
+    objective (``Supervised``), as a distillation method."""
 
     needs_teacher = False  # whether it reads the teacher's logits on the training split
     weighted = False       # whether DistillConfig.weighting (and a meta split) applies
 
     def __init__(self, cfg: DistillConfig, **_):
         self.cfg = cfg
-
-    def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None,
-                 share: Share | None = None) -> Terms:
-        ce = ce_per_example(model(batch), batch.targets, batch.task).mean()
-        return {"loss": ce, "ce": ce}
 
 
 @OBJECTIVES.register("kd")

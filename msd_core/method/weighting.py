@@ -39,6 +39,7 @@ class Weighting:
     fixed: Callable | None
     doc: str
     per_example: bool = False  # reads each training example's own saliency (or features), §5.6
+    population: bool = False   # reads the population saliency S (§5.5)
 
     @property
     def learned(self) -> bool:
@@ -48,10 +49,10 @@ class Weighting:
 WEIGHTINGS: NamedRegistry[Weighting] = NamedRegistry("weighting")
 
 
-def register_scheme(name: str, per_example: bool = False):
+def register_scheme(name: str, per_example: bool = False, population: bool = False):
     """Register a fixed scheme; its docstring (with the formula) is what the pages show."""
     def deco(fn):
-        WEIGHTINGS.register(name)(Weighting(fn, (fn.__doc__ or "").strip(), per_example))
+        WEIGHTINGS.register(name)(Weighting(fn, (fn.__doc__ or "").strip(), per_example, population))
         return fn
     return deco
 
@@ -61,6 +62,11 @@ META_SPLITS = ("train", "val")  # where a learned weighting's meta split comes f
 
 def is_learned(name: str) -> bool:
     return WEIGHTINGS.get(name).learned
+
+
+def reads_population_saliency(name: str) -> bool:
+    """Whether the weighting reads the population saliency ``S`` (§5.5)."""
+    return WEIGHTINGS.get(name).population
 
 
 def reads_example_saliency(name: str) -> bool:
@@ -79,7 +85,7 @@ def uniform(sal, population, lam, tau):
     return {m: torch.full_like(v, lam) for m, v in sal.items()}
 
 
-@register_scheme("population")
+@register_scheme("population", population=True)
 def population(sal, population, lam, tau):
     """§7.3: ``w_m = λ·|M|·softmax_m(S/τ)``, one weight per modality from population saliency ``S``."""
     mods = list(sal)
@@ -111,8 +117,8 @@ def fixed_weights(scheme: str, sal: dict[str, torch.Tensor], population: dict[st
         raise ConfigError(f"weighting {scheme!r} is meta-learned: its weights come from a MetaWeighter")
     if tau <= 0:
         raise ConfigError(f"the temperature τ must be positive, got {tau}")
-    if scheme == "population" and population is None:
-        raise ConfigError("population weighting needs the population saliency S")
+    if entry.population and population is None:
+        raise ConfigError(f"{scheme} weighting needs the population saliency S")
     return entry.fixed(sal, population, lam, tau)
 
 
