@@ -63,111 +63,120 @@ def student_configs(teacher: dict, student: str, methods: list[str], seeds: list
             for seed in seeds for method in methods]
 
 
-st.title("Distill")
-st.caption("Each run is a separate process recorded in the run registry (runs/registry.sqlite): closing the "
-           "tab, reloading or restarting the dashboard loses nothing, and this page re-attaches to running runs.")
-try:
-    reg = registry()
-except Exception as e:  # noqa: BLE001 - a damaged registry: say how to rebuild it
-    show_error(e)
-    st.stop()
-usable = [t for t in teachers() if "error" not in t]
-
-st.subheader("New runs")
-if not usable:
-    st.info("No teacher yet: train one first (see Overview).")
-c1, c2, c3 = st.columns(3)
-teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
-students = [p for p in choices("model.preset") if p.startswith("student")]
-hf_teacher = teacher is not None and is_hf_preset(teacher.get("preset") or "")
-if hf_teacher:  # a smaller model of the teacher's own family, from its config
-    students.append(teacher["preset"])
-student = c2.selectbox("Student preset", students, index=students.index(Q.student),
-                       format_func=lambda p: f"{p}: a smaller model of the teacher's family" if is_hf_preset(p) else p)
-overrides = {}
-if is_hf_preset(student):
-    h1, h2, h3 = st.columns(3)
-    shape = {k: int(col.number_input(f"Student {k}", 1, 4096, v, key=f"student-{k}",
-                                     help="the teacher's config with this many layers / this width / heads, "
-                                          "random init"))
-             for col, (k, v) in zip((h1, h2, h3), STUDENT_SHAPE.items())}
-    sources = teacher["model_sources"]
-    overrides = {"pretrained": sources["source"], "init": "random", **shape,
-                 **({"vision": sources["vision_source"]} if "vision_source" in sources else {})}
-methods = c3.multiselect("Methods", choices("distill.method"), default=list(Q.methods),
-                         help="Several methods launch one run each; runs of one seed see the same data order.")
-form = {}
-c4, c5, c6, c7 = st.columns(4)
-form["weighting"] = option_input(c4, C, "distill.weighting", label="Weighting (MSD)")
-form["alpha"] = option_input(c5, C, "distill.alpha", label="α (KD share)")
-form["temperature"] = option_input(c6, C, "distill.temperature", label="T")
-form["lam"] = option_input(c7, C, "distill.lam", label="λ (auxiliary weight)")
-c8, c9, c10, c11, c12 = st.columns(5)
-form["tau"] = option_input(c8, C, "distill.tau", label="τ")
-form["epochs"] = option_input(c9, C, "train.epochs", label="Epochs", value=Q.epochs)
-form["lr"] = option_input(c10, C, "train.lr", label="Learning rate")
-seeds_text = c11.text_input("Seeds", ",".join(map(str, Q.seeds)),
-                           help="comma-separated; runs of one seed pair up, and Compare's paired tests need two or "
-                                "more")
-max_train = option_input(c12, C, "data.max_train_examples", label="Training examples (0 = all)",
-                         value=Q.max_train_examples)
-train_slices = list_slices(data_name=teacher["data"], split="train") if teacher is not None else []
-s1, s2, s3 = st.columns([2, 1, 1])
-chosen_slice = s1.selectbox("Slice (train split)", [None] + train_slices, key="distill-slice",
-                            format_func=lambda s: "(none: the whole train split)" if s is None else
-                            f"{s.name} — {len(s.ids):,} examples · {s.ids_hash}",
-                            help=help_text(C, "data.slice") + (" — none saved for this data set yet: save one in the "
-                                                               "saliency explorer with Split: train"
-                                                               if not train_slices else ""))
-form["slice_mode"] = option_input(s2, C, "data.slice_mode", label="Slice mode", disabled=chosen_slice is None)
-form["slice_weight"] = option_input(s3, C, "data.slice_weight", label="Slice weight (upweight)",
-                                   disabled=chosen_slice is None or form["slice_mode"] != "upweight")
-form["report_to"] = option_input(st.columns(2)[0], C, "train.report_to")
-
-with st.expander("More MSD options: the saliency behind the weights, out-of-fold saliency, the learned "
-                 "weightings' meta step"):
-    st.caption("Each option's help says what it does; docs/METHOD.md §2 and §5–§7 give the formulas. The "
-               "meta-step options apply to the learned weightings only, and the other weightings run without them.")
-    columns = st.columns(4)
-    learned = is_learned(form["weighting"])
-    for i, name in enumerate(MORE_MSD_OPTIONS):
-        value = option_input(columns[i % 4], C, f"distill.{name}", disabled=name in META_OPTIONS and not learned)
-        if learned or name not in META_OPTIONS:  # a disabled widget keeps an earlier value: not the run's
-            form[name] = value
-
-configs, problem = [], None
-try:
-    seeds = [int(s) for s in seeds_text.replace(" ", "").split(",") if s]
-    if not seeds or not methods:
-        problem = "choose at least one method and one seed"
-    elif teacher is not None:
-        configs = student_configs(teacher, student, methods, seeds, form, max_train, chosen_slice, overrides)
-except ValueError:
-    problem = f"seeds must be whole numbers separated by commas, not {seeds_text!r}"
-if problem:
-    st.warning(f"Cannot launch yet: {problem}.")
-if st.button("Launch", type="primary", disabled=not configs):
+def open_registry():
+    """The page's title and the registry it launches into (a damaged one is a message)."""
+    st.title("Distill")
+    st.caption("Each run is a separate process recorded in the run registry (runs/registry.sqlite): closing the "
+               "tab, reloading or restarting the dashboard loses nothing, and this page re-attaches to running runs.")
     try:
-        resolve_spec(configs[0].model.preset, configs[0].model.overrides)  # a bad student is a message, not a run
-        for cfg in configs:  # every run's values before the first starts: none launched, or all
-            check_ranges(cfg)
-        launched = []
-        for cfg in configs:
-            d = cfg.distill
-            weighted = OBJECTIVES.get(d.method).weighted
-            name = (f"{d.method}{'-' + d.weighting if weighted else ''} {cfg.model.preset} seed {cfg.train.seed}"
-                    f"{slice_label(cfg.data.to_dict())}")
-            launched.append(launch(cfg, kind="student", registry=reg, name=name))
-        limit = concurrency_limit(configs[0].train.threads)
-        waits = (f"; {limit} run(s) at a time, the others wait in line ({MAX_RUNS_ENV} sets the limit)"
-                 if len(launched) > limit else "")
-        st.success(f"Launched {len(launched)} run(s): {', '.join(launched)}{waits}")
-        st.session_state["watch"] = launched
-    except Exception as e:  # noqa: BLE001
+        reg = registry()
+    except Exception as e:  # noqa: BLE001 - a damaged registry: say how to rebuild it
         show_error(e)
-if configs:
-    cli_hint("\n".join(to_cli(cfg) for cfg in configs)
-             + "\n# or with a config file: msd distill --config runs/<run id>/config.json")
+        st.stop()
+    return reg
+
+
+def new_runs_form():
+    """The form: teacher, student, methods, the objective's options, seeds, data; the run configs it
+    describes (one per seed and method) and, if it cannot launch yet, why."""
+    usable = [t for t in teachers() if "error" not in t]
+    st.subheader("New runs")
+    if not usable:
+        st.info("No teacher yet: train one first (see Overview).")
+    c1, c2, c3 = st.columns(3)
+    teacher = c1.selectbox("Teacher", usable, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}")
+    students = [p for p in choices("model.preset") if p.startswith("student")]
+    hf_teacher = teacher is not None and is_hf_preset(teacher.get("preset") or "")
+    if hf_teacher:  # a smaller model of the teacher's own family, from its config
+        students.append(teacher["preset"])
+    student = c2.selectbox("Student preset", students, index=students.index(Q.student),
+                           format_func=lambda p: f"{p}: a smaller model of the teacher's family" if is_hf_preset(p) else p)
+    overrides = {}
+    if is_hf_preset(student):
+        h1, h2, h3 = st.columns(3)
+        shape = {k: int(col.number_input(f"Student {k}", 1, 4096, v, key=f"student-{k}",
+                                         help="the teacher's config with this many layers / this width / heads, "
+                                              "random init"))
+                 for col, (k, v) in zip((h1, h2, h3), STUDENT_SHAPE.items())}
+        sources = teacher["model_sources"]
+        overrides = {"pretrained": sources["source"], "init": "random", **shape,
+                     **({"vision": sources["vision_source"]} if "vision_source" in sources else {})}
+    methods = c3.multiselect("Methods", choices("distill.method"), default=list(Q.methods),
+                             help="Several methods launch one run each; runs of one seed see the same data order.")
+    form = {}
+    c4, c5, c6, c7 = st.columns(4)
+    form["weighting"] = option_input(c4, C, "distill.weighting", label="Weighting (MSD)")
+    form["alpha"] = option_input(c5, C, "distill.alpha", label="α (KD share)")
+    form["temperature"] = option_input(c6, C, "distill.temperature", label="T")
+    form["lam"] = option_input(c7, C, "distill.lam", label="λ (auxiliary weight)")
+    c8, c9, c10, c11, c12 = st.columns(5)
+    form["tau"] = option_input(c8, C, "distill.tau", label="τ")
+    form["epochs"] = option_input(c9, C, "train.epochs", label="Epochs", value=Q.epochs)
+    form["lr"] = option_input(c10, C, "train.lr", label="Learning rate")
+    seeds_text = c11.text_input("Seeds", ",".join(map(str, Q.seeds)),
+                               help="comma-separated; runs of one seed pair up, and Compare's paired tests need two or "
+                                    "more")
+    max_train = option_input(c12, C, "data.max_train_examples", label="Training examples (0 = all)",
+                             value=Q.max_train_examples)
+    train_slices = list_slices(data_name=teacher["data"], split="train") if teacher is not None else []
+    s1, s2, s3 = st.columns([2, 1, 1])
+    chosen_slice = s1.selectbox("Slice (train split)", [None] + train_slices, key="distill-slice",
+                                format_func=lambda s: "(none: the whole train split)" if s is None else
+                                f"{s.name} — {len(s.ids):,} examples · {s.ids_hash}",
+                                help=help_text(C, "data.slice") + (" — none saved for this data set yet: save one in the "
+                                                                   "saliency explorer with Split: train"
+                                                                   if not train_slices else ""))
+    form["slice_mode"] = option_input(s2, C, "data.slice_mode", label="Slice mode", disabled=chosen_slice is None)
+    form["slice_weight"] = option_input(s3, C, "data.slice_weight", label="Slice weight (upweight)",
+                                       disabled=chosen_slice is None or form["slice_mode"] != "upweight")
+    form["report_to"] = option_input(st.columns(2)[0], C, "train.report_to")
+
+    with st.expander("More MSD options: the saliency behind the weights, out-of-fold saliency, the learned "
+                     "weightings' meta step"):
+        st.caption("Each option's help says what it does; docs/METHOD.md §2 and §5–§7 give the formulas. The "
+                   "meta-step options apply to the learned weightings only, and the other weightings run without them.")
+        columns = st.columns(4)
+        learned = is_learned(form["weighting"])
+        for i, name in enumerate(MORE_MSD_OPTIONS):
+            value = option_input(columns[i % 4], C, f"distill.{name}", disabled=name in META_OPTIONS and not learned)
+            if learned or name not in META_OPTIONS:  # a disabled widget keeps an earlier value: not the run's
+                form[name] = value
+    configs, problem = [], None
+    try:
+        seeds = [int(s) for s in seeds_text.replace(" ", "").split(",") if s]
+        if not seeds or not methods:
+            problem = "choose at least one method and one seed"
+        elif teacher is not None:
+            configs = student_configs(teacher, student, methods, seeds, form, max_train, chosen_slice, overrides)
+    except ValueError:
+        problem = f"seeds must be whole numbers separated by commas, not {seeds_text!r}"
+    return configs, problem
+
+
+def launch_section(reg, configs: list) -> None:
+    """The Launch button (every run's values checked before the first starts) and the same command."""
+    if st.button("Launch", type="primary", disabled=not configs):
+        try:
+            resolve_spec(configs[0].model.preset, configs[0].model.overrides)  # a bad student is a message, not a run
+            for cfg in configs:  # every run's values before the first starts: none launched, or all
+                check_ranges(cfg)
+            launched = []
+            for cfg in configs:
+                d = cfg.distill
+                weighted = OBJECTIVES.get(d.method).weighted
+                name = (f"{d.method}{'-' + d.weighting if weighted else ''} {cfg.model.preset} seed {cfg.train.seed}"
+                        f"{slice_label(cfg.data.to_dict())}")
+                launched.append(launch(cfg, kind="student", registry=reg, name=name))
+            limit = concurrency_limit(configs[0].train.threads)
+            waits = (f"; {limit} run(s) at a time, the others wait in line ({MAX_RUNS_ENV} sets the limit)"
+                     if len(launched) > limit else "")
+            st.success(f"Launched {len(launched)} run(s): {', '.join(launched)}{waits}")
+            st.session_state["watch"] = launched
+        except Exception as e:  # noqa: BLE001
+            show_error(e)
+    if configs:
+        cli_hint("\n".join(to_cli(cfg) for cfg in configs)
+                 + "\n# or with a config file: msd distill --config runs/<run id>/config.json")
 
 
 @st.fragment(run_every=2)
@@ -179,6 +188,8 @@ def live() -> None:
 
 
 def runs_panel() -> None:
+    """The active runs' live cards and the recent ones (redrawn every 2 s)."""
+    reg = registry()
     active = active_runs(reg, "student")
     queued = sum(r["status"] == "queued" for r in active)
     st.subheader(f"Active runs ({len(active) - queued} running, {queued} queued)" if queued
@@ -198,5 +209,14 @@ def runs_panel() -> None:
                       for r in done], hide_index=True)
 
 
-live()
-st.caption(f"Runs are written under {display_path(str(runs_dir()))}.")
+def page() -> None:
+    reg = open_registry()
+    configs, problem = new_runs_form()
+    if problem:
+        st.warning(f"Cannot launch yet: {problem}.")
+    launch_section(reg, configs)
+    live()
+    st.caption(f"Runs are written under {display_path(str(runs_dir()))}.")
+
+
+page()
