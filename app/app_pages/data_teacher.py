@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,37 +29,54 @@ from msd_core.data.registry import DATASETS
 from msd_core.analysis.preview import example_record, filter_indices
 
 PAGE_SIZE = 12
-
-st.title("Data & teacher")
-left, mid, right = st.columns([2, 1, 3])
-name = left.selectbox("Data set", DATASETS.names(), help="; ".join(f"{k}: {v.doc}" for k, v in DATASETS.items()))
-split = mid.selectbox("Split", ["train", "val", "test"])
-root = None
-if name not in BUILT_IN:
-    root = right.text_input("Data folder", placeholder="/path/to/the unpacked data set",
-                            help="; ".join(f"{k}: {v.doc}" for k, v in DATASETS.items() if v.on_disk))
-option_text = st.text_input("Loader options", placeholder="KEY=VALUE, comma-separated: task=multi-label (synthetic), "
-                            "answers=1000 (vqa-v2), val=dev_unseen (hateful-memes)",
-                            help="The data set's options, as msd's --data-option takes them.")
-
-ds, typed = None, {}  # typed: the loader options given above, for browsing and for the teacher form below
+T = TeacherRunConfig  # the defaults of the teacher forms
+HF_LR = 1e-4  # a pretrained backbone fine-tunes at a smaller learning rate than TrainConfig's default
 
 
-def data_options() -> dict:
-    """The options the chosen data set is loaded (and a teacher trained) with."""
-    return {**BUILT_IN.get(name, {}), **typed}
+@dataclass
+class Chosen:
+    """The data set the page shows: its name, folder (None for a built-in one) and the loader options
+    typed on the page; a teacher launched here trains on it."""
+    name: str
+    root: str | None = None
+    typed: dict = field(default_factory=dict)
+    ds: object = None
+
+    @property
+    def options(self) -> dict:
+        """The options the chosen data set is loaded (and a teacher trained) with."""
+        return {**BUILT_IN.get(self.name, {}), **self.typed}
 
 
-if name not in BUILT_IN and not root:
-    st.info(f"**{name}** reads files from disk: enter the data folder above. {DATASETS[name].doc}.")
-else:
+def pick_data() -> Chosen:
+    st.title("Data & teacher")
+    left, mid, right = st.columns([2, 1, 3])
+    chosen = Chosen(left.selectbox("Data set", DATASETS.names(),
+                                   help="; ".join(f"{k}: {v.doc}" for k, v in DATASETS.items())))
+    split = mid.selectbox("Split", ["train", "val", "test"])
+    if chosen.name not in BUILT_IN:
+        chosen.root = right.text_input("Data folder", placeholder="/path/to/the unpacked data set",
+                                       help="; ".join(f"{k}: {v.doc}" for k, v in DATASETS.items() if v.on_disk)) \
+            or None
+    option_text = st.text_input("Loader options", placeholder="KEY=VALUE, comma-separated: task=multi-label "
+                                "(synthetic), answers=1000 (vqa-v2), val=dev_unseen (hateful-memes)",
+                                help="The data set's options, as msd's --data-option takes them.")
+    if chosen.name not in BUILT_IN and not chosen.root:
+        st.info(f"**{chosen.name}** reads files from disk: enter the data folder above. {DATASETS[chosen.name].doc}.")
+        return chosen
     try:
-        typed = dict(parse_option(t.strip()) for t in option_text.split(",") if t.strip())
-        ds = dataset(name, split, root or None, tuple(sorted(data_options().items())))
+        chosen.typed = dict(parse_option(t.strip()) for t in option_text.split(",") if t.strip())
+        chosen.ds = dataset(chosen.name, split, chosen.root, tuple(sorted(chosen.options.items())))
     except Exception as e:  # noqa: BLE001
         show_error(e)
+        return chosen
+    browse(chosen, split)
+    return chosen
 
-if ds is not None:
+
+def browse(chosen: Chosen, split: str) -> None:
+    """The data set's summary, filters and a page of example cards."""
+    ds = chosen.ds
     st.markdown(f"**{len(ds):,}** examples · modalities: **{', '.join(ds.modality_names)}** · "
                 f"{len(ds.labels):,} labels · task: **{ds.task}** · metric: {ds.metric}")
     if ds.skipped:
@@ -75,24 +93,23 @@ if ds is not None:
                  "question of an image together): shuffling shows a varied page."):
         idx = [idx[i] for i in np.random.default_rng(0).permutation(len(idx))]
     pages = max(1, math.ceil(len(idx) / PAGE_SIZE))
-    page = st.number_input(f"Page (of {pages}; {len(idx):,} matching examples)", 1, pages, 1)
-    shown = idx[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    page_no = st.number_input(f"Page (of {pages}; {len(idx):,} matching examples)", 1, pages, 1)
+    shown = idx[(page_no - 1) * PAGE_SIZE: page_no * PAGE_SIZE]
     if shown:
         example_cards([example_record(ds, i) for i in shown], columns=6)
     else:
         st.info("No example matches these filters.")
-    cli_hint(f"msd data --data {name} --split {split}" + (f" --data-root {root}" if root else "")
-             + "".join(f" --data-option {format_option(k, v)}" for k, v in typed.items()) + " --show 12")
+    cli_hint(f"msd data --data {chosen.name} --split {split}"
+             + (f" --data-root {chosen.root}" if chosen.root else "")
+             + "".join(f" --data-option {format_option(k, v)}" for k, v in chosen.typed.items()) + " --show 12")
 
-st.header("Teacher")
 
-
-def teacher_config(preset: str, overrides: dict, epochs: int, lr: float, dropout: float,
+def teacher_config(chosen: Chosen, preset: str, overrides: dict, epochs: int, lr: float, dropout: float,
                    max_train: int | None) -> TeacherRunConfig:
     """The run config the teacher forms launch (and whose command they show)."""
     return TeacherRunConfig(
-        data=DataConfig(name=name, root=str(resolve_path(root)) if root else None,
-                        options=data_options(), max_train_examples=max_train or None),
+        data=DataConfig(name=chosen.name, root=str(resolve_path(chosen.root)) if chosen.root else None,
+                        options=chosen.options, max_train_examples=max_train or None),
         model=ModelConfig(preset, overrides),
         train=TrainConfig(epochs=epochs, lr=lr, modality_dropout=dropout))
 
@@ -101,31 +118,31 @@ def launch_teacher(cfg: TeacherRunConfig) -> None:
     """Check the model config here (so a bad folder is a message, not a failed run), then launch."""
     try:
         resolve_spec(cfg.model.preset, cfg.model.overrides)
-        run_id = launch(cfg, kind="teacher", registry=registry(), name=f"teacher {cfg.model.preset} on {name}")
+        run_id = launch(cfg, kind="teacher", registry=registry(),
+                        name=f"teacher {cfg.model.preset} on {cfg.data.name}")
         st.success(f"Started teacher run {run_id}; it appears below and, when finished, in the teacher list.")
     except Exception as e:  # noqa: BLE001
         show_error(e)
 
 
-T = TeacherRunConfig  # the defaults of the form below
-HF_LR = 1e-4  # a pretrained backbone fine-tunes at a smaller learning rate than TrainConfig's default
-with st.expander("Train a new teacher on this data set (runs as its own process)"):
-    t1, t2, t3, t4, t5 = st.columns(5)
-    teacher_presets = [p for p in choices("model.preset") if "teacher" in p]
-    preset = t1.selectbox("Preset", teacher_presets, index=teacher_presets.index(default(T, "model.preset")),
-                          help="hf-bert-teacher starts its text encoder from a local Hugging Face folder")
-    t_epochs = option_input(t2, T, "train.epochs", label="Epochs")
-    t_lr = option_input(t3, T, "train.lr", label="Learning rate")
-    t_drop = option_input(t4, T, "train.modality_dropout", label="Modality dropout p")
-    t_max = option_input(t5, T, "data.max_train_examples", label="Training examples (0 = all)")
-    t_folder = st.text_input("Hugging Face folder (for hf-bert-teacher)", key="hf-folder-train",
-                             placeholder="/path/to/bert-base-uncased (config.json, model.safetensors, vocab.txt)")
-    overrides = {"pretrained": str(resolve_path(t_folder.strip()))} \
-        if preset == "hf-bert-teacher" and t_folder.strip() else {}
-    new_teacher = teacher_config(preset, overrides, t_epochs, t_lr, t_drop, t_max)
-    if st.button("Train teacher", type="primary", disabled=ds is None):
-        launch_teacher(new_teacher)
-    cli_hint(to_cli(new_teacher))
+def new_teacher_form(chosen: Chosen) -> None:
+    with st.expander("Train a new teacher on this data set (runs as its own process)"):
+        t1, t2, t3, t4, t5 = st.columns(5)
+        teacher_presets = [p for p in choices("model.preset") if "teacher" in p]
+        preset = t1.selectbox("Preset", teacher_presets, index=teacher_presets.index(default(T, "model.preset")),
+                              help="hf-bert-teacher starts its text encoder from a local Hugging Face folder")
+        epochs = option_input(t2, T, "train.epochs", label="Epochs")
+        lr = option_input(t3, T, "train.lr", label="Learning rate")
+        dropout = option_input(t4, T, "train.modality_dropout", label="Modality dropout p")
+        max_train = option_input(t5, T, "data.max_train_examples", label="Training examples (0 = all)")
+        folder = st.text_input("Hugging Face folder (for hf-bert-teacher)", key="hf-folder-train",
+                               placeholder="/path/to/bert-base-uncased (config.json, model.safetensors, vocab.txt)")
+        overrides = {"pretrained": str(resolve_path(folder.strip()))} \
+            if preset == "hf-bert-teacher" and folder.strip() else {}
+        cfg = teacher_config(chosen, preset, overrides, epochs, lr, dropout, max_train)
+        if st.button("Train teacher", type="primary", disabled=chosen.ds is None):
+            launch_teacher(cfg)
+        cli_hint(to_cli(cfg))
 
 
 @st.fragment(run_every=2)
@@ -137,11 +154,9 @@ def live_teachers() -> None:
         show_error(e)
 
 
-live_teachers()
-
-
-def hf_form(hf) -> None:
+def hf_form(chosen: Chosen, hf) -> None:
     """What a loaded Hugging Face model is, and the form that trains a teacher from it."""
+    name = chosen.name
     st.success(f"Hugging Face model **{display_path(hf.path)}**: {hf.summary()}.")
     pair_with = None
     if hf.family in ("dual-encoder", "single-stream"):
@@ -168,51 +183,58 @@ def hf_form(hf) -> None:
                                   placeholder="/path/to/bert-base-uncased")
         preset, overrides = "hf-pair", {"pretrained": pair_with.strip(), "vision": hf.path}
     h1, h2, h3, h4 = st.columns(4)
-    hf_epochs = option_input(h1, T, "train.epochs", label="Epochs", key_prefix="hf-")
-    hf_lr = option_input(h2, T, "train.lr", label="Learning rate", value=HF_LR, key_prefix="hf-")
-    hf_max = option_input(h3, T, "data.max_train_examples", label="Training examples (0 = all)", key_prefix="hf-")
+    epochs = option_input(h1, T, "train.epochs", label="Epochs", key_prefix="hf-")
+    lr = option_input(h2, T, "train.lr", label="Learning rate", value=HF_LR, key_prefix="hf-")
+    max_train = option_input(h3, T, "data.max_train_examples", label="Training examples (0 = all)", key_prefix="hf-")
     if preset != "hf-bert-teacher" and h4.checkbox("Freeze the backbone", key="hf-freeze",
                                                    help="train only the head (and the null embeddings)"):
         overrides["freeze"] = True
-    hf_teacher = teacher_config(preset, overrides, hf_epochs, hf_lr, default(T, "train.modality_dropout"), hf_max)
+    cfg = teacher_config(chosen, preset, overrides, epochs, lr, default(T, "train.modality_dropout"), max_train)
     missing = preset == "hf-pair" and not pair_with.strip()
-    if st.button(f"Train a teacher on {name} from this model", type="primary", disabled=ds is None or missing):
-        launch_teacher(hf_teacher)
-    cli_hint(to_cli(hf_teacher))
+    if st.button(f"Train a teacher on {name} from this model", type="primary", disabled=chosen.ds is None or missing):
+        launch_teacher(cfg)
+    cli_hint(to_cli(cfg))
 
-with st.expander("Load a checkpoint or a Hugging Face model"):
-    path = st.text_input("Path to a model.safetensors, the folder holding it, a Hugging Face model folder or a hub id",
-                         placeholder="/path/to/run/model.safetensors, /path/to/clip-vit-base-patch32 or "
-                                     "openai/clip-vit-base-patch32")
-    if st.button("Load", disabled=not path):
-        st.session_state.pop("hf-model", None)
-        try:
-            if looks_like_model(path) and not is_msd_checkpoint(path):
-                st.session_state["hf-model"] = inspect_folder(path, role=None)
-            else:
-                folder = register_checkpoint(path, runs_dir())
-                st.cache_data.clear()
-                st.success(f"Added {folder}; it is now listed with the other teachers.")
-        except Exception as e:  # noqa: BLE001
-            show_error(e)
-    hf = st.session_state.get("hf-model")
-    if hf is not None:
-        hf_form(hf)
-    st.caption("MSD Studio checkpoints keep their model spec, modalities and labels in the safetensors header, "
-               "so any model.safetensors written by `msd train-teacher` loads without its config. A Hugging Face "
-               "model (CLIP, SigLIP, ViLT, or a text or vision encoder to pair) is read from a folder written by "
-               "save_pretrained, with its processor files; a hub id only when this machine is online.")
 
-usable = [t for t in teachers() if "error" not in t]
-for t in teachers():
-    if "error" in t:
-        st.warning(f"{t['path']}: {t['error']}")
-matching = [t for t in usable if t["data"] == name]
-if not matching:
-    st.info(f"No trained teacher for **{name}** yet.")
-    st.code(f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "")
-            + " --model teacher-small --epochs 3", language="bash")
-else:
+def load_section(chosen: Chosen) -> None:
+    with st.expander("Load a checkpoint or a Hugging Face model"):
+        path = st.text_input("Path to a model.safetensors, the folder holding it, a Hugging Face model folder or a "
+                             "hub id", placeholder="/path/to/run/model.safetensors, /path/to/clip-vit-base-patch32 "
+                             "or openai/clip-vit-base-patch32")
+        if st.button("Load", disabled=not path):
+            st.session_state.pop("hf-model", None)
+            try:
+                if looks_like_model(path) and not is_msd_checkpoint(path):
+                    st.session_state["hf-model"] = inspect_folder(path, role=None)
+                else:
+                    folder = register_checkpoint(path, runs_dir())
+                    st.cache_data.clear()
+                    st.success(f"Added {folder}; it is now listed with the other teachers.")
+            except Exception as e:  # noqa: BLE001
+                show_error(e)
+        hf = st.session_state.get("hf-model")
+        if hf is not None:
+            hf_form(chosen, hf)
+        st.caption("MSD Studio checkpoints keep their model spec, modalities and labels in the safetensors header, "
+                   "so any model.safetensors written by `msd train-teacher` loads without its config. A Hugging "
+                   "Face model (CLIP, SigLIP, ViLT, or a text or vision encoder to pair) is read from a folder "
+                   "written by save_pretrained, with its processor files; a hub id only when this machine is "
+                   "online.")
+
+
+def teacher_section(chosen: Chosen) -> None:
+    """The chosen data set's trained teachers: per-view test metrics and validation history."""
+    name, root = chosen.name, chosen.root
+    usable = [t for t in teachers() if "error" not in t]
+    for t in teachers():
+        if "error" in t:
+            st.warning(f"{t['path']}: {t['error']}")
+    matching = [t for t in usable if t["data"] == name]
+    if not matching:
+        st.info(f"No trained teacher for **{name}** yet.")
+        st.code(f"msd train-teacher --data {name}" + (f" --data-root {root}" if root else "")
+                + " --model teacher-small --epochs 3", language="bash")
+        return
     choice = st.selectbox("Teacher", matching, format_func=lambda t: f"{short_name(t)} — {display_path(t['path'])}"
                           + (" (interrupted)" if t.get("status") == "interrupted" else ""))
     metrics = choice.get("metrics", {})
@@ -237,3 +259,15 @@ else:
                 f"trained in {metrics.get('train_seconds', '?')} s on "
                 f"{metrics.get('examples', {}).get('train', '?'):,} examples.")
     cli_hint(f"msd evaluate --checkpoint {display_path(choice['path'])} --data {name} --split test")
+
+
+def page() -> None:
+    chosen = pick_data()
+    st.header("Teacher")
+    new_teacher_form(chosen)
+    live_teachers()
+    load_section(chosen)
+    teacher_section(chosen)
+
+
+page()
