@@ -48,3 +48,8 @@ class StopRun(MSDError):
 class RegistryError(MSDError):
     """The run registry (runs/registry.sqlite) cannot be read or written; the message names the file
     and says what to do (``msd runs --rebuild`` rebuilds it from the run folders, which are kept)."""
+
+
+REFUSALS = (DataError, ConfigError, CheckpointError)
+"""What refuses a run's input (a missing file, a bad row, a value out of range, a teacher that does
+not fit): raised before the first training step, such a run leaves nothing behind."""

@@ -1,8 +1,12 @@
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MSD_STUDIO_MAX_RUNS", "64")  # tests never wait for a run slot (test_queue sets its own)
+_HOME = tempfile.mkdtemp(prefix="msd-tests-")  # a run or cache a test does not place never lands in the repository
+os.environ.setdefault("MSD_STUDIO_RUNS", os.path.join(_HOME, "runs"))
+os.environ.setdefault("MSD_STUDIO_CACHE", os.path.join(_HOME, "cache"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -39,7 +39,8 @@ from .checkpoint import check_fits, model_file, read_metadata
 from .evaluate import evaluate
 from .out_of_fold import out_of_fold_logits
 from .predict import dataset_fill
-from .run_folder import earlier_sessions, pin_run_slice, prepare_out_dir, resume_trainer, resumed_config
+from .run_folder import (earlier_sessions, pin_run_slice, prepare_out_dir, refused_leaves_nothing, resume_trainer,
+                         resumed_config)
 from .teacher_cache import teacher_logits
 from .trainer import Trainer
 
@@ -149,20 +150,20 @@ def distill(cfg: DistillRunConfig, *, resume: bool = False, progress: bool = Tru
         cfg = resumed_config(cfg)
     check_config(cfg)
     out = Path(cfg.out_dir)
-    main_decides(lambda: prepare_out_dir(out, resume=resume))
+    created = main_decides(lambda: prepare_out_dir(out, resume=resume))
     log = log if is_main_process() else (lambda *_: None)
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
-    attach_trackers(recorder, parse_report_to(cfg.train.report_to), out)
     d = cfg.distill
     instance = f"train, out of {d.saliency_folds} folds (§5.6)" if d.saliency_folds else "train"
     saliency_split = {"instance": instance, "population": d.population_split}
-    pin_run_slice(cfg.data, out, recorder, resume=resume)
-    recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
-                    git=git_revision(), saliency_split=saliency_split, **launch_record())
-    kind = OBJECTIVES.get(d.method)
-    weighted = kind.weighted
-    with recorder, stop_when_a_rank_is_lost("before or after the training steps"):
+    weighted = OBJECTIVES.get(d.method).weighted
+    with refused_leaves_nothing(out, created, recorder), recorder, \
+            stop_when_a_rank_is_lost("before or after the training steps"):
+        attach_trackers(recorder, parse_report_to(cfg.train.report_to), out)
+        pin_run_slice(cfg.data, out, recorder, resume=resume)  # the slice's hash goes into the recorded config
+        recorder.update(kind="student", config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
+                        git=git_revision(), saliency_split=saliency_split, **launch_record())
         t0 = time.time()
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         check_teacher(cfg.teacher, train_set)

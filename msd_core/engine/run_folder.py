@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..data.slices import pin_slice
 from ..distributed import main_decides
 from ..launch import launched_world, world_changed
-from ..errors import ConfigError
+from ..errors import REFUSALS, ConfigError
 from ..fileio import atomic_write_text
 from ..paths import METRICS_FILE, RUN_FILE
 from .checkpoint import MODEL_FILE
 
 
-def prepare_out_dir(out: Path, *, resume: bool) -> None:
+def prepare_out_dir(out: Path, *, resume: bool) -> list[str]:
     """Create ``out`` and prove it writable, before any data loads; a folder that already holds a
-    checkpoint is only continued with ``resume``."""
+    checkpoint is only continued with ``resume``. Returns the folders it created, outermost first
+    (a refused run removes them again: ``refused_leaves_nothing``)."""
     if not str(out):
         raise ConfigError("no output folder: pass --out DIR")
     blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ConfigError(f"--out {out}: {blocker} is a file, not a folder — choose another --out")
+    created = [str(p) for p in reversed([out, *out.parents]) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
@@ -32,6 +37,34 @@ def prepare_out_dir(out: Path, *, resume: bool) -> None:
                           f"write to") from None
     if not resume and (out / MODEL_FILE).exists():
         raise ConfigError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+    return created
+
+
+@contextmanager
+def refused_leaves_nothing(out: Path, created: list[str], recorder):
+    """Inside this block, a run refused before its first training step (``errors.REFUSALS``: a
+    missing file, a bad row, a teacher of other labels) leaves ``out`` as it found it: what the run
+    wrote there (its lock file, a slice copy, tracker folders) is removed, then the folders
+    ``prepare_out_dir`` created for it; a resumed run's folder keeps everything it held. Rank 0
+    cleans, after ``recorder`` let go of the folder; a folder another live run holds is not
+    touched. The run's registry row is the caller's (``runs.job.run_registered``)."""
+    found = set(os.listdir(out)) if recorder.is_main and out.is_dir() else set()
+    try:
+        yield
+    except REFUSALS as e:
+        if recorder.is_main and recorder.refused(e) and not recorder.locked_out:
+            for name in set(os.listdir(out)) - found:
+                path = out / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            for folder in reversed(created):
+                try:
+                    Path(folder).rmdir()
+                except OSError:  # not empty: something else wrote there meanwhile
+                    break
+        raise
 
 
 def resumed_config(cfg, epochs: int | None = None):

@@ -25,7 +25,8 @@ from ..provenance import git_revision, package_versions
 from ..runs.recorder import RunRecorder
 from ..runs.trackers import attach_trackers, check_trackers
 from .evaluate import evaluate
-from .run_folder import earlier_sessions, pin_run_slice, prepare_out_dir, resume_trainer, resumed_config
+from .run_folder import (earlier_sessions, pin_run_slice, prepare_out_dir, refused_leaves_nothing, resume_trainer,
+                         resumed_config)
 from .trainer import Trainer
 
 
@@ -48,14 +49,15 @@ def train_teacher(cfg: TeacherRunConfig, *, resume: bool = False, epochs: int | 
     check_ranges(cfg)
     trackers = check_trackers(cfg.train.report_to)
     resolve_spec(cfg.model.preset, cfg.model.overrides)  # a bad model is a message before any data is read
-    main_decides(lambda: prepare_out_dir(out, resume=resume))
+    created = main_decides(lambda: prepare_out_dir(out, resume=resume))
     earlier = earlier_sessions(out) if resume else []
     recorder = recorder or RunRecorder(out, {}, is_main=is_main_process())
-    attach_trackers(recorder, trackers, out)
-    pin_run_slice(cfg.data, out, recorder, resume=resume)
-    recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
-                    git=git_revision(), **launch_record())
-    with recorder, stop_when_a_rank_is_lost("before or after the training steps"):
+    with refused_leaves_nothing(out, created, recorder), recorder, \
+            stop_when_a_rank_is_lost("before or after the training steps"):
+        attach_trackers(recorder, trackers, out)
+        pin_run_slice(cfg.data, out, recorder, resume=resume)  # the slice's hash goes into the recorded config
+        recorder.update(kind=cfg.kind, config=cfg.to_dict(), seed=cfg.train.seed, versions=package_versions(),
+                        git=git_revision(), **launch_record())
         t0 = time.time()
         train_set, val_set, test_set = (load_split(cfg.data, s) for s in SPLITS)  # every row, before training
         for ds in (train_set, val_set, test_set):

@@ -53,9 +53,10 @@ def run_registered(reg: Registry, run_id: str, train: Callable[[RunRecorder], T]
 
     The recorder records how the run ends from the moment training code enters it. An error raised
     before (a refused config, a missing file) is recorded here: the run failed, with the message (an
-    interrupt: cancelled); or, with ``forget_if_refused``, an ``MSDError`` or an interrupt leaves
-    nothing behind (a command refused, or stopped while it waited, in a terminal), and a resume
-    puts back the row ``before`` as it was. The error is raised."""
+    interrupt: cancelled). With ``forget_if_refused`` (a command typed in a terminal) a run refused
+    before its first step (``errors.REFUSALS``, before or inside the recorder), or one stopped while
+    it waited, leaves no row behind, and a resume puts back the row ``before`` as it was. The error
+    is raised."""
     def first_in_line() -> bool:
         line = [r["id"] for r in reg.queue()]
         return run_id not in line or line[0] == run_id
@@ -65,25 +66,31 @@ def run_registered(reg: Registry, run_id: str, train: Callable[[RunRecorder], T]
         say(f"queued{f' ({ordinal(where)} in line)' if where else ''}: {waiting_message(used, limit)}")
 
     out_dir = reg.run(run_id)["out_dir"]
+    recorder = None
     try:
         if not queue:
             if not reg.admit(run_id, os.getpid()):
                 say(f"{reg.run(run_id)['status']} while queued: not started")
                 return None
-            return train(RunRecorder(out_dir, {}, registry=reg, run_id=run_id))
+            recorder = RunRecorder(out_dir, {}, registry=reg, run_id=run_id)
+            return train(recorder)
         with acquire_slot(reg.path.parent, concurrency_limit(threads), my_turn=first_in_line,
                           should_stop=lambda: reg.run(run_id)["status"] != "queued", on_wait=say_waiting) as slot:
             if slot is None or not reg.admit(run_id, os.getpid()):
                 say(f"{reg.run(run_id)['status']} while queued: not started")
                 return None
-            return train(RunRecorder(out_dir, {}, registry=reg, run_id=run_id))
+            recorder = RunRecorder(out_dir, {}, registry=reg, run_id=run_id)
+            return train(recorder)
     except BaseException as e:
         row = reg.find(run_id)
-        if row is not None and row["status"] in ACTIVE:  # it stopped before its recorder took over
-            if forget_if_refused and isinstance(e, (MSDError, KeyboardInterrupt)):
-                reg.restore(before) if before is not None else reg.delete(run_id)
-            elif isinstance(e, KeyboardInterrupt):
-                reg.finish(run_id, "cancelled", "interrupted before it started")
-            else:
-                reg.finish(run_id, "failed", f"{type(e).__name__}: {e}")
+        before_recorder = row is not None and row["status"] in ACTIVE  # it stopped before its recorder took over
+        refused = recorder is not None and recorder.refused(e)
+        forget = forget_if_refused and row is not None and (
+            refused or (before_recorder and isinstance(e, (MSDError, KeyboardInterrupt))))
+        if forget:
+            reg.restore(before) if before is not None else reg.delete(run_id)
+        elif before_recorder and isinstance(e, KeyboardInterrupt):
+            reg.finish(run_id, "cancelled", "interrupted before it started")
+        elif before_recorder:
+            reg.finish(run_id, "failed", f"{type(e).__name__}: {e}")
         raise

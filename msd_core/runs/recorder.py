@@ -10,11 +10,14 @@ row and metrics in the registry.
 Leaving the block without ``finish`` records the outcome from the exception: ``cancelled``
 (a cancel flag, ``StopRun``), ``interrupted`` (Ctrl-C, a signal; resumable) or ``failed`` with
 the error. So a run is ``finished`` only once its final metrics are on disk, and never stays
-``running`` because its code raised. The trainer knows nothing of this: the recorder listens to
-its callbacks (``on_step_end``, ``on_eval_end``, ``on_checkpoint``). Under ``torchrun`` only
-rank 0 records. While the run is live the recorder holds the folder's lock (``liveness.RunLock``)
-and run.json records its ``pid`` and ``host``, so a run whose process dies is later reported
-interrupted (``liveness.folder_status``), not running forever.
+``running`` because its code raised. A run refused before ``attach`` (an ``errors.REFUSALS``:
+bad input found while loading) writes no run.json: its registry row says why it failed, and the
+engine removes what the run wrote (``engine.run_folder.refused_leaves_nothing``).
+The trainer knows nothing of this: the recorder listens to its callbacks (``on_step_end``,
+``on_eval_end``, ``on_checkpoint``). Under ``torchrun`` only rank 0 records. While the run is
+live the recorder holds the folder's lock (``liveness.RunLock``) and run.json records its ``pid``
+and ``host``, so a run whose process dies is later reported interrupted
+(``liveness.folder_status``), not running forever.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import StopRun, TrainingInterrupted
+from ..errors import REFUSALS, StopRun, TrainingInterrupted
 from ..paths import METRICS_FILE, MODEL_FILE, RUN_FILE
 from ..fileio import atomic_write_text
 from .liveness import RunInUse, RunLock, hostname, resume_command
@@ -127,7 +130,7 @@ class RunRecorder:
             self._flush_sinks()
             for sink in self.sinks:
                 sink.close(status)
-            if (self.begun or self.registry is not None) and not self.locked_out:
+            if (self.begun or self.registry is not None) and not self.locked_out and not self.refused(exc):
                 where = {"global_step": self.trainer.global_step} if self.trainer is not None else {}
                 if status == "interrupted":
                     where["resume"] = resume_command(self.info.get("kind"), self.out_dir, self.info.get("launch"))
@@ -138,6 +141,10 @@ class RunRecorder:
             return False
         finally:
             self.lock.release()
+
+    def refused(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` refused the run's input before any training step."""
+        return isinstance(exc, REFUSALS) and not self.begun
 
     # -- trainer callbacks -----------------------------------------------------------
     def on_step_end(self, trainer, logs: dict) -> None:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from msd_core.cli import main
 from msd_core.paths import demo_teacher
+from msd_core.runs import Registry
 from tests.conftest import write_png
 
 TEACHER = str(demo_teacher("synthetic"))
@@ -144,7 +145,12 @@ def test_bad_input_gives_a_message_not_a_traceback(name, tmp_path, monkeypatch, 
     assert err.startswith("error: ") and "Traceback" not in err, err
     assert re.search(expected, err, re.S), err
     assert not list(tmp_path.rglob("model.safetensors")) or name.startswith("NaN"), "a refused run wrote a checkpoint"
-    reliability("bad input through msd: a message, no traceback, nothing written", 1, 1)
+    runs = tmp_path / "runs"
+    left = sorted(str(p.relative_to(runs)) for p in runs.rglob("*") if p.is_file() and p.parent not in (runs / "logs", runs / ".queue")
+                  and not p.name.startswith("registry.sqlite")) if runs.is_dir() else []
+    assert left == [], f"a refused run left {left} behind"
+    assert not (runs / "registry.sqlite").exists() or Registry(runs / "registry.sqlite").runs() == []
+    reliability("bad input through msd: a message, no traceback, nothing left behind", 1, 1)
 
 
 def test_skip_bad_rows_lists_a_bomb_instead_of_stopping(tmp_path, capsys):

@@ -105,6 +105,19 @@ def test_registry_row_and_run_json_agree_and_metrics_stream(tmp_path):
     assert reg.artifacts(run_id) == [{"name": "model", "path": str(tmp_path / "run" / "model.safetensors")}]
 
 
+@pytest.mark.parametrize("exc,refused", [(ConfigError("bad lam"), True), (RuntimeError("disk went away"), False)])
+def test_a_run_refused_before_its_first_step_writes_no_run_json_and_its_row_says_why(tmp_path, exc, refused):
+    reg = Registry(tmp_path / "r.sqlite")
+    run_id = reg.create({}, kind="student", out_dir=str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    with pytest.raises(type(exc)):
+        with RunRecorder(tmp_path / "run", {}, registry=reg, run_id=run_id) as rec:
+            raise exc
+    assert rec.refused(exc) is refused
+    assert (tmp_path / "run" / "run.json").exists() is not refused  # an unexpected error keeps its record
+    assert (reg.run(run_id)["status"], reg.run(run_id)["error"]) == ("failed", f"{type(exc).__name__}: {exc}")
+
+
 def test_a_cancel_flag_stops_the_run_at_its_next_step_and_is_recorded(tmp_path):
     reg = Registry(tmp_path / "r.sqlite")
     run_id = reg.create({}, kind="student", out_dir=str(tmp_path / "run"))

@@ -87,3 +87,27 @@ def test_a_torchrun_run_is_recorded_once_by_rank_0(tmp_path):
     (run,) = Registry(tmp_path / "runs" / "registry.sqlite").runs()
     assert run["status"] == "finished" and run["out_dir"] == str(out)
     assert json.loads((out / "run.json").read_text())["launch"] == {"world": 2, "nodes": 1, "per_node": 2}
+
+
+def test_a_command_refused_while_loading_leaves_nothing_and_a_refused_resume_changes_nothing(home, capsys):
+    """Bad input found only when the data loads (inside the run's recorder): no folder, no row; a
+    resume refused that way leaves the run's folder and row exactly as they were."""
+    out = home / "runs" / "deep" / "r"
+    assert main([*DISTILL, "--data-option", "n=-5", "--out", str(out)]) == 2
+    assert "option n must be an integer ≥ 1, got -5" in capsys.readouterr().err
+    assert not (home / "runs" / "deep").exists()
+    reg = Registry(home / "runs" / "registry.sqlite")
+    assert reg.runs() == []
+
+    assert main([*DISTILL, "--epochs", "1", "--out", str(out)]) == 0
+    (run,) = reg.runs()
+    saved = json.loads((out / "run.json").read_text())
+    saved["config"]["data"]["options"]["n"] = -5  # as if the data had changed under the run
+    (out / "run.json").write_text(json.dumps(saved))
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert main(["distill", "--resume", "--out", str(out)]) == 2
+    assert "option n must be an integer ≥ 1, got -5" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files
+    (again,) = reg.runs()
+    assert {k: again[k] for k in ("id", "status", "error", "ended")} == {k: run[k] for k in ("id", "status", "error",
+                                                                                             "ended")}
