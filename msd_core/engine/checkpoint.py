@@ -19,6 +19,7 @@ from ..data.example import ModalitySpec
 from ..errors import CheckpointError
 from ..fileio import atomic_write
 from ..paths import MODEL_FILE, STATE_FILE
+from ..weights_file import read_header
 
 __all__ = ["MODEL_FILE", "STATE_FILE", "save_model", "load_model", "read_metadata", "model_file", "model_step",
            "check_finite", "check_fits", "file_hash", "save_state", "load_state", "is_msd_checkpoint", "atomic_write"]
@@ -70,16 +71,10 @@ def check_fits(meta: dict, ds, path: Path) -> None:
 
 def read_metadata(path: Path) -> dict:
     """The header of a model checkpoint, decoded (no weights are read)."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found — check the path")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    meta = read_header(path, remedy="copy it again from where it was trained, or train it again")
     if meta.get("format") != FORMAT and (path.parent / "config.json").is_file():
         raise CheckpointError(f"{path.parent}: a Hugging Face model folder, not a trained MSD Studio teacher; "
                               f"train a teacher from it: msd train-teacher --model hf-bert-teacher "
@@ -148,9 +143,25 @@ def save_state(path: Path, state: dict) -> None:
 
 
 def load_state(path: Path) -> dict:
+    """The trainer state saved by ``save_state``: tensors, numbers and strings only. A file holding
+    any other Python object is never loaded (unpickling it could run code), and the message gives
+    no advice that would load it."""
+    import pickle
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no trainer state to resume from — start without --resume") from None
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower():  # torch refused an object that is not a plain tensor or number
+            raise CheckpointError(f"{path}: not a plain tensor file — it holds Python objects, which could run code "
+                                  f"when loaded, so it will not be loaded. MSD Studio never writes such a file: "
+                                  f"resume only a run folder it wrote, or start the run again in a new folder "
+                                  f"without --resume") from None
+        raise CheckpointError(f"{path}: damaged or incomplete trainer state ({e.__class__.__name__}) — start the run "
+                              f"again without --resume, or restore the file from a copy") from None
     except Exception as e:  # a truncated or foreign file
-        raise CheckpointError(f"{path}: trainer state cannot be read ({e.__class__.__name__}: {e})") from None
+        first_line = str(e).split(".")[0]
+        raise CheckpointError(f"{path}: damaged or incomplete trainer state ({e.__class__.__name__}"
+                              f"{': ' + first_line if first_line else ''}) — start the run again without --resume, "
+                              f"or restore the file from a copy") from None

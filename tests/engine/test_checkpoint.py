@@ -36,7 +36,7 @@ def test_unreadable_and_foreign_files_are_named(synthetic3, tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         read_metadata(tmp_path / "missing.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(CheckpointError, match="junk.safetensors: not a readable safetensors file"):
+    with pytest.raises(CheckpointError, match="junk.safetensors: damaged or incomplete — not a whole safetensors file"):
         read_metadata(tmp_path / "junk.safetensors")
     from safetensors.torch import save_file
 
@@ -54,3 +54,30 @@ def test_file_hash_changes_with_the_weights(synthetic3, tmp_path):
         next(model.parameters()).add_(1.0)
     save_model(tmp_path / "a.safetensors", model, synthetic3.labels)
     assert file_hash(tmp_path / "a.safetensors") != first
+
+
+class RunsCode:
+    """What a hostile trainer_state.pt holds: an object whose unpickling calls a function."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_trainer_state_with_code_in_it_is_refused_without_advice_to_load_it(tmp_path, capsys):
+    from msd_core.engine.checkpoint import load_state
+
+    torch.save({"global_step": 3, "payload": RunsCode()}, tmp_path / "trainer_state.pt")
+    with pytest.raises(CheckpointError) as refused:
+        load_state(tmp_path / "trainer_state.pt")
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'trainer_state.pt'}: not a plain tensor file — it holds Python objects")
+    assert "will not be loaded" in message and "without --resume" in message
+    assert "weights_only" not in message and "torch.load" not in message  # never the advice that would load it
+    assert "this must never run" not in capsys.readouterr().out
+
+    torch.save({"global_step": torch.tensor(3)}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:40])
+    with pytest.raises(CheckpointError, match=r"cut.pt: damaged or incomplete trainer state \(RuntimeError: "
+                                              r"PytorchStreamReader failed reading zip archive"):
+        load_state(tmp_path / "cut.pt")
+    assert load_state(tmp_path / "whole.pt")["global_step"].item() == 3

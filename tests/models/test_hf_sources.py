@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from msd_core.errors import ConfigError
+from msd_core.errors import CheckpointError, ConfigError
 from msd_core.models.hf import source
 from msd_core.models.presets import resolve_spec
 
@@ -47,6 +47,47 @@ def test_a_text_encoder_alone_is_not_a_vision_language_model(hf_families):
 def test_bin_only_weights_are_refused_with_how_to_convert(clip):
     (clip / "model.safetensors").rename(clip / "pytorch_model.bin")
     with pytest.raises(ConfigError, match=r"weights only as pytorch_model.bin .*safetensors only. Convert once"):
+        resolve_spec("hf", {"pretrained": str(clip)})
+
+
+def test_a_truncated_weights_file_is_named_damaged_as_the_projects_own_checkpoints_are(clip, tmp_path):
+    """A copy that stopped half-way: the same message a truncated MSD Studio checkpoint gets (the
+    file, damaged or incomplete, what to do), before any model is built; a sharded folder with a
+    shard cut short or missing too."""
+    from safetensors.torch import load_file, save_file
+
+    from msd_core.engine.checkpoint import read_metadata
+    from msd_core.paths import demo_teacher
+
+    weights = clip / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])
+    damaged = r"model.safetensors: damaged or incomplete — not a whole safetensors file \(.*\); save the model again"
+    with pytest.raises(CheckpointError, match=damaged):
+        resolve_spec("hf", {"pretrained": str(clip)})
+    own = tmp_path / "own.safetensors"
+    own.write_bytes((demo_teacher("synthetic") / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"own.safetensors: damaged or incomplete — not a whole safetensors "
+                                              r"file \(.*\); copy it again"):
+        read_metadata(own)
+
+    weights.write_bytes(whole)
+    tensors = load_file(str(weights))
+    names = sorted(tensors)
+    half = len(names) // 2
+    for i, part in enumerate((names[:half], names[half:])):
+        save_file({k: tensors[k] for k in part}, str(clip / f"model-0000{i + 1}-of-00002.safetensors"))
+    weights.unlink()
+    (clip / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        k: f"model-0000{1 + (k in names[half:])}-of-00002.safetensors" for k in names}}))
+    source.inspect_folder(str(clip))  # whole shards load
+    second = clip / "model-00002-of-00002.safetensors"
+    second.write_bytes(second.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match=r"model-00002-of-00002.safetensors: damaged or incomplete"):
+        resolve_spec("hf", {"pretrained": str(clip)})
+    second.unlink()
+    with pytest.raises(CheckpointError, match=r"model-00002-of-00002.safetensors: listed in "
+                                              r"model.safetensors.index.json but missing"):
         resolve_spec("hf", {"pretrained": str(clip)})
 
 

@@ -60,7 +60,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, synthetic3):
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "nope.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
-    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+    with pytest.raises(CheckpointError, match="damaged or incomplete — not a whole safetensors file"):
         read_metadata(tmp_path / "junk.safetensors")
     model = tiny_model(synthetic3)
     save_model(tmp_path / "m.safetensors", model, synthetic3.labels)

@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...errors import ConfigError
+from ...errors import CheckpointError, ConfigError
+from ...weights_file import read_header
 
 # family -> what it is; the role a folder plays picks which families it may be.
 FAMILIES = {
@@ -111,8 +112,24 @@ def read_config(folder: Path) -> dict:
 
 
 def check_weights(folder: Path) -> None:
-    """Safetensors only: a ``.bin`` checkpoint is a pickle that can run code when loaded."""
-    if (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
+    """Safetensors only (a ``.bin`` checkpoint is a pickle that can run code when loaded), and each
+    weights file whole: a file cut short is named as the project's own checkpoints are
+    (``weights_file.read_header``), before any model is built."""
+    remedy = "save the model again with model.save_pretrained(folder), or copy the folder again"
+    if (folder / "model.safetensors").is_file():
+        read_header(folder / "model.safetensors", remedy=remedy)
+        return
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{index}: damaged or incomplete — no weight_map ({e.__class__.__name__}); "
+                                  f"{remedy}") from None
+        for shard in shards:
+            if not (folder / shard).is_file():
+                raise CheckpointError(f"{folder / shard}: listed in {index.name} but missing; {remedy}")
+            read_header(folder / shard, remedy=remedy)
         return
     bins = sorted(p.name for p in folder.glob("*.bin"))
     if bins:
