@@ -269,8 +269,10 @@ def per_example_section(chosen: list[dict], label: dict) -> None:
         st.caption("Pick two runs to compare example by example.")
     else:
         a_col, b_col = st.columns(2)
-        run_a = a_col.selectbox("Student A", chosen, format_func=lambda r: label[r["id"]], index=len(chosen) - 1)
-        run_b = b_col.selectbox("Student B", chosen, format_func=lambda r: label[r["id"]], index=0)
+        pair = sig.first_pair(chosen)  # two methods, one seed: the pairing the tests below use
+        index_a, index_b = (chosen.index(pair[0]), chosen.index(pair[1])) if pair else (len(chosen) - 1, 0)
+        run_a = a_col.selectbox("Student A", chosen, format_func=lambda r: label[r["id"]], index=index_a)
+        run_b = b_col.selectbox("Student B", chosen, format_func=lambda r: label[r["id"]], index=index_b)
         if run_a["id"] != run_b["id"]:
             try:
                 frame = compare_examples(run_a["id"], run_b["id"], "val")
@@ -301,8 +303,8 @@ def significance_section(chosen: list[dict], split: str) -> None:
         st.caption("Pick runs of two methods (KD and MSD, say, each over a few seeds) to test their difference.")
     else:
         s1, s3 = st.columns(2)
-        index_a = next((i for i, g in enumerate(method_names) if g.startswith("kd")), 0)
-        group_a = s1.selectbox("Method A (baseline)", method_names, index=index_a)
+        group_a = s1.selectbox("Method A (baseline)", method_names,
+                               index=method_names.index(sig.baseline_group(method_names)))
         view_names = list(dict.fromkeys(v for r in chosen for v in (split_metrics(r, split) or {})))
         view = s3.selectbox("View", view_names or ["full"])
         for line in cluster_lines(sig.cluster_warnings(chosen, split, view)):

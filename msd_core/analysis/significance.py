@@ -203,6 +203,25 @@ def pair_by_seed(runs: list[dict], group_a: str, group_b: str) -> dict[str, list
     return {data: sorted(pairs, key=lambda p: (p[0] is None, p[0])) for data, pairs in out.items()}
 
 
+def baseline_group(names: list[str]) -> str:
+    """The method a comparison starts from: KD where it is among ``names``, else the first."""
+    return next((g for g in names if g.startswith("kd")), names[0])
+
+
+def first_pair(runs: list[dict]) -> tuple[dict, dict] | None:
+    """The two runs a side-by-side view opens on: the baseline method's and another method's run of
+    the lowest seed both ran on one data setting (the pairing of ``pair_by_seed``, which the tests
+    use); None when no two methods share a seed."""
+    names = groups(runs)
+    if len(names) < 2:
+        return None
+    baseline = baseline_group(names)
+    for other in names:
+        for pairs in (pair_by_seed(runs, baseline, other).values() if other != baseline else ()):
+            return pairs[0][1], pairs[0][2]
+    return None
+
+
 def seeds_by_data(runs: list[dict], group: str) -> dict[str, list]:
     """``{data set: [seeds]}`` of ``group``'s runs among ``runs``."""
     out: dict[str, list] = {}

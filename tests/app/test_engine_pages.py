@@ -358,6 +358,10 @@ def test_compare_page_tests_two_methods_over_seeds_and_shows_learned_weights(two
     weights_chart = json.loads(at.get("plotly_chart")[1].proto.spec)
     assert {t["name"].split(" · ")[0] for t in weights_chart["data"]} == {"image", "text"}
     assert len(weights_chart["layout"]["shapes"]) == 2  # one saliency share line per modality
+    # example by example, the page opens on the baseline and the other method of one seed (not the newest
+    # run against the oldest, which are of different seeds)
+    a, b = (next(s for s in at.selectbox if s.label == f"Student {x}").value for x in "AB")
+    assert (a["name"], b["name"]) == ("kd seed 0", "msd seed 0")
     next(s for s in at.selectbox if s.label == "View").set_value("only:text").run()
     assert not at.exception
     assert next(s for s in at.selectbox if s.label == "Method B, example by example").options == [
