@@ -61,19 +61,19 @@ DATASETS.register("synthetic")(DataSet(
     "procedural image+text(+tabular) set with known per-example modality reliance",
     lambda cfg, split: make_synthetic(split, cfg.options)))
 DATASETS.register("hateful-memes")(DataSet(
-    "Hateful Memes, official layout (train.jsonl, dev_seen.jsonl, img/); needs --data-root",
+    "Hateful Memes, official layout (train.jsonl, dev_seen.jsonl, img/)",
     _official(make_hateful_memes), on_disk=True))
 DATASETS.register("mm-imdb")(DataSet(
-    "MM-IMDB, official layout (split.json, dataset/<id>.json and .jpeg): 23 genres, multi-label, micro-F1; "
-    "needs --data-root", _official(make_mm_imdb), on_disk=True))
+    "MM-IMDB, official layout (split.json, dataset/<id>.json and .jpeg): 23 genres, multi-label, micro-F1",
+    _official(make_mm_imdb), on_disk=True))
 DATASETS.register("snli-ve")(DataSet(
-    "SNLI-VE, official layout (snli_ve_{train,dev,test}.jsonl, flickr30k_images/): 3-way entailment, accuracy; "
-    "needs --data-root", _official(make_snli_ve), on_disk=True))
+    "SNLI-VE, official layout (snli_ve_{train,dev,test}.jsonl, flickr30k_images/): 3-way entailment, accuracy",
+    _official(make_snli_ve), on_disk=True))
 DATASETS.register("vqa-v2")(DataSet(
     "VQA v2, official layout (the questions and annotations JSON files of train2014 and val2014, train2014/, "
-    "val2014/): soft answer scores, VQA accuracy; needs --data-root", _official(make_vqa_v2), on_disk=True))
+    "val2014/): soft answer scores, VQA accuracy", _official(make_vqa_v2), on_disk=True))
 DATASETS.register("folder")(DataSet(
-    "CSV/TSV/JSONL with image, text, label columns beside an image folder; needs --data-root",
+    "CSV/TSV/JSONL with image, text, label columns beside an image folder",
     _folder_with_carved_val, on_disk=True))
 
 
