@@ -137,9 +137,11 @@ def cmd_presets(a) -> None:
     from .models.encoders import IMAGE_ENCODERS
     from .models.presets import describe_presets, preset_settings
 
-    for row in describe_presets():
+    rows = describe_presets()
+    name_width, arch_width = (max(len(r[k]) for r in rows) for k in ("preset", "arch"))
+    for row in rows:
         count = f"{row['parameters']:>11,} parameters" if row["parameters"] else f"{'(the folder’s)':>22s}"
-        print(f"{row['preset']:18s} {row['arch']:13s} {count}  {row['doc']}")
+        print(f"{row['preset']:{name_width}s}  {row['arch']:{arch_width}s}  {count}  {row['doc']}")
     print(f"\nsettings any preset takes with --model-option KEY=VALUE: {', '.join(preset_settings())}"
           f"\n(image_encoder: {' or '.join(IMAGE_ENCODERS)})")
 

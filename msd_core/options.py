@@ -19,13 +19,13 @@ from .data.views import REMOVALS
 from .method.objectives import OBJECTIVES
 from .method.saliency import MEASURES
 from .method.weighting import META_SPLITS, WEIGHTINGS
-from .models.presets import PRESETS
+from .models.registry import PRESETS
 from .runs.trackers import TRACKERS
 
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "data.name": DATASETS.names,
     "data.slice_mode": lambda: list(SLICE_MODES),
-    "model.preset": lambda: list(PRESETS),
+    "model.preset": PRESETS.names,
     "distill.method": OBJECTIVES.names,
     "distill.weighting": WEIGHTINGS.names,
     "distill.saliency": MEASURES.names,

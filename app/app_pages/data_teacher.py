@@ -17,8 +17,9 @@ from app.components.option_inputs import option_input
 from app.state import BUILT_IN, dataset, registry, teachers
 from msd_core.config import DataConfig, ModelConfig, TeacherRunConfig, TrainConfig
 from msd_core.engine.checkpoint import is_msd_checkpoint
+from msd_core.models.hf.families import HF_FAMILIES
 from msd_core.models.hf.source import inspect_folder, looks_like_model
-from msd_core.models.hf_folder import inspect_hf_folder
+from msd_core.models.hf.bert_folder import inspect_hf_folder
 from msd_core.flags import format_option, parse_option, to_cli
 from msd_core.models.presets import resolve_spec
 from msd_core.options import choices, default
@@ -158,15 +159,15 @@ def hf_form(chosen: Chosen, hf) -> None:
     """What a loaded Hugging Face model is, and the form that trains a teacher from it."""
     name = chosen.name
     st.success(f"Hugging Face model **{display_path(hf.path)}**: {hf.summary()}.")
-    pair_with = None
-    if hf.family in ("dual-encoder", "single-stream"):
+    pair_with, role = None, HF_FAMILIES[hf.family].role
+    if role == "vision-language":
         st.markdown(f"It becomes a teacher for **{name}** by training: a classification head for the data set's "
                     f"labels starts from random on top of the model"
                     + (", which reads the image and the text together." if hf.family == "single-stream" else
                        "'s image and text embeddings ([i, t, i⊙t, |i−t|]); a removed modality's embedding is "
                        "a learned null embedding."))
         preset, overrides = "hf", {"pretrained": hf.path}
-    elif hf.family == "text-encoder":
+    elif role == "text":
         pair_with = st.text_input("Vision encoder to pair it with (folder or hub id)", key="hf-pair-vision",
                                   placeholder="/path/to/vit-base-patch16-224")
         preset, overrides = "hf-pair", {"pretrained": hf.path, "vision": pair_with.strip()}

@@ -21,11 +21,12 @@ from ..data.batch import Batch
 from ..data.example import ModalitySpec
 from .base import MultimodalClassifier
 from .encoders import TextEmbedder, VectorEncoder, image_encoder
+from .registry import Preset, register_family
 
 
 def bert_backbone(spec: dict, load_pretrained: bool):
     """A BertModel from the spec: pretrained weights from a local folder (MiniLM-L6's, or a
-    Hugging Face folder's, see ``hf_folder``) or random init of the same shape."""
+    Hugging Face folder's, see ``hf.bert_folder``) or random init of the same shape."""
     from transformers import BertConfig, BertModel
     from transformers.utils import logging as hf_logging
 
@@ -112,3 +113,20 @@ class SingleStreamFusion(MultimodalClassifier):
         parts = self.modality_tokens(batch)
         return {name: self._classify(*self._sequence({m: parts[m] for m in keep}, len(batch)))
                 for name, keep in views.items()}
+
+
+register_family("single-stream", SingleStreamFusion, {
+    "minilm-teacher": Preset("single-stream", "MiniLM-L6 text encoder (pretrained, local) + CNN patches; ~23M "
+                                              "parameters",
+                             {"image_encoder": "maxpool", "pretrained": "minilm", "hidden": 384, "layers": 6,
+                              "heads": 12, "intermediate": 1536, "vocab": "full", "max_positions": 512}),
+    "hf-bert-teacher": Preset("single-stream", "text encoder from a local Hugging Face BERT folder (pretrained=PATH) "
+                                               "+ CNN patches; its size is the folder's",
+                              {"image_encoder": "maxpool", "hidden": 384, "layers": 6, "heads": 12,
+                               "intermediate": 1536, "vocab": "full", "max_positions": 512}, from_folder=True),
+    "teacher-small": Preset("single-stream", "random-init 3-layer, 192-wide fusion teacher, max-pooling CNN",
+                            {"image_encoder": "maxpool", "hidden": 192, "layers": 3, "heads": 4, "intermediate": 384,
+                             "vocab": "trimmed"}),
+    "student-small": Preset("single-stream", "random-init 2-layer, 96-wide single-stream student",
+                            {"hidden": 96, "layers": 2, "heads": 2, "intermediate": 192, "vocab": "trimmed"}),
+})

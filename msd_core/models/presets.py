@@ -1,5 +1,9 @@
-"""Model presets by name. A preset resolves to a JSON-able ``spec`` that is stored in
-every checkpoint, so a checkpoint rebuilds its model without the original config."""
+"""Model presets by name (``registry.PRESETS``). A preset resolves to a JSON-able ``spec`` that
+is stored in every checkpoint, so a checkpoint rebuilds its model without the original config:
+``build_model`` looks the spec's architecture up in ``registry.ARCHITECTURES``.
+
+Importing this module registers the project's model families (``fusion``, ``two_tower``) and the
+Hugging Face ones (``hf.spec``, ``hf.adapters``)."""
 
 from __future__ import annotations
 
@@ -7,59 +11,35 @@ from typing import Iterable
 
 from ..data.example import ModalitySpec
 from ..errors import ConfigError
+from . import fusion, two_tower  # noqa: F401 - registers the single-stream and two-tower families
 from .base import MultimodalClassifier, count_parameters
 from .encoders import IMAGE_ENCODERS
-from .fusion import SingleStreamFusion
-from .hf.spec import HF_PRESETS, HF_SETTINGS, resolve_hf_spec
-from .hf_folder import inspect_hf_folder
-from .two_tower import TwoTowerFusion
+from .hf import adapters  # noqa: F401 - registers the Hugging Face architectures
+from .hf.bert_folder import inspect_hf_folder
+from .hf.spec import HF_SETTINGS
+from .registry import ARCHITECTURES, PRESETS
 
 COMMON = {"dropout": 0.1, "max_positions": 128, "full_vocab_size": 30522, "image_grid": 4,
           "image_encoder": "strided", "fusion": "concat", "attn": "sdpa", "pretrained": None}
 FUSIONS = ("concat", "concat+product")  # two-tower heads (single-stream models fuse by attention)
-PRESETS: dict[str, dict] = {
-    "minilm-teacher": {"arch": "single-stream", "image_encoder": "maxpool", "pretrained": "minilm", "hidden": 384,
-                       "layers": 6, "heads": 12, "intermediate": 1536, "vocab": "full", "max_positions": 512,
-                       "doc": "MiniLM-L6 text encoder (pretrained, local) + CNN patches; ~23M parameters"},
-    "hf-bert-teacher": {"arch": "single-stream", "image_encoder": "maxpool", "hidden": 384, "layers": 6, "heads": 12,
-                        "intermediate": 1536, "vocab": "full", "max_positions": 512,
-                        "doc": "text encoder from a local Hugging Face BERT folder (pretrained=PATH) + CNN "
-                               "patches; its size is the folder's"},
-    "teacher-small": {"arch": "single-stream", "image_encoder": "maxpool", "hidden": 192, "layers": 3, "heads": 4,
-                      "intermediate": 384, "vocab": "trimmed",
-                      "doc": "random-init 3-layer, 192-wide fusion teacher, max-pooling CNN"},
-    "student-small": {"arch": "single-stream", "hidden": 96, "layers": 2, "heads": 2, "intermediate": 192,
-                      "vocab": "trimmed", "doc": "random-init 2-layer, 96-wide single-stream student"},
-    "student-two-tower": {"arch": "two-tower", "hidden": 96, "layers": 1, "heads": 2, "intermediate": 192,
-                          "vocab": "trimmed", "doc": "late fusion: CNN image tower + 1-layer text tower"},
-    **HF_PRESETS,
-}
-
-
-def _hf_arch(name: str):
-    def build(*args, **kwargs):
-        from .hf import adapters
-
-        return getattr(adapters, name)(*args, **kwargs)
-    return build
-
-
-ARCHES = {"single-stream": SingleStreamFusion, "two-tower": TwoTowerFusion,
-          "hf-dual": _hf_arch("DualEncoderClassifier"), "hf-vilt": _hf_arch("ViltClassifier"),
-          "hf-pair": _hf_arch("PairClassifier")}
 
 
 def is_hf_preset(preset: str) -> bool:
-    return preset in HF_PRESETS
+    """A Hugging Face model, whose students are smaller models of its own family."""
+    return preset in PRESETS and PRESETS[preset].hf
 
 
 def resolve_spec(preset: str, overrides: dict | None = None) -> dict:
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
-    if is_hf_preset(preset):
-        return resolve_hf_spec(preset, overrides)
-    spec = {**COMMON, **PRESETS[preset], "preset": preset}
-    spec.pop("doc")
+    """The spec of ``preset`` with ``overrides`` applied, checked: what a checkpoint records."""
+    p = PRESETS[preset]
+    return (p.resolve or resolve_project_spec)(preset, overrides)
+
+
+def resolve_project_spec(preset: str, overrides: dict | None = None) -> dict:
+    """The spec of a preset of the project's own models: the common settings, the preset's, then
+    ``overrides`` (each a setting the spec has)."""
+    p = PRESETS[preset]
+    spec = {**COMMON, "arch": p.arch, **p.settings, "preset": preset}
     for k, v in (overrides or {}).items():
         if k not in spec:
             raise ConfigError(f"preset {preset!r} has no setting {k!r}; settings: {sorted(spec)}")
@@ -72,14 +52,14 @@ def resolve_spec(preset: str, overrides: dict | None = None) -> dict:
                               f"Hugging Face folder (use hf-bert-teacher)")
         folder = inspect_hf_folder(spec["pretrained"])
         spec.update(folder.shape, vocab="full", pretrained=folder.path, bert_config=folder.bert_config)
-    elif preset == "hf-bert-teacher":
-        raise ConfigError("preset 'hf-bert-teacher' starts from a local Hugging Face folder: give it with "
-                          "--pretrained PATH (in a config: model.overrides.pretrained)")
+    elif p.from_folder:
+        raise ConfigError(f"preset {preset!r} starts from a local Hugging Face folder: give it with "
+                          f"--pretrained PATH (in a config: model.overrides.pretrained)")
     if spec["image_encoder"] not in IMAGE_ENCODERS:
         raise ConfigError(f"unknown image_encoder {spec['image_encoder']!r}; choose one of {list(IMAGE_ENCODERS)}")
     if spec["fusion"] not in FUSIONS:
         raise ConfigError(f"unknown fusion {spec['fusion']!r}; choose one of {list(FUSIONS)}")
-    if spec["hidden"] % spec["heads"]:
+    if "heads" in spec and spec["hidden"] % spec["heads"]:
         raise ConfigError(f"hidden ({spec['hidden']}) must be a multiple of heads ({spec['heads']})")
     return spec
 
@@ -100,7 +80,7 @@ def build_model(spec: dict, modalities: list[ModalitySpec], num_labels: int, *,
     spec = dict(spec)
     if "full_vocab_size" in spec:
         spec.setdefault("vocab_size", spec["full_vocab_size"])
-    return ARCHES[spec["arch"]](spec, modalities, num_labels, load_pretrained=load_pretrained)
+    return ARCHITECTURES[spec["arch"]](spec, modalities, num_labels, load_pretrained=load_pretrained)
 
 
 def create_model(preset: str, modalities: list[ModalitySpec], num_labels: int, *,
@@ -135,28 +115,30 @@ def spec_changes(spec: dict) -> dict:
     if is_hf_preset(spec["preset"]):
         return {k: v for k, v in {**spec.get("shrink", {}), "init": spec["init"], "freeze": spec["freeze"]}.items()
                 if HF_SETTINGS.get(k) != v}
-    base = {**COMMON, **PRESETS[spec["preset"]]}
+    base = {**COMMON, **PRESETS[spec["preset"]].settings}
     return {k: spec.get(k, COMMON.get(k, v)) for k, v in base.items()
-            if k not in ("doc", "pretrained") and spec.get(k, COMMON.get(k, v)) != v}
+            if k != "pretrained" and spec.get(k, COMMON.get(k, v)) != v}
 
 
 def preset_settings() -> list[str]:
     """The settings a ``ModelConfig.overrides`` may change."""
-    return sorted(set(COMMON) | set(HF_SETTINGS) | {k for p in PRESETS.values() for k in p} - {"doc"})
+    return sorted(set(COMMON) | set(HF_SETTINGS) | {k for _, p in PRESETS.items() for k in p.settings})
 
 
 def describe_presets() -> list[dict]:
-    """Name, description and parameter count of each preset (on a 2-modality, 13-label task)."""
+    """Name, architecture, description and parameter count of each preset (on a 2-modality,
+    13-label task; none for a preset whose shape comes from a folder)."""
     from ..data.text import default_tokenizer
 
     mods = [ModalitySpec("image", "image"), ModalitySpec("text", "text")]
     rows = []
     for name, p in PRESETS.items():
-        if name == "hf-bert-teacher" or is_hf_preset(name):
-            rows.append({"preset": name, "arch": p["arch"], "parameters": None, "doc": p["doc"]})
-            continue
-        model = create_model(name, mods, 13, train_texts=["what color is the shape?"],
-                             tokenizer=default_tokenizer()) if p["vocab"] == "trimmed" else \
-            build_model(resolve_spec(name), mods, 13, load_pretrained=False)
-        rows.append({"preset": name, "arch": p["arch"], "parameters": count_parameters(model), "doc": p["doc"]})
+        parameters = None
+        if not p.from_folder:
+            spec = resolve_spec(name)
+            model = create_model(name, mods, 13, train_texts=["what color is the shape?"],
+                                 tokenizer=default_tokenizer()) if spec.get("vocab") == "trimmed" else \
+                build_model(spec, mods, 13, load_pretrained=False)
+            parameters = count_parameters(model)
+        rows.append({"preset": name, "arch": p.arch, "parameters": parameters, "doc": p.doc})
     return rows

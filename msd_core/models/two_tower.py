@@ -22,6 +22,7 @@ from ..data.example import ModalitySpec
 from .base import MultimodalClassifier
 from .encoders import TextEmbedder, VectorEncoder, image_encoder
 from .fusion import bert_backbone
+from .registry import Preset, register_family
 
 
 class TwoTowerFusion(MultimodalClassifier):
@@ -87,3 +88,9 @@ class TwoTowerFusion(MultimodalClassifier):
         pooled = self.encode(batch)
         return {name: self.fuse({m: pooled[m] for m in keep}, batch.present, len(batch))
                 for name, keep in views.items()}
+
+
+register_family("two-tower", TwoTowerFusion, {
+    "student-two-tower": Preset("two-tower", "late fusion: CNN image tower + 1-layer text tower",
+                                {"hidden": 96, "layers": 1, "heads": 2, "intermediate": 192, "vocab": "trimmed"}),
+})

@@ -12,7 +12,7 @@ from msd_core.data.text import minilm_path
 from msd_core.errors import CheckpointError, ConfigError
 from msd_core.models import create_model, resolve_spec
 from msd_core.models.hf.source import looks_like_model
-from msd_core.models.hf_folder import inspect_hf_folder
+from msd_core.models.hf.bert_folder import inspect_hf_folder
 
 
 def save_tiny_bert(folder, **config):

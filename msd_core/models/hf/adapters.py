@@ -25,7 +25,9 @@ from ...data.batch import Batch
 from ...data.example import ModalitySpec
 from ...errors import CheckpointError, ConfigError
 from ..base import MultimodalClassifier
+from ..registry import ARCHITECTURES
 from .inputs import InputFormat, input_format
+from .outputs import features, pooled_image
 from .source import locate
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5", ".ckpt", ".onnx")
@@ -44,18 +46,6 @@ def load_backbone(spec: dict, source_key: str, config_key: str, load_pretrained:
     if load_pretrained and spec["init"] == "pretrained":
         return AutoModel.from_pretrained(str(locate(spec[source_key])), local_files_only=True, use_safetensors=True)
     return AutoModel.from_config(AutoConfig.for_model(**spec[config_key]))
-
-
-def features(out) -> torch.Tensor:
-    """A ``get_*_features`` result as a ``B x D`` tensor (transformers 5 returns an output object)."""
-    return out.pooler_output if hasattr(out, "pooler_output") else out
-
-
-def pooled_image(out) -> torch.Tensor:
-    """A vision encoder's image embedding: its first token (ViT-like), or its pooled output flattened
-    (convolutional ones)."""
-    h = out.last_hidden_state
-    return h[:, 0] if h.dim() == 3 else out.pooler_output.flatten(1)
 
 
 def projection(width: int, dim: int) -> nn.Module:
@@ -169,6 +159,7 @@ class LateFusionClassifier(HFClassifier):
         return {name: self.fuse({m: emb[m] for m in keep}, batch) for name, keep in views.items()}
 
 
+@ARCHITECTURES.register("hf-dual")
 class DualEncoderClassifier(LateFusionClassifier):
     def __init__(self, spec: dict, modalities: list[ModalitySpec], num_labels: int, load_pretrained: bool = True):
         super().__init__(spec, modalities, num_labels)
@@ -196,6 +187,7 @@ class DualEncoderClassifier(LateFusionClassifier):
         return input_format(folder, folder, self.spec["image_size"], self.spec["max_text_len"])
 
 
+@ARCHITECTURES.register("hf-pair")
 class PairClassifier(LateFusionClassifier):
     """A text ``AutoModel`` (masked mean of its last layer) and a vision ``AutoModel`` (its first
     token, or its pooled output for convolutional ones), each projected to a shared width."""
@@ -228,6 +220,7 @@ class PairClassifier(LateFusionClassifier):
                             self.spec["image_size"], self.spec["max_text_len"])
 
 
+@ARCHITECTURES.register("hf-vilt")
 class ViltClassifier(HFClassifier):
     def __init__(self, spec: dict, modalities: list[ModalitySpec], num_labels: int, load_pretrained: bool = True):
         super().__init__(spec, modalities, num_labels)

@@ -4,7 +4,7 @@
 the machine is online (``HF_HUB_OFFLINE`` unset); offline it is refused with what to do instead.
 ``inspect_folder(folder, role)`` then checks, before any weight is read:
 
-- ``config.json`` is there and names a supported family for the role (``FAMILIES``);
+- ``config.json`` is there and names a supported family for the role (``families.HF_FAMILIES``);
 - the weights are safetensors (``.bin``-only folders are refused, with the command that converts);
 - the processor files are there: a tokenizer for text, the image processor's settings for images;
 - the tokenizer's vocabulary fits the model's embedding table;
@@ -23,16 +23,8 @@ from pathlib import Path
 
 from ...errors import CheckpointError, ConfigError
 from ...weights_file import read_header
+from .families import HF_FAMILIES, families_for, supported
 
-# family -> what it is; the role a folder plays picks which families it may be.
-FAMILIES = {
-    "dual-encoder": "CLIP, SigLIP or any model with get_image_features and get_text_features",
-    "single-stream": "ViLT: image patches and word pieces in one encoder",
-    "text-encoder": "any AutoModel text encoder (BERT, RoBERTa, ...), the text half of a pair",
-    "vision-encoder": "any AutoModel vision encoder (ViT, DeiT, ...), the image half of a pair",
-}
-ROLES = {"vision-language": ("dual-encoder", "single-stream"), "text": ("text-encoder",),
-         "vision": ("vision-encoder",)}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -142,7 +134,8 @@ def check_weights(folder: Path) -> None:
 
 
 def family_of(cfg: dict, folder: Path) -> str:
-    """The family of a config, from the class ``AutoModel`` builds for it."""
+    """The family of a config (``families.HF_FAMILIES``, tried in order), from the config and the
+    class ``AutoModel`` builds for it."""
     from transformers import AutoConfig, AutoModel
 
     try:
@@ -150,42 +143,31 @@ def family_of(cfg: dict, folder: Path) -> str:
     except (ValueError, KeyError) as e:
         raise ConfigError(f"{folder / 'config.json'}: model_type {cfg['model_type']!r} is not one transformers "
                           f"knows ({e})") from None
-    if cfg["model_type"] == "vilt":
-        return "single-stream"
-    try:
-        cls = AutoModel._model_mapping[type(config)]
-    except KeyError:
+    cls = AutoModel._model_mapping.get(type(config), None)
+    family = next((name for name, f in HF_FAMILIES.items() if f.detect(config, cls)), None)
+    if family is not None:
+        return family
+    if cls is None:
         raise ConfigError(f"{folder / 'config.json'}: model_type {cfg['model_type']!r} has no AutoModel class; "
-                          f"supported: {supported()}") from None
-    if hasattr(cls, "get_image_features") and hasattr(cls, "get_text_features"):
-        return "dual-encoder"
-    if getattr(cls, "main_input_name", None) == "pixel_values":
-        return "vision-encoder"
-    if getattr(cls, "main_input_name", None) == "input_ids" and not getattr(config, "is_encoder_decoder", False):
-        return "text-encoder"
+                          f"supported: {supported()}")
     raise ConfigError(f"{folder / 'config.json'}: model_type {cfg['model_type']!r} is not supported; "
                       f"supported: {supported()}")
 
 
-def supported() -> str:
-    return "; ".join(f"{k}: {v}" for k, v in FAMILIES.items())
-
-
 def check_family(family: str, role: str, folder: Path, model_type: str) -> None:
-    if family not in ROLES[role]:
-        want = " or ".join(FAMILIES[f] for f in ROLES[role])
-        other = {"text-encoder": "a vision", "vision-encoder": "a text"}.get(family)
+    if family not in families_for(role):
+        want = " or ".join(HF_FAMILIES[f].doc for f in families_for(role))
+        other = {"text": "a vision", "vision": "a text"}.get(HF_FAMILIES[family].role)
         hint = f" — {family.split('-')[0]} encoder alone goes with {other} encoder: --model hf-pair" if other else ""
         raise ConfigError(f"{folder}: model_type {model_type!r} is a {family}; here it must be {want}{hint}")
 
 
 def check_processor(folder: Path, family: str) -> None:
-    needs_text = family in ("dual-encoder", "single-stream", "text-encoder")
-    needs_image = family in ("dual-encoder", "single-stream", "vision-encoder")
-    if needs_text and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+    reads = HF_FAMILIES[family].reads
+    if "text" in reads and not any((folder / f).is_file() for f in TOKENIZER_FILES):
         raise ConfigError(f"{folder}: no tokenizer files (one of {', '.join(TOKENIZER_FILES)}) — save the "
                           f"processor or tokenizer beside the model: processor.save_pretrained(folder)")
-    if needs_image:
+    if "image" in reads:
         from .inputs import image_processor_settings
 
         image_processor_settings(folder)
@@ -233,8 +215,8 @@ def looks_like_model(name: str) -> bool:
 
 
 def inspect_folder(name: str, role: str | None = "vision-language") -> ModelFolder:
-    """Check the model ``name`` (a folder, a file in one, or a hub id) for ``role`` (``ROLES``; None:
-    any family); see the module doc."""
+    """Check the model ``name`` (a folder, a file in one, or a hub id) for ``role`` (``families.ROLE_NAMES``;
+    None: any family); see the module doc."""
     from transformers import AutoConfig
 
     p = Path(name).expanduser()
@@ -247,13 +229,13 @@ def inspect_folder(name: str, role: str | None = "vision-language") -> ModelFold
     check_processor(folder, family)
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
     vocabulary = None
-    if family != "vision-encoder":
+    if "text" in HF_FAMILIES[family].reads:
         from .inputs import load_tokenizer
 
         vocabulary = check_vocabulary(folder, config, load_tokenizer(folder))
     return ModelFolder(path=str(folder), family=family, model_type=cfg["model_type"], config=config.to_dict(),
                        parameters=count_parameters_of(config),
-                       image_size=image_size_of(config) if family != "text-encoder" else None,
+                       image_size=image_size_of(config) if "image" in HF_FAMILIES[family].reads else None,
                        vocabulary=vocabulary)
 
 

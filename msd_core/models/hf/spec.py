@@ -9,6 +9,9 @@ access to the folder it came from; the processor files travel beside the checkpo
 from __future__ import annotations
 
 from ...errors import ConfigError
+from ..registry import PRESETS, Preset, register_family
+from .families import HF_FAMILIES
+from .outputs import output_widths
 from .source import check_fits_memory, count_parameters_of, inspect_folder
 
 # Settings of the Hugging Face presets, with their defaults (the one place they are written).
@@ -20,14 +23,6 @@ STUDENT_SHAPE = {"layers": 2, "hidden": 128, "heads": 4}
 SHRINK = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
           "intermediate": "intermediate_size"}
 SUB_CONFIGS = ("text_config", "vision_config")
-HF_PRESETS = {
-    "hf": {"arch": "hf", "doc": "a Hugging Face vision-language model — CLIP, SigLIP, any model with "
-                                "get_image_features/get_text_features, or ViLT — from a folder or hub id "
-                                "(--pretrained, or --model-option pretrained=...); layers=/hidden=/heads= with "
-                                "init=random build a smaller one from its config"},
-    "hf-pair": {"arch": "hf-pair", "doc": "a Hugging Face text encoder (pretrained=FOLDER) and vision encoder "
-                                          "(vision=FOLDER), e.g. BERT + ViT, as late fusion"},
-}
 
 
 def shrink(config: dict, changes: dict) -> dict:
@@ -72,22 +67,17 @@ def resolve_hf_spec(preset: str, overrides: dict | None = None) -> dict:
         raise ConfigError(f"{', '.join(f'{k}={v}' for k, v in changes.items())} changes the model's shape, so "
                           f"its pretrained weights no longer fit: add --model-option init=random (a smaller "
                           f"student from the config)")
-    spec = {"preset": preset, "arch": HF_PRESETS[preset]["arch"], "init": s["init"], "freeze": bool(s["freeze"]),
+    spec = {"preset": preset, "arch": PRESETS[preset].arch, "init": s["init"], "freeze": bool(s["freeze"]),
             "head_hidden": int(s["head_hidden"]), "dropout": float(s["dropout"]), "shrink": changes}
     if preset == "hf":
         info = inspect_folder(s["pretrained"], "vision-language")
         cfg_dict, config = _config(info, changes)
         text_cfg = getattr(config, "text_config", None) or config
+        family = HF_FAMILIES[info.family]
         spec.update(family=info.family, source=info.path, model_type=info.model_type, hf_config=cfg_dict,
-                    image_size=info.image_size, max_text_len=text_cfg.max_position_embeddings)
-        if info.family == "single-stream":
-            from .inputs import load_tokenizer
-
-            spec["cls_token_id"] = load_tokenizer(info.path).cls_token_id
-            spec["arch"] = "hf-vilt"
-        else:
-            spec["arch"] = "hf-dual"
-            spec.update(output_widths(config, info.image_size, "dual"))
+                    image_size=info.image_size, max_text_len=text_cfg.max_position_embeddings,
+                    arch=family.arch,  # the architecture this family builds
+                    **(family.spec_extras(info, config) if family.spec_extras else {}))
         backbone = count_parameters_of(config) if changes else info.parameters
     else:
         if not s["vision"]:
@@ -107,24 +97,11 @@ def resolve_hf_spec(preset: str, overrides: dict | None = None) -> dict:
     return spec
 
 
-def output_widths(config, image_size: int | None, kind: str) -> dict[str, int]:
-    """The widths of what an adapter reads from a model of ``config`` (``kind``: ``dual`` -> image and
-    text features; ``text`` / ``vision`` -> a pair's pooled text / image), from one forward pass on the
-    meta device (no memory, no weights)."""
-    import torch
-    from transformers import AutoModel
-
-    with torch.device("meta"):
-        model = AutoModel.from_config(config)
-        ids = torch.zeros(1, 4, dtype=torch.long)
-        pixels = torch.zeros(1, 3, image_size or 1, image_size or 1)
-        if kind == "dual":
-            from .adapters import features
-
-            return {"image_dim": features(model.get_image_features(pixel_values=pixels)).shape[-1],
-                    "text_dim": features(model.get_text_features(input_ids=ids)).shape[-1]}
-        if kind == "text":
-            return {"text_width": model(input_ids=ids).last_hidden_state.shape[-1]}
-        from .adapters import pooled_image
-
-        return {"vision_width": pooled_image(model(pixel_values=pixels)).shape[-1]}
+register_family(None, None, {
+    "hf": Preset("hf-dual | hf-vilt", "a Hugging Face vision-language model — CLIP, SigLIP, any model with "
+                       "get_image_features/get_text_features, or ViLT — from a folder or hub id (--pretrained, or "
+                       "--model-option pretrained=...); layers=/hidden=/heads= with init=random build a smaller one "
+                       "from its config", resolve=resolve_hf_spec, from_folder=True, hf=True),
+    "hf-pair": Preset("hf-pair", "a Hugging Face text encoder (pretrained=FOLDER) and vision encoder (vision=FOLDER), "
+                                 "e.g. BERT + ViT, as late fusion", resolve=resolve_hf_spec, from_folder=True, hf=True),
+})

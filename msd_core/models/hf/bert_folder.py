@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
-from .hf.source import check_weights, read_config
+from ...errors import ConfigError
+from .source import check_weights, read_config
 
 BERT_FAMILY = ("bert",)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")  # what check_weights accepts
@@ -73,7 +73,7 @@ def inspect_hf_folder(path: str | Path) -> HFFolder:
 
 
 def _check_vocabulary(folder: Path, cfg: dict) -> None:
-    from ..data.text import default_tokenizer
+    from ...data.text import default_tokenizer
 
     shared = default_tokenizer().get_vocab()
     vocab_file = folder / "vocab.txt"
