@@ -32,10 +32,14 @@ def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
     import torch
 
     from msd_core.data.registry import load_split
+    from dataclasses import replace
+
     from msd_core.engine.teacher_cache import teacher_logits
+    from msd_core.method.view_logits import dense
 
     ds = load_split(data, split)
     cache = teacher_logits(teacher, data, ds, device="cpu")
+    cache = replace(cache, targets=dense(cache.targets), logits={k: dense(v) for k, v in cache.logits.items()})
     y = cache.targets
     logp = {k: torch.log_softmax(v.float(), -1) for k, v in cache.logits.items()}
     counts = torch.bincount(torch.tensor([e.target for e in load_split(data, "train").examples]),

@@ -35,6 +35,11 @@ def option(default=dataclasses.MISSING, help: str = "", *, factory=dataclasses.M
     return field(default=default, metadata=meta)
 
 
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of a config field: its ``flag``, else ``--`` and its name with dashes."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
 class ConfigBase:
     """JSON round trip and the checked rebuild from a dict, for every config dataclass."""
 
@@ -177,6 +182,11 @@ class DistillConfig(ConfigBase):
                                        "loss, which pulls them towards uniform (§7.6)", at_least=0)
     meta_lookahead: int = option(1, "learned weightings: plain SGD steps of the student's look-ahead on the "
                                      "batch (§7.6)", at_least=1)
+    cache_precision: str = option("fp32", "how the teacher cache stores logits: fp32 (exact), or fp16 / bf16 in "
+                                          "half the space (§9.2)")
+    cache_top_k: int = option(0, "keep only the teacher's k largest logits per example and view, and one value "
+                                 "for the rest, for large label spaces (VQA v2's 3,129 answers); 0 keeps every "
+                                 "class (§9.3)", at_least=0)
 
 
 @dataclass

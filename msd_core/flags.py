@@ -13,7 +13,7 @@ import json
 import shlex
 from dataclasses import dataclass
 
-from .config import RUN_COMMANDS, DataConfig, TeacherRunConfig, check_ranges, describe_range
+from .config import RUN_COMMANDS, DataConfig, TeacherRunConfig, check_ranges, describe_range, flag_of
 from .errors import MSDError
 from .paths import display_path, resolve_path
 
@@ -71,7 +71,7 @@ def config_flags(config_cls) -> list[Flag]:
                 walk(type(getattr(config_cls(), f.name)), f.name + ".")
                 continue
             kind, optional = _kind(f.type)
-            name = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            name = flag_of(f)
             flags.append(Flag(name, prefix + f.name, kind, optional, f.metadata.get("help", ""),
                               f.metadata.get("range", {})))
 

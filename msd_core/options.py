@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .data.registry import DATASETS, SPLITS
 from .data.slices import SLICE_MODES
 from .data.views import REMOVALS
+from .engine.cache_store import PRECISIONS
 from .method.objectives import OBJECTIVES
 from .method.saliency import MEASURES
 from .method.weighting import META_SPLITS, WEIGHTINGS
@@ -32,6 +33,7 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "distill.removal": REMOVALS.names,
     "distill.population_split": lambda: list(SPLITS),
     "distill.meta_split": lambda: list(META_SPLITS),
+    "distill.cache_precision": lambda: list(PRECISIONS),
 }
 
 

@@ -34,6 +34,8 @@ Q = QuickRun()
 # DistillConfig fields behind the "More MSD options" expander; the meta step's (§7.6) only for learned weightings
 META_OPTIONS = ("meta_split", "meta_fraction", "meta_lr", "meta_every", "meta_start", "meta_entropy", "meta_lookahead")
 MORE_MSD_OPTIONS = ("saliency", "removal", "population_split", "saliency_folds", *META_OPTIONS)
+# how the teacher cache stores the teacher's logits (§9.2, §9.3): KD and MSD read them alike
+CACHE_OPTIONS = ("cache_precision", "cache_top_k")
 # options only a weighted objective (msd) reads; a KD run keeps their defaults, so its command does not show them and
 # an option KD refuses (saliency_folds) cannot fail it
 WEIGHTED_ONLY = ("weighting", "lam", "tau", *MORE_MSD_OPTIONS)
@@ -42,7 +44,7 @@ WEIGHTED_ONLY = ("weighting", "lam", "tau", *MORE_MSD_OPTIONS)
 def distill_options(method: str, form: dict) -> dict:
     """The form's ``DistillConfig`` values that ``method`` reads: α and T always, the weighting's
     options only for a weighted objective."""
-    names = ("alpha", "temperature", *(WEIGHTED_ONLY if OBJECTIVES.get(method).weighted else ()))
+    names = ("alpha", "temperature", *CACHE_OPTIONS, *(WEIGHTED_ONLY if OBJECTIVES.get(method).weighted else ()))
     return {k: form[k] for k in names if k in form}
 
 
@@ -141,6 +143,13 @@ def new_runs_form():
             value = option_input(columns[i % 4], C, f"distill.{name}", disabled=name in META_OPTIONS and not learned)
             if learned or name not in META_OPTIONS:  # a disabled widget keeps an earlier value: not the run's
                 form[name] = value
+    with st.expander("Teacher cache storage: for large label spaces (VQA v2's 3,129 answers)"):
+        st.caption("The teacher's logits are computed once and read a batch at a time. fp32 keeps them exactly; "
+                   "fp16 and bf16 take half the space; top-k keeps each example's k largest logits and one value "
+                   "for the rest (docs/METHOD.md §9.2, §9.3).")
+        columns = st.columns(4)
+        for i, name in enumerate(CACHE_OPTIONS):
+            form[name] = option_input(columns[i], C, f"distill.{name}")
     configs, problem = [], None
     try:
         seeds = [int(s) for s in seeds_text.replace(" ", "").split(",") if s]

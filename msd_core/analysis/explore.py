@@ -23,17 +23,21 @@ def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "
     """One row per example (see the module docstring)."""
     sal = modality_saliency(cache, measure)
     labels, task = ds.labels, cache.task
-    y = cache.targets
     frame = pd.DataFrame({"id": cache.ids, "label": [ds.label_text(e) for e in ds.examples],
                           "text": [str(e.inputs.get("text", "")) for e in ds.examples]})
     if task != "single-label":  # each example's labels (answers), to filter by one of them
         frame["labels"] = [tuple(label for label, _ in ds.label_scores(e)) for e in ds.examples]
-    for view, z in cache.logits.items():
-        if view.startswith("subset:"):
-            continue
-        frame[f"pred {view}"] = predicted_texts(z, labels, task)
-        frame[f"p(y) {view}"] = confidence(z, y, task).numpy()
-    frame["correct"] = correct(cache.logits["full"], y, task).numpy()
+    shown = [view for view in cache.logits if not view.startswith("subset:")]
+    said = {view: [] for view in shown}
+    for c in cache.chunks():  # the cache a block of rows at a time (§9.2)
+        for view in shown:
+            said[view] += predicted_texts(c.logits[view], labels, task)
+    scores = cache.per_example(lambda c: {**{view: confidence(c.logits[view], c.targets, task) for view in shown},
+                                          "correct": correct(c.logits["full"], c.targets, task)})
+    for view in shown:
+        frame[f"pred {view}"] = said[view]
+        frame[f"p(y) {view}"] = scores[view].numpy()
+    frame["correct"] = scores["correct"].numpy()
     for m, v in sal.items():
         frame[f"sal {m}"] = v.numpy()
     frame["dominant"] = dominant_modality(sal)

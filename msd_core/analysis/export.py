@@ -27,6 +27,7 @@ from ..config import DataConfig, DistillConfig
 from ..engine.evaluate import METRICS
 from ..errors import ConfigError
 from ..data.tasks import correct, predicted_texts
+from ..method.view_logits import dense
 from .finished import data_name, group_name, run_predictions, seed_of, split_metrics
 
 FORMATS = {"examples": ("parquet", "csv"), "table": ("csv", "md", "tex")}
@@ -83,7 +84,7 @@ def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -
     frame: dict = {"index": np.arange(len(ds)), "id": list(cache.ids), "label": [ds.label_text(e) for e in ds.examples]}
     for view, z in cache.logits.items():
         if not view.startswith("subset:"):
-            _logit_columns(frame, "teacher", view, z, ds.labels, ds.task)
+            _logit_columns(frame, "teacher", view, dense(z), ds.labels, ds.task)  # every logit is a column
     for m, v in modality_saliency(cache, "loss-drop").items():
         frame[f"teacher/sal:{m}"] = v.numpy()
     for m, v in shapley_values(cache).items():

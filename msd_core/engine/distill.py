@@ -41,7 +41,7 @@ from .out_of_fold import out_of_fold_logits
 from .predict import dataset_fill
 from .run_folder import (earlier_sessions, pin_run_slice, prepare_out_dir, refused_leaves_nothing, resume_trainer,
                          resumed_config)
-from .teacher_cache import teacher_logits
+from .teacher_cache import Storage, teacher_logits
 from .trainer import Trainer
 
 
@@ -91,8 +91,10 @@ class TeacherTables:
         if split not in self.done:
             cfg = self.cfg
             self.log(f"teacher {cfg.teacher}: logits on every view of {split} (cached on disk after the first time)")
-            self.done[split] = teacher_logits(cfg.teacher, cfg.data, self.splits[split], removal=cfg.distill.removal,
-                                              device=cfg.train.device, bf16=cfg.train.bf16)
+            d = cfg.distill
+            self.done[split] = teacher_logits(cfg.teacher, cfg.data, self.splits[split], removal=d.removal,
+                                              device=cfg.train.device, bf16=cfg.train.bf16,
+                                              storage=Storage(d.cache_precision, d.cache_top_k))
         return self.done[split]
 
     def load(self, *splits: str) -> None:

@@ -14,7 +14,7 @@ from ..data.example import MultimodalDataset
 from ..data.views import named_views
 from ..method.losses import ce_per_example
 from ..data.tasks import THRESHOLD, agreement, example_scores, predictions
-from ..method.view_logits import TeacherLogits
+from ..method.view_logits import CHUNK_ROWS, TeacherLogits
 from .predict import predict_views
 
 
@@ -105,5 +105,7 @@ def evaluate(model, dataset: MultimodalDataset, collator: Collator, device, *, t
     if teacher is not None:
         rows = teacher.rows([e.id for e in dataset.examples])
         for view, z in logits.items():
-            out[view]["agreement"] = agreement(z, teacher.logits[view][rows], dataset.task).float().mean().item()
+            same = [agreement(z[block], teacher.logits[view][rows[block]], dataset.task)  # the cache a block at a time
+                    for block in torch.arange(len(rows)).split(CHUNK_ROWS)]
+            out[view]["agreement"] = torch.cat(same).float().mean().item() if same else float("nan")
     return out

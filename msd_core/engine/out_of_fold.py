@@ -92,9 +92,20 @@ def out_of_fold_logits(teacher_path: str | Path, data_cfg: DataConfig, train_set
         rows.update({i: (j, r) for r, i in enumerate(table.ids)})
         tables.append(table)
     ids = [e.id for e in train_set.examples]
-    pick = lambda view: torch.stack([tables[rows[i][0]].logits[view][rows[i][1]] for i in ids])  # noqa: E731
+    where = [rows[i] for i in ids]
+    blocks = [(torch.tensor([p for p, (t, _) in enumerate(where) if t == j], dtype=torch.long),
+               torch.tensor([r for t, r in where if t == j], dtype=torch.long)) for j in range(len(tables))]
+
+    def gather(table_of) -> torch.Tensor:
+        """Each example's row from the table of the fold that left it out, in ``ids`` order."""
+        read = [table_of(tables[j])[local] for j, (_, local) in enumerate(blocks)]
+        out = read[0].new_empty((len(ids), *read[0].shape[1:]))
+        for (pos, _), values in zip(blocks, read):
+            out[pos] = values
+        return out
+
     first = tables[0]
-    return TeacherLogits(ids=ids, targets=torch.stack([tables[rows[i][0]].targets[rows[i][1]] for i in ids]),
-                         logits={view: pick(view) for view in first.logits}, labels=first.labels,
-                         modalities=first.modalities, removal=removal, task=first.task)
+    return TeacherLogits(ids=ids, targets=gather(lambda t: t.targets),
+                         logits={view: gather(lambda t, v=view: t.logits[v]) for view in first.logits},
+                         labels=first.labels, modalities=first.modalities, removal=removal, task=first.task)
 

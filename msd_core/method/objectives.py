@@ -146,9 +146,10 @@ class ModalitySpecificDistillation:
         self.weighter = self.features = None
         self.meta_examples, self.collator = meta_examples or [], collator
         if is_learned(cfg.weighting):
-            view_losses = {m: ce_per_example(source.logits[f"only:{m}"], source.targets, source.task)
-                           for m in self.mods}
-            full_loss = ce_per_example(source.logits["full"], source.targets, source.task)
+            losses = source.per_example(lambda c: {v: ce_per_example(c.logits[v], c.targets, c.task)
+                                                   for v in ("full", *(f"only:{m}" for m in self.mods))})
+            view_losses = {m: losses[f"only:{m}"] for m in self.mods}
+            full_loss = losses["full"]
             feats = weight_features(view_losses, self.sal, full_loss)
             self.features = (feats - feats.mean(0)) / feats.std(0).clamp_min(1e-6)
             with torch.random.fork_rng(devices=[]):  # the student's random numbers stay a fixed weighting's

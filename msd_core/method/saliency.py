@@ -24,10 +24,10 @@ from typing import Callable
 
 import torch
 
-from ..data.tasks import confidence, prior_loss
+from ..data.tasks import confidence, label_prior, prior_loss, sigmoid_task
 from ..registries import NamedRegistry
 from .losses import ce_per_example, kd_per_example
-from .view_logits import TeacherLogits
+from .view_logits import TeacherLogits, dense
 
 Measure = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, str], torch.Tensor]
 MEASURES: NamedRegistry[Measure] = NamedRegistry("saliency measure")
@@ -55,10 +55,11 @@ def confidence_drop(full: torch.Tensor, removed: torch.Tensor, y: torch.Tensor,
 
 
 def modality_saliency(cache: TeacherLogits, measure: str = "loss-drop") -> dict[str, torch.Tensor]:
-    """``{m: sal_m(x)}`` for every example of the cache (``N`` values per modality)."""
+    """``{m: sal_m(x)}`` for every example of the cache (``N`` values per modality), read a chunk of
+    rows at a time."""
     fn = MEASURES.get(measure)
-    full = cache.logits["full"]
-    return {m: fn(full, cache.logits[f"without:{m}"], cache.targets, cache.task) for m in cache.modalities}
+    return cache.per_example(lambda c: {m: fn(c.logits["full"], c.logits[f"without:{m}"], c.targets, c.task)
+                                        for m in c.modalities})
 
 
 def population_saliency(sal: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -79,14 +80,28 @@ def dominance_share(sal: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def subset_losses(cache: TeacherLogits, prior: torch.Tensor | None = None) -> dict[frozenset, torch.Tensor]:
-    """``ℓ(x|S)`` for every subset ``S`` of the modalities (``∅`` from the label prior)."""
+    """``ℓ(x|S)`` for every subset ``S`` of the modalities (``∅`` from the label prior, by default
+    the split's own, ``data.tasks.label_prior``)."""
     mods = cache.modalities
-    out = {frozenset(): prior_loss(cache.targets, cache.task, len(cache.labels), prior)}
-    for k in range(1, len(mods) + 1):
-        for combo in itertools.combinations(mods, k):
-            logits = cache.subset_logits(combo)
-            out[frozenset(combo)] = ce_per_example(logits, cache.targets, cache.task)
-    return out
+    prior = split_prior(cache) if prior is None else prior
+    combos = [c for k in range(1, len(mods) + 1) for c in itertools.combinations(mods, k)]
+
+    def losses(c: TeacherLogits) -> dict:
+        out = {frozenset(): prior_loss(c.targets, c.task, len(c.labels), prior)}
+        out.update({frozenset(combo): ce_per_example(c.subset_logits(combo), c.targets, c.task) for combo in combos})
+        return out
+
+    return cache.per_example(losses)
+
+
+def split_prior(cache: TeacherLogits) -> torch.Tensor:
+    """``data.tasks.label_prior`` of the cache's targets, summed a chunk at a time."""
+    if torch.is_tensor(cache.targets):
+        return label_prior(cache.targets, cache.task, len(cache.labels))
+    if not sigmoid_task(cache.task):
+        return label_prior(dense(cache.targets), cache.task, len(cache.labels))
+    total = sum((c.targets.float().sum(0) for c in cache.chunks()), torch.zeros(len(cache.labels)))
+    return (total + 1.0) / (len(cache.ids) + 2.0)
 
 
 def shapley_values(cache: TeacherLogits, prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -1,16 +1,28 @@
 """A frozen teacher's logits on every view of a data split (docs/METHOD.md §9).
 
 What the saliency measures, Shapley values and the distillation objectives read; the engine's
-``teacher_cache`` computes it once and stores it on disk.
+``teacher_cache`` computes it once and stores it on disk. A table (a view's logits, the targets)
+is a tensor, or an object read like one a batch of rows at a time (``table[rows]``), so a split
+far larger than memory is read from disk as it is needed (§9.2); ``chunks`` walks a whole split
+that way for the per-example measures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator
 
 import torch
 
 from ..data.views import named_views
+
+
+CHUNK_ROWS = 8192  # rows in memory at a time when a measure walks a whole split
+
+
+def dense(table) -> torch.Tensor:
+    """A whole table as one tensor in memory (for splits known to be small)."""
+    return table if torch.is_tensor(table) else table[torch.arange(len(table))]
 
 
 @dataclass
@@ -19,8 +31,8 @@ class TeacherLogits:
     ``task`` holds them (``data.tasks``)."""
 
     ids: list[str]
-    targets: torch.Tensor
-    logits: dict[str, torch.Tensor]
+    targets: Any  # a tensor, or a table read a batch of rows at a time
+    logits: dict[str, Any]
     labels: list[str]
     modalities: list[str]
     removal: str
@@ -34,7 +46,23 @@ class TeacherLogits:
             index = self.__dict__["_index"] = {k: i for i, k in enumerate(self.ids)}
         return torch.tensor([index[i] for i in ids], dtype=torch.long)
 
-    def subset_logits(self, keep: tuple[str, ...]) -> torch.Tensor:
+    def chunks(self, size: int = CHUNK_ROWS) -> Iterator["TeacherLogits"]:
+        """The table ``size`` consecutive rows at a time, each chunk's tables in memory."""
+        for start in range(0, len(self.ids), size):
+            rows = torch.arange(start, min(start + size, len(self.ids)))
+            yield replace(self, ids=self.ids[start:start + size], targets=self.targets[rows],
+                          logits={k: v[rows] for k, v in self.logits.items()})
+
+    def per_example(self, fn: Callable[["TeacherLogits"], Any], size: int = CHUNK_ROWS):
+        """``fn`` on each chunk, joined: a tensor, or a dict of tensors, of one value per example."""
+        parts = [fn(c) for c in self.chunks(size)]
+        if not parts:
+            return fn(self)
+        if isinstance(parts[0], dict):
+            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return torch.cat(parts)
+
+    def subset_logits(self, keep: tuple[str, ...]):
         """Logits on the view that keeps exactly ``keep``."""
         keep = set(keep)
         for name, mods in named_views(self.modalities, without=True, subsets=True).items():

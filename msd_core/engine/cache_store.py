@@ -1,0 +1,336 @@
+"""The teacher cache on disk: how logits are stored, and reading only the rows a batch needs
+(docs/METHOD.md §9.2, §9.3).
+
+One cache entry is a folder of part files (``part-<first row>.safetensors``, ``CHUNK`` rows
+each) and a ``manifest.json`` written last: a folder without the manifest is unfinished and
+resumes from the parts it holds. Each part stores, per view, either the dense ``N × C`` logits
+in the entry's precision (``fp32`` exact, ``fp16``/``bf16`` half the size) or, with ``top_k``,
+the ``k`` largest logits, their classes and the rest logit (``method.topk``). Targets are stored
+exactly: class indices, or a sparse list of ``(label, score)`` for multi-label and soft tasks.
+
+Reads never load a whole file: each part is memory-mapped, a batch's rows are copied out, and
+the mapped pages are handed back to the kernel every ``RELEASE_BYTES`` read, so a process's
+memory stays flat whatever the size of the split (the pages stay in the page cache, which every
+rank and every process on the machine shares).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import mmap
+import os
+import struct
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from ..config import DistillConfig, flag_of
+from ..errors import CheckpointError, ConfigError
+from ..fileio import atomic_write, atomic_write_text
+from ..method.topk import compress, reconstruct
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+NUMPY = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I16": np.int16, "I32": np.int32,
+         "I64": np.int64}
+TARGETS = "__targets__"
+MANIFEST = "manifest.json"
+RELEASE_BYTES = 64 << 20  # mapped bytes read before the pages are handed back
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How a cache entry stores the logits (§9.2): ``precision`` of the stored values and
+    ``top_k`` (0: every class; k: the k largest per row and the rest logit, §9.3)."""
+
+    precision: str = "fp32"
+    top_k: int = 0
+
+    def check(self, num_classes: int, where: str = "") -> "Storage":
+        flag = {f.name: flag_of(f) for f in fields(DistillConfig)}
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"{flag['cache_precision']} {self.precision}: unknown; choose one of {list(PRECISIONS)}")
+        if self.top_k < 0 or self.top_k > num_classes:
+            raise ConfigError(f"{flag['cache_top_k']} {self.top_k} is more than the {num_classes} classes{where}; "
+                              f"choose 1 ≤ k ≤ {num_classes}, or 0 to keep every class")
+        return self
+
+    @property
+    def exact(self) -> bool:
+        return self.precision == "fp32" and self.top_k == 0
+
+    def key(self) -> dict:
+        """What the cache key adds for this storage: nothing for the exact default, so entries
+        written before storage choices existed keep their key."""
+        return {} if self.exact else {"storage": asdict(self)}
+
+    def row_bytes(self, num_classes: int) -> int:
+        """Bytes of one row of one view."""
+        size = PRECISIONS[self.precision].itemsize
+        if not self.top_k:
+            return num_classes * size
+        return self.top_k * (size + index_dtype(num_classes).itemsize) + 4
+
+
+def index_dtype(num_classes: int) -> torch.dtype:
+    return torch.int16 if num_classes <= torch.iinfo(torch.int16).max else torch.int32
+
+
+def encode(logits: dict[str, torch.Tensor], targets: torch.Tensor, storage: Storage, task: str) -> dict:
+    """The tensors of one part file."""
+    out = {}
+    for view, z in logits.items():
+        dtype = PRECISIONS[storage.precision]
+        if storage.top_k:
+            values, indices, rest = compress(z, storage.top_k, task)
+            out[f"{view}/values"] = values.to(dtype).contiguous()
+            out[f"{view}/indices"] = indices.to(index_dtype(z.shape[-1])).contiguous()
+            out[f"{view}/rest"] = rest.contiguous()
+        else:
+            out[view] = z.to(dtype).contiguous()
+    if targets.dim() == 1:
+        out[TARGETS] = targets.long().contiguous()
+    else:  # multi-label and soft: only the non-zero scores, exactly
+        nz = targets.nonzero()
+        counts = torch.bincount(nz[:, 0], minlength=targets.shape[0])
+        out[f"{TARGETS}/indptr"] = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        out[f"{TARGETS}/index"] = nz[:, 1].to(torch.int32).contiguous()
+        out[f"{TARGETS}/value"] = targets[nz[:, 0], nz[:, 1]].float().contiguous()
+        out[f"{TARGETS}/shape"] = torch.tensor(list(targets.shape), dtype=torch.long)
+    return out
+
+
+def write_part(file: Path, logits: dict[str, torch.Tensor], targets: torch.Tensor, storage: Storage, task: str,
+               meta: dict, *, needs: int) -> None:
+    """Write one part atomically; a full disk is a message with the space the whole entry needs
+    (``needs`` bytes), and what was written before is kept."""
+    tensors = encode(logits, targets, storage, task)
+    metadata = {**meta, "storage": json.dumps(asdict(storage)), "task": task}
+    try:
+        atomic_write(file, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        free = _free_bytes(file.parent)
+        raise CheckpointError(
+            f"{file.parent}: the disk filled while writing the teacher cache — the whole entry needs about "
+            f"{human_size(needs)} and {human_size(free)} is free. The parts written so far are kept and the run resumes from "
+            f"them: free some space, or point MSD_STUDIO_CACHE at a larger disk (and copy this folder there), "
+            f"then run the same command again") from None
+
+
+def write_manifest(folder: Path, info: dict) -> None:
+    atomic_write_text(folder / MANIFEST, json.dumps(info, indent=1, sort_keys=True))
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class Damaged(Exception):
+    """A part file that is cut short or not a safetensors file."""
+
+
+class MappedFile:
+    """A safetensors file memory-mapped read-only; ``array(name)`` is a tensor's bytes as a numpy
+    array over the map (nothing is read until rows are copied out of it)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                (n,) = struct.unpack("<Q", f.read(8))
+                if n > size - 8:
+                    raise Damaged("its header runs past the end of the file")
+                header = json.loads(f.read(n))
+                self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        except (OSError, ValueError, struct.error) as e:
+            raise Damaged(str(e) or type(e).__name__) from None
+        self.metadata = header.pop("__metadata__", None) or {}
+        self.tensors = header
+        end = max((t["data_offsets"][1] for t in header.values()), default=0)
+        if 8 + n + end != size:
+            raise Damaged(f"{size} bytes where its header describes {8 + n + end}")
+        self.base = 8 + n
+
+    def array(self, name: str) -> np.ndarray:
+        t = self.tensors[name]
+        start, end = t["data_offsets"]
+        dtype = np.dtype(NUMPY[t["dtype"]])
+        return np.frombuffer(self.map, dtype=dtype, count=(end - start) // dtype.itemsize,
+                             offset=self.base + start).reshape(t["shape"])
+
+    def tensor(self, name: str, rows: np.ndarray | None = None) -> torch.Tensor:
+        """Rows ``rows`` (all when None) of tensor ``name``, copied out of the map."""
+        a = self.array(name)
+        out = np.array(a if rows is None else a[rows])
+        t = torch.from_numpy(out)
+        return t.view(torch.bfloat16) if self.tensors[name]["dtype"] == "BF16" else t
+
+    def release(self) -> None:
+        """Hand the mapped pages back (they stay in the page cache)."""
+        if self.map is not None:
+            self.map.madvise(mmap.MADV_DONTNEED)
+
+
+@dataclass
+class Part:
+    start: int
+    rows: int
+    file: MappedFile
+
+
+class RowStore:
+    """A finished cache entry: its parts in row order, read a batch of rows at a time."""
+
+    def __init__(self, parts: list[Part], num_classes: int, views: list[str], storage: Storage, task: str):
+        self.parts, self.num_classes, self.views, self.storage, self.task = parts, num_classes, views, storage, task
+        self.starts = np.array([p.start for p in parts], dtype=np.int64)
+        self.n = sum(p.rows for p in parts)
+        self.touched: set[int] = set()  # parts read from since the pages were last handed back
+        self.read_bytes = 0
+
+    def _read(self, i: int, nbytes: int) -> None:
+        """Count a read from part ``i``; past ``RELEASE_BYTES`` every part read from hands its
+        mapped pages back, so the store's share of the process's memory stays bounded."""
+        self.touched.add(i)
+        self.read_bytes += nbytes
+        if self.read_bytes > RELEASE_BYTES:
+            for j in self.touched:
+                self.parts[j].file.release()
+            self.touched.clear()
+            self.read_bytes = 0
+
+    def _groups(self, rows: torch.Tensor) -> Iterable[tuple[Part, np.ndarray, np.ndarray]]:
+        """``(part, positions in rows, local rows)`` for each part that ``rows`` touches."""
+        r = rows.numpy().astype(np.int64)
+        if r.size and (r.min() < 0 or r.max() >= self.n):
+            raise IndexError(f"row {int(r.max()) if r.max() >= self.n else int(r.min())} is outside the "
+                             f"{self.n} rows of this teacher cache")
+        which = np.searchsorted(self.starts, r, side="right") - 1
+        row_bytes = self.storage.row_bytes(self.num_classes)
+        for i in np.unique(which):
+            pos = np.nonzero(which == i)[0]
+            self._read(int(i), len(pos) * row_bytes)
+            yield self.parts[i], pos, r[pos] - self.parts[i].start
+
+    def logits(self, view: str, rows: torch.Tensor) -> torch.Tensor:
+        """``z`` (or ``z̃`` for a top-k entry, §9.3) of ``view`` at ``rows``, float32 ``len(rows) × C``."""
+        out = torch.empty(len(rows), self.num_classes)
+        for part, pos, local in self._groups(rows):
+            f = part.file
+            if self.storage.top_k:
+                z = reconstruct(f.tensor(f"{view}/values", local), f.tensor(f"{view}/indices", local),
+                                f.tensor(f"{view}/rest", local), self.num_classes)
+            else:
+                z = f.tensor(view, local).float()
+            out[torch.from_numpy(pos)] = z
+        return out
+
+    def targets(self, rows: torch.Tensor) -> torch.Tensor:
+        groups = list(self._groups(rows))
+        f0 = self.parts[0].file
+        if TARGETS in f0.tensors and len(f0.tensors[TARGETS]["shape"]) == 1:
+            out = torch.empty(len(rows), dtype=torch.long)
+            for part, pos, local in groups:
+                out[torch.from_numpy(pos)] = part.file.tensor(TARGETS, local)
+            return out
+        out = torch.zeros(len(rows), self.num_classes)
+        for part, pos, local in groups:
+            f = part.file
+            if TARGETS in f.tensors:  # an entry written before targets were stored sparse
+                out[torch.from_numpy(pos)] = f.tensor(TARGETS, local).float()
+                continue
+            indptr = f.array(f"{TARGETS}/indptr")
+            index, value = f.array(f"{TARGETS}/index"), f.array(f"{TARGETS}/value")
+            for p, row in zip(pos, local):
+                a, b = indptr[row], indptr[row + 1]
+                out[p, torch.from_numpy(index[a:b].astype(np.int64))] = torch.from_numpy(np.array(value[a:b]))
+        return out
+
+
+def open_parts(files: list[tuple[int, Path]]) -> list[Part]:
+    """Map each ``(first row, path)``; ``Damaged`` names the first file that cannot be read."""
+    parts = []
+    for start, path in files:
+        try:
+            f = MappedFile(path)
+        except Damaged as e:
+            raise Damaged(f"{path}: {e}") from None
+        first = next(iter(v for k, v in f.tensors.items() if not k.startswith(TARGETS)), None)
+        rows = first["shape"][0] if first else 0
+        parts.append(Part(start, rows, f))
+    return parts
+
+
+def read_entry(folder: Path, manifest: dict | None = None) -> RowStore:
+    """The finished entry in ``folder`` as its manifest describes it; ``Damaged`` names a part
+    that cannot be read, ``FileNotFoundError`` an unfinished entry."""
+    manifest = manifest or read_manifest(folder)
+    if manifest is None:
+        raise FileNotFoundError(f"{folder / MANIFEST}: no finished teacher cache entry here")
+    parts = open_parts([(start, Path(folder) / name) for start, name in manifest["parts"]])
+    return RowStore(parts, manifest["classes"], manifest["views"], Storage(**manifest["storage"]), manifest["task"])
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return 0
+
+
+def human_size(n: float) -> str:
+    """``n`` bytes as a person reads them (decimal units: 5.6 GB)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+class CachedView:
+    """One view of a ``RowStore`` as a table a ``TeacherLogits`` holds: ``table[rows]`` reads
+    those rows (float32 ``len(rows) × C``), ``table[i]`` one row, ``table[a:b]`` a range, a bool
+    mask its rows."""
+
+    def __init__(self, store: RowStore, view: str):
+        self.store, self.view = store, view
+        self.shape = torch.Size([store.n, store.num_classes])
+
+    def __len__(self) -> int:
+        return self.store.n
+
+    def read(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.store.logits(self.view, rows)
+
+    def __getitem__(self, rows):
+        if isinstance(rows, (int, np.integer)) or (torch.is_tensor(rows) and rows.dim() == 0):
+            return self.read(torch.tensor([int(rows)]))[0]
+        if isinstance(rows, slice):
+            return self.read(torch.arange(self.store.n)[rows])
+        rows = torch.as_tensor(rows)
+        if rows.dtype == torch.bool:
+            rows = rows.nonzero().flatten()
+        return self.read(rows.long().reshape(-1))
+
+
+class CachedTargets(CachedView):
+    """The targets of a ``RowStore``, read like a ``CachedView``."""
+
+    def __init__(self, store: RowStore):
+        super().__init__(store, TARGETS)
+        one = store.targets(torch.zeros(1, dtype=torch.long)) if store.n else torch.empty(0)
+        self.shape = torch.Size([store.n, *one.shape[1:]])
+
+    def read(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.store.targets(rows)

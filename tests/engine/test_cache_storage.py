@@ -1,0 +1,244 @@
+"""How the teacher cache stores logits (docs/METHOD.md §9.2, §9.3): exact fp32 reads equal the
+teacher's logits bit for bit; top-k with k = C equals dense; top-k on known logits gives the
+hand-written formulas; saliency from a top-k table stays within a measured distance of dense;
+each storage is its own entry; bad input gets a message."""
+
+import errno
+import math
+
+import pytest
+import torch
+
+from msd_core.config import DataConfig
+from msd_core.data import load_split
+from msd_core.data.collate import Collator
+from msd_core.data.views import named_views
+from msd_core.engine import cache_store, teacher_cache
+from msd_core.engine.cache_store import Storage, read_entry
+from msd_core.engine.checkpoint import save_model
+from msd_core.engine.predict import predict_views
+from msd_core.errors import CheckpointError, ConfigError
+from msd_core.method.losses import ce_per_example, kd_per_example
+from msd_core.method.saliency import MEASURES
+from msd_core.method.topk import compress, reconstruct
+from msd_core.method.view_logits import TeacherLogits, dense
+from tests.conftest import tiny_model
+
+DATA = DataConfig("synthetic", options={"n": 60, "num_classes": 6})
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    ds = load_split(DATA, "train")
+    torch.manual_seed(0)
+    model = tiny_model(ds)
+    save_model(tmp_path / "model.safetensors", model, ds.labels)
+    return ds, tmp_path / "model.safetensors", model
+
+
+def test_exact_reads_are_the_teachers_logits_bit_for_bit(setup):
+    ds, ckpt, model = setup
+    views = named_views(ds.modality_names, without=True)
+    want, targets = predict_views(model.eval(), ds, Collator.for_model(ds, DATA, model), torch.device("cpu"), views,
+                                  batch_size=256)
+    got = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
+    again = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
+    assert not got.hit and again.hit
+    for view in views:
+        assert torch.equal(dense(got.logits[view]), want[view]) and torch.equal(dense(again.logits[view]), want[view])
+    assert torch.equal(dense(got.targets), targets)
+    rows = torch.tensor([41, 3, 17, 3, 40])  # across parts, out of order, one twice
+    assert torch.equal(got.logits["full"][rows], want["full"][rows])
+    assert torch.equal(got.logits["full"][7], want["full"][7])
+
+
+def test_top_k_with_every_class_equals_dense(setup):
+    ds, ckpt, _ = setup
+    exact = teacher_cache.teacher_logits(ckpt, DATA, ds)
+    every = teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(top_k=len(ds.labels)))
+    assert not every.hit
+    assert all(torch.equal(dense(every.logits[v]), dense(exact.logits[v])) for v in exact.logits)
+
+
+@pytest.mark.parametrize("precision,tolerance", [("fp16", 1e-3), ("bf16", 8e-3)])
+def test_half_precision_is_its_own_entry_and_rounds_each_logit(setup, precision, tolerance):
+    ds, ckpt, _ = setup
+    exact = teacher_cache.teacher_logits(ckpt, DATA, ds)
+    half = teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(precision))
+    assert not half.hit and teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(precision)).hit
+    for v in exact.logits:
+        z, h = dense(exact.logits[v]), dense(half.logits[v])
+        assert torch.equal(h, z.to(cache_store.PRECISIONS[precision]).float())  # the logit, rounded once
+        assert ((h - z).abs() <= tolerance * z.abs().clamp_min(1)).all()
+    assert teacher_cache.teacher_logits(ckpt, DATA, ds).hit  # the exact entry is still there
+
+
+def test_top_k_softmax_rest_keeps_the_teachers_mass_and_kd_is_the_hand_formula():
+    z = torch.tensor([[3.0, 1.0, 0.0, -1.0]])
+    values, indices, rest = compress(z, 2, "single-label")
+    assert indices.tolist() == [[0, 1]] and values.tolist() == [[3.0, 1.0]]
+    r = math.log((math.exp(0.0) + math.exp(-1.0)) / 2)  # log of the mean of e^z over the rest
+    assert rest.item() == pytest.approx(r, abs=1e-6)
+    zt = reconstruct(values, indices, rest, 4)
+    assert zt.tolist()[0] == pytest.approx([3.0, 1.0, r, r], abs=1e-6)
+    p, pt = z.softmax(-1)[0], zt.softmax(-1)[0]
+    assert pt[:2].tolist() == pytest.approx(p[:2].tolist(), abs=1e-6)  # the kept classes' probabilities
+    assert (pt[2] + pt[3]).item() == pytest.approx((p[2] + p[3]).item(), abs=1e-6)  # the rest's mass
+    s, T = torch.tensor([[0.5, 0.2, -0.3, 0.1]]), 2.0
+    q = (s[0] / T).softmax(-1).tolist()
+    zs = [3.0, 1.0, r, r]
+    tz = sum(math.exp(x / T) for x in zs)
+    pk = [math.exp(x / T) / tz for x in zs]
+    hand = T * T * sum(a * (math.log(a) - math.log(b)) for a, b in zip(pk, q))
+    assert kd_per_example(zt, s, T).item() == pytest.approx(hand, rel=1e-5)
+
+
+def test_top_k_sigmoid_rest_keeps_the_expected_positives():
+    z = torch.tensor([[2.0, -1.0, 0.5, -3.0, -2.0]])
+    values, indices, rest = compress(z, 2, "soft")
+    assert sorted(indices[0].tolist()) == [0, 2]
+    outside = torch.sigmoid(torch.tensor([-1.0, -3.0, -2.0]))
+    assert rest.item() == pytest.approx(math.log(outside.mean() / (1 - outside.mean())), abs=1e-5)
+    zt = reconstruct(values, indices, rest, 5)
+    assert torch.sigmoid(zt).sum().item() == pytest.approx(torch.sigmoid(z).sum().item(), abs=1e-5)
+    y = torch.tensor([[1.0, 0.0, 0.3, 0.0, 0.0]])
+    hand = -sum(t * math.log(1 / (1 + math.exp(-x))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-x)))
+                for t, x in zip(y[0].tolist(), zt[0].tolist())) / 5
+    assert ce_per_example(zt, y, "soft").item() == pytest.approx(hand, rel=1e-5)
+
+
+def test_the_rest_logit_never_passes_a_kept_one():
+    torch.manual_seed(1)
+    z = torch.randn(200, 30) * 3
+    for task in ("single-label", "soft"):
+        values, indices, rest = compress(z, 5, task)
+        assert (rest <= values[:, -1]).all()
+        assert torch.equal(reconstruct(values, indices, rest, 30).argmax(-1), z.argmax(-1))
+
+
+# The largest |difference| of each measure between top-k and dense, measured on the table below
+# (300 examples, 60 classes, a teacher sure of the truth with noise on every class), with a margin.
+BOUNDS = {5: {"loss-drop": 1.5, "kl-shift": 1.3, "confidence-drop": 0.035},
+          20: {"loss-drop": 1.0, "kl-shift": 0.75, "confidence-drop": 0.012},
+          60: {"loss-drop": 0.0, "kl-shift": 0.0, "confidence-drop": 0.0}}
+
+
+def test_saliency_from_top_k_against_dense():
+    """Measured here (printed): k=5 of 60, loss-drop differs by up to 1.34 nats on one example
+    (kl-shift 1.19, confidence-drop 0.032); k=20, 0.90 (0.66, 0.010); k=60 not at all. The large
+    differences are examples whose true class falls outside the without-view's top k: its logit is
+    then the rest logit (§9.3)."""
+    torch.manual_seed(2)
+    n, C = 300, 60
+    y = torch.randint(0, C, (n,))
+    full = torch.randn(n, C) + 6 * torch.nn.functional.one_hot(y, C)
+    without = torch.randn(n, C) + 2 * torch.nn.functional.one_hot(y, C)
+    worst, mean = {}, {}
+    for k in BOUNDS:
+        approx = [reconstruct(*compress(t, k, "single-label"), C) for t in (full, without)]
+        diff = {m: (MEASURES.get(m)(*approx, y) - MEASURES.get(m)(full, without, y)).abs() for m in MEASURES.names()}
+        worst[k] = {m: d.max().item() for m, d in diff.items()}
+        mean[k] = {m: d.mean().item() for m, d in diff.items()}
+        print(f"k={k} of {C}: largest {worst[k]}, mean {mean[k]}")
+    for k, bounds in BOUNDS.items():
+        assert all(worst[k][m] <= bounds[m] for m in bounds), (k, worst[k])
+    assert all(worst[5][m] > worst[20][m] > worst[60][m] == 0 for m in worst[5])
+
+
+def test_another_storage_or_k_is_a_miss_never_a_misread(setup):
+    ds, ckpt, _ = setup
+    five = teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(top_k=5))
+    three = teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(top_k=3))
+    assert not five.hit and not three.hit
+    assert five.logits["full"].store.storage == Storage(top_k=5)
+    assert (dense(three.logits["full"]) != dense(five.logits["full"])).any()
+    assert teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(top_k=5)).hit
+
+
+def test_k_larger_than_the_classes_is_a_clear_message(setup):
+    ds, ckpt, _ = setup
+    with pytest.raises(ConfigError, match=r"--cache-top-k 7 is more than the 6 classes of synthetic; choose 1 ≤ k ≤ 6"):
+        teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(top_k=7))
+
+
+def test_a_damaged_part_is_recomputed_with_a_message(setup, tmp_path, capsys):
+    ds, ckpt, _ = setup
+    first = dense(teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16).logits["full"])
+    (entry,) = (tmp_path / "cache" / "teacher").iterdir()
+    part = entry / "part-0000000016.safetensors"
+    part.write_bytes(part.read_bytes()[:-100])  # a copy that stopped short
+    again = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
+    assert not again.hit and torch.equal(dense(again.logits["full"]), first)
+    err = capsys.readouterr().err
+    assert f"{part}: " in err and "recomputing" in err
+    assert teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16).hit
+
+
+def test_a_full_disk_keeps_the_parts_written_and_says_what_it_needs(setup, tmp_path, monkeypatch):
+    ds, ckpt, _ = setup
+    real, calls = cache_store.save_file, []
+
+    def fills_on_the_third(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(cache_store, "save_file", fills_on_the_third)
+    with pytest.raises(CheckpointError, match=r"the disk filled while writing the teacher cache — the whole entry "
+                                              r"needs about [\d.]+ KB and .* is free\. The parts written so far "
+                                              r"are kept"):
+        teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
+    (entry,) = (tmp_path / "cache" / "teacher").iterdir()
+    assert sorted(p.name for p in entry.iterdir()) == ["part-0000000000.safetensors", "part-0000000016.safetensors"]
+    monkeypatch.setattr(cache_store, "save_file", real)
+    done = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
+    assert len(read_entry(entry).parts) == len(range(0, len(ds), 16)) and not done.hit
+
+
+def test_reads_hand_the_mapped_pages_back(setup, monkeypatch):
+    """A reader's memory stays flat: past RELEASE_BYTES read, the mapped pages are handed back."""
+    ds, ckpt, _ = setup
+    table = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
+    released = []
+    monkeypatch.setattr(cache_store, "RELEASE_BYTES", 500)
+    monkeypatch.setattr(cache_store.MappedFile, "release", lambda self: released.append(self.path.name))
+    for rows in torch.arange(len(ds)).split(8):
+        table.logits["full"][rows]
+    parts = [p.file.path.name for p in table.logits["full"].store.parts]
+    assert len(released) >= 3 and set(released) >= set(parts[:-1])  # every part read, but the one still in use
+
+
+def test_a_distillation_from_a_top_k_cache_records_its_storage_and_reuses_the_entry(tmp_path, monkeypatch, capsys):
+    import json
+
+    from msd_core.cli import main
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    args = ["distill", "--teacher", "assets/teachers/synthetic", "--data", "synthetic", "--data-option", "n=200",
+            "--max-train", "40", "--max-eval", "20", "--method", "msd", "--epochs", "1", "--batch-size", "16",
+            "--cache-top-k", "2", "--cache-precision", "fp16", "--no-queue"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["status"] == "finished"
+    assert (run["config"]["distill"]["cache_top_k"], run["config"]["distill"]["cache_precision"]) == (2, "fp16")
+    entries = {p: json.loads((p / "manifest.json").read_text()) for p in (tmp_path / "cache" / "teacher").iterdir()}
+    assert entries and all(m["storage"] == {"precision": "fp16", "top_k": 2} for m in entries.values())
+    mtimes = {p: (p / "manifest.json").stat().st_mtime_ns for p in entries}
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert {p: (p / "manifest.json").stat().st_mtime_ns for p in entries} == mtimes  # read, not recomputed
+    assert set((tmp_path / "cache" / "teacher").iterdir()) == set(entries)
+    assert main([*args[:-5], "--no-queue", "--out", str(tmp_path / "c")]) == 0  # the exact default: other entries
+    assert len(list((tmp_path / "cache" / "teacher").iterdir())) == 2 * len(entries)
+
+
+def test_an_exact_cache_past_the_stated_size_advises_top_k_with_its_flag(setup, monkeypatch, capsys):
+    ds, ckpt, _ = setup
+    monkeypatch.setattr(teacher_cache, "ADVISE_BYTES", 1000)
+    monkeypatch.setattr(teacher_cache, "ADVISED_K", 3)
+    teacher_cache.teacher_logits(ckpt, DATA, ds)
+    err = capsys.readouterr().err
+    assert "this split's exact (fp32) logits take" in err and "--cache-top-k 3 keeps the 3 largest" in err
+    teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(top_k=3))
+    assert "--cache-top-k" not in capsys.readouterr().err
