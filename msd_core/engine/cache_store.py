@@ -23,7 +23,6 @@ import os
 import struct
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -100,7 +99,6 @@ def encode(logits: dict[str, torch.Tensor], targets: torch.Tensor, storage: Stor
         out[f"{TARGETS}/indptr"] = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         out[f"{TARGETS}/index"] = nz[:, 1].to(torch.int32).contiguous()
         out[f"{TARGETS}/value"] = targets[nz[:, 0], nz[:, 1]].float().contiguous()
-        out[f"{TARGETS}/shape"] = torch.tensor(list(targets.shape), dtype=torch.long)
     return out
 
 
@@ -160,20 +158,17 @@ class MappedFile:
         if 8 + n + end != size:
             raise Damaged(f"{size} bytes where its header describes {8 + n + end}")
         self.base = 8 + n
+        self.arrays: dict[str, np.ndarray] = {}
 
     def array(self, name: str) -> np.ndarray:
-        t = self.tensors[name]
-        start, end = t["data_offsets"]
-        dtype = np.dtype(NUMPY[t["dtype"]])
-        return np.frombuffer(self.map, dtype=dtype, count=(end - start) // dtype.itemsize,
-                             offset=self.base + start).reshape(t["shape"])
-
-    def tensor(self, name: str, rows: np.ndarray | None = None) -> torch.Tensor:
-        """Rows ``rows`` (all when None) of tensor ``name``, copied out of the map."""
-        a = self.array(name)
-        out = np.array(a if rows is None else a[rows])
-        t = torch.from_numpy(out)
-        return t.view(torch.bfloat16) if self.tensors[name]["dtype"] == "BF16" else t
+        a = self.arrays.get(name)
+        if a is None:
+            t = self.tensors[name]
+            start, end = t["data_offsets"]
+            dtype = np.dtype(NUMPY[t["dtype"]])
+            a = self.arrays[name] = np.frombuffer(self.map, dtype=dtype, count=(end - start) // dtype.itemsize,
+                                                  offset=self.base + start).reshape(t["shape"])
+        return a
 
     def release(self) -> None:
         """Hand the mapped pages back (they stay in the page cache)."""
@@ -198,10 +193,10 @@ class RowStore:
         self.touched: set[int] = set()  # parts read from since the pages were last handed back
         self.read_bytes = 0
 
-    def _read(self, i: int, nbytes: int) -> None:
-        """Count a read from part ``i``; past ``RELEASE_BYTES`` every part read from hands its
-        mapped pages back, so the store's share of the process's memory stays bounded."""
-        self.touched.add(i)
+    def _read(self, parts: list[int], nbytes: int) -> None:
+        """Count a read of ``nbytes`` from ``parts``; past ``RELEASE_BYTES`` every part read from
+        hands its mapped pages back, so the store's share of the process's memory stays bounded."""
+        self.touched.update(parts)
         self.read_bytes += nbytes
         if self.read_bytes > RELEASE_BYTES:
             for j in self.touched:
@@ -209,52 +204,63 @@ class RowStore:
             self.touched.clear()
             self.read_bytes = 0
 
-    def _groups(self, rows: torch.Tensor) -> Iterable[tuple[Part, np.ndarray, np.ndarray]]:
-        """``(part, positions in rows, local rows)`` for each part that ``rows`` touches."""
+    def _locate(self, rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's part and its row within the part."""
         r = rows.numpy().astype(np.int64)
         if r.size and (r.min() < 0 or r.max() >= self.n):
             raise IndexError(f"row {int(r.max()) if r.max() >= self.n else int(r.min())} is outside the "
                              f"{self.n} rows of this teacher cache")
         which = np.searchsorted(self.starts, r, side="right") - 1
+        return which, r - self.starts[which]
+
+    def _gather(self, name: str, which: np.ndarray, local: np.ndarray) -> torch.Tensor:
+        """Rows of tensor ``name`` copied once into one array: by part when the rows fall in a few
+        parts (a walk over the split), row by row when they are spread over many (a random batch)."""
         row_bytes = self.storage.row_bytes(self.num_classes)
-        for i in np.unique(which):
-            pos = np.nonzero(which == i)[0]
-            self._read(int(i), len(pos) * row_bytes)
-            yield self.parts[i], pos, r[pos] - self.parts[i].start
+        first = self.parts[int(which[0])].file.array(name) if len(which) else None
+        if first is None:
+            t = self.parts[0].file.tensors[name]
+            return _as_torch(np.empty((0, *t["shape"][1:]), NUMPY[t["dtype"]]), t["dtype"])
+        out = np.empty((len(which), *first.shape[1:]), first.dtype)
+        parts = np.unique(which)
+        self._read(parts.tolist(), len(which) * row_bytes)
+        if len(parts) * 16 <= len(which):
+            for p in parts.tolist():
+                pos = np.nonzero(which == p)[0]
+                out[pos] = self.parts[p].file.array(name)[local[pos]]
+        else:
+            arrays = {p: self.parts[p].file.array(name) for p in parts.tolist()}
+            for i, (p, row) in enumerate(zip(which.tolist(), local.tolist())):
+                out[i] = arrays[p][row]
+        return _as_torch(out, self.parts[0].file.tensors[name]["dtype"])
 
     def logits(self, view: str, rows: torch.Tensor) -> torch.Tensor:
         """``z`` (or ``z̃`` for a top-k entry, §9.3) of ``view`` at ``rows``, float32 ``len(rows) × C``."""
-        out = torch.empty(len(rows), self.num_classes)
-        for part, pos, local in self._groups(rows):
-            f = part.file
-            if self.storage.top_k:
-                z = reconstruct(f.tensor(f"{view}/values", local), f.tensor(f"{view}/indices", local),
-                                f.tensor(f"{view}/rest", local), self.num_classes)
-            else:
-                z = f.tensor(view, local).float()
-            out[torch.from_numpy(pos)] = z
-        return out
+        which, local = self._locate(rows)
+        if self.storage.top_k:
+            return reconstruct(self._gather(f"{view}/values", which, local),
+                               self._gather(f"{view}/indices", which, local),
+                               self._gather(f"{view}/rest", which, local), self.num_classes)
+        return self._gather(view, which, local).float()
 
     def targets(self, rows: torch.Tensor) -> torch.Tensor:
-        groups = list(self._groups(rows))
+        which, local = self._locate(rows)
         f0 = self.parts[0].file
-        if TARGETS in f0.tensors and len(f0.tensors[TARGETS]["shape"]) == 1:
-            out = torch.empty(len(rows), dtype=torch.long)
-            for part, pos, local in groups:
-                out[torch.from_numpy(pos)] = part.file.tensor(TARGETS, local)
-            return out
+        if TARGETS in f0.tensors:  # class indices, or a dense table written before targets were sparse
+            t = self._gather(TARGETS, which, local)
+            return t if t.dim() == 1 else t.float()
         out = torch.zeros(len(rows), self.num_classes)
-        for part, pos, local in groups:
-            f = part.file
-            if TARGETS in f.tensors:  # an entry written before targets were stored sparse
-                out[torch.from_numpy(pos)] = f.tensor(TARGETS, local).float()
-                continue
-            indptr = f.array(f"{TARGETS}/indptr")
-            index, value = f.array(f"{TARGETS}/index"), f.array(f"{TARGETS}/value")
-            for p, row in zip(pos, local):
-                a, b = indptr[row], indptr[row + 1]
-                out[p, torch.from_numpy(index[a:b].astype(np.int64))] = torch.from_numpy(np.array(value[a:b]))
+        for i, (p, row) in enumerate(zip(which.tolist(), local.tolist())):
+            f = self.parts[p].file
+            a, b = f.array(f"{TARGETS}/indptr")[row:row + 2]
+            index = torch.from_numpy(f.array(f"{TARGETS}/index")[a:b].astype(np.int64))
+            out[i, index] = torch.from_numpy(np.array(f.array(f"{TARGETS}/value")[a:b]))
         return out
+
+
+def _as_torch(a: np.ndarray, dtype: str) -> torch.Tensor:
+    t = torch.from_numpy(a)
+    return t.view(torch.bfloat16) if dtype == "BF16" else t
 
 
 def open_parts(files: list[tuple[int, Path]]) -> list[Part]:
@@ -274,10 +280,18 @@ def open_parts(files: list[tuple[int, Path]]) -> list[Part]:
 def read_entry(folder: Path, manifest: dict | None = None) -> RowStore:
     """The finished entry in ``folder`` as its manifest describes it; ``Damaged`` names a part
     that cannot be read, ``FileNotFoundError`` an unfinished entry."""
+    folder = Path(folder)
     manifest = manifest or read_manifest(folder)
     if manifest is None:
         raise FileNotFoundError(f"{folder / MANIFEST}: no finished teacher cache entry here")
     parts = open_parts([(start, Path(folder) / name) for start, name in manifest["parts"]])
+    ends = [p.start + p.rows for p in parts]
+    for part, end in zip(parts[1:], ends):
+        if part.start != end:
+            raise Damaged(f"{part.file.path}: starts at row {part.start} where the part before it ends at {end}")
+    if (ends[-1] if ends else 0) != manifest["rows"]:
+        raise Damaged(f"{parts[-1].file.path if parts else folder}: the parts hold {ends[-1] if ends else 0} rows "
+                      f"where the manifest says {manifest['rows']}")
     return RowStore(parts, manifest["classes"], manifest["views"], Storage(**manifest["storage"]), manifest["task"])
 
 

@@ -41,7 +41,7 @@ from ..distributed import barrier, check_shared_folder, on_every_rank, rank_worl
 from ..errors import CheckpointError
 from ..method.view_logits import TeacherLogits
 from ..paths import REPO
-from .cache_store import (MANIFEST, CachedTargets, CachedView, Damaged, MappedFile, RowStore, Storage,
+from .cache_store import (MANIFEST, CachedTargets, CachedView, Damaged, RowStore, Storage,
                           human_size, open_parts, read_entry, read_manifest, write_manifest,
                           write_part)
 from .checkpoint import check_fits, file_hash, load_model, model_file
@@ -108,7 +108,8 @@ def teacher_logits(teacher_path: str | Path, data_cfg: DataConfig, ds: Multimoda
     chunk = chunk or CHUNK
     starts = list(range(0, len(ds), chunk))
     part_file = lambda start: folder / f"part-{start:010d}.safetensors"  # noqa: E731
-    todo = [s for i, s in enumerate(starts) if i % world == rank and not _part_ok(part_file(s))]
+    todo = [s for i, s in enumerate(starts)
+            if i % world == rank and not _part_ok(part_file(s), min(chunk, len(ds) - s))]
     if todo:
         _compute_parts(ckpt, data_cfg, ds, views, removal, batch_size, bf16, device, chunk, todo, part_file, meta,
                        progress, storage, needs)
@@ -144,15 +145,18 @@ def _advise(storage: Storage, rows: int, classes: int) -> None:
              f"{human_size(small)} (docs/METHOD.md §9.3 says what it changes) — add it to the command to use it")
 
 
-def _part_ok(file: Path) -> bool:
-    """Whether a part file is whole; a damaged one is removed (to be recomputed), with a message."""
+def _part_ok(file: Path, rows: int | None = None) -> bool:
+    """Whether a part file is whole (and holds ``rows`` rows, when given: a part of another chunk
+    size is not this one); a damaged one is removed (to be recomputed), with a message."""
     if not file.is_file():
         return False
     try:
-        MappedFile(file)
+        (part,) = open_parts([(0, file)])
+        if rows is not None and part.rows != rows:
+            raise Damaged(f"{part.rows} rows where this entry's part holds {rows}")
         return True
     except Damaged as e:
-        _say(f"{file}: damaged ({e}) — recomputing it")
+        _say(f"{e if str(e).startswith(str(file)) else f'{file}: {e}'} — damaged, recomputing it")
         file.unlink(missing_ok=True)
         return False
 

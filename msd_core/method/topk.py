@@ -27,17 +27,18 @@ import torch
 from ..data.tasks import sigmoid_task
 
 
-def rest_logit(rest: torch.Tensor, task: str) -> torch.Tensor:
-    """``r`` for each row of ``rest`` (the ``N × (C−k)`` logits outside the top k), by the formula of
-    the task's kind (module docstring); ``0`` where nothing is left out."""
-    n_rest = rest.shape[-1]
-    if n_rest == 0:
-        return torch.zeros(rest.shape[:-1])
-    rest = rest.double()
+def rest_logit(logits: torch.Tensor, kept: torch.Tensor, task: str) -> torch.Tensor:
+    """``r`` for each row of ``logits`` (``N × C``) whose classes ``kept`` (``N × k``) are stored,
+    by the formula of the task's kind (module docstring), in float64; ``0`` where nothing is left
+    out."""
+    C, k = logits.shape[-1], kept.shape[-1]
+    if k == C:
+        return torch.zeros(logits.shape[:-1])
+    z = logits.double()
     if sigmoid_task(task):
-        mean = torch.sigmoid(rest).mean(-1).clamp(1e-12, 1 - 1e-12)
-        return torch.logit(mean).float()
-    return (torch.logsumexp(rest, -1) - math.log(n_rest)).float()
+        mean = torch.sigmoid(z).scatter_(-1, kept, 0.0).sum(-1) / (C - k)
+        return torch.logit(mean.clamp(1e-12, 1 - 1e-12)).float()
+    return (z.scatter_(-1, kept, -math.inf).logsumexp(-1) - math.log(C - k)).float()
 
 
 def compress(logits: torch.Tensor, k: int, task: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -48,9 +49,7 @@ def compress(logits: torch.Tensor, k: int, task: str) -> tuple[torch.Tensor, tor
     if not 1 <= k <= C:
         raise ValueError(f"top-k needs 1 ≤ k ≤ {C} (the number of classes), got k={k}")
     values, indices = logits.topk(k, dim=-1, sorted=True)
-    outside = torch.ones_like(logits, dtype=torch.bool).scatter_(-1, indices, False)
-    rest = rest_logit(logits[outside].view(logits.shape[0], C - k), task)
-    return values, indices, rest
+    return values, indices, rest_logit(logits, indices, task)
 
 
 def reconstruct(values: torch.Tensor, indices: torch.Tensor, rest: torch.Tensor, num_classes: int) -> torch.Tensor:

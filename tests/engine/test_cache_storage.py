@@ -242,3 +242,15 @@ def test_an_exact_cache_past_the_stated_size_advises_top_k_with_its_flag(setup, 
     assert "this split's exact (fp32) logits take" in err and "--cache-top-k 3 keeps the 3 largest" in err
     teacher_cache.teacher_logits(ckpt, DATA, ds, storage=Storage(top_k=3))
     assert "--cache-top-k" not in capsys.readouterr().err
+
+
+def test_parts_left_by_another_chunk_size_are_recomputed_never_misread(setup, tmp_path, capsys):
+    """An unfinished entry whose parts were cut at another size (a run killed, then the same request
+    with another CHUNK): a part holding other rows than this run's part is recomputed."""
+    ds, ckpt, _ = setup
+    want = dense(teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=7).logits["full"])
+    (entry,) = (tmp_path / "cache" / "teacher").iterdir()
+    (entry / "manifest.json").unlink()
+    got = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
+    assert not got.hit and torch.equal(dense(got.logits["full"]), want)
+    assert "7 rows where this entry's part holds 16 — damaged, recomputing it" in capsys.readouterr().err
