@@ -147,9 +147,9 @@ def new_runs_form():
         st.caption("The teacher's logits are computed once and read a batch at a time. fp32 keeps them exactly; "
                    "fp16 and bf16 take half the space; top-k keeps each example's k largest logits and one value "
                    "for the rest (docs/METHOD.md §9.2, §9.3).")
-        columns = st.columns(4)
-        for i, name in enumerate(CACHE_OPTIONS):
-            form[name] = option_input(columns[i], C, f"distill.{name}")
+        c1, c2, _, _ = st.columns(4)
+        form["cache_precision"] = option_input(c1, C, "distill.cache_precision", label="Stored precision")
+        form["cache_top_k"] = option_input(c2, C, "distill.cache_top_k", label="Top-k logits (0 = all)")
     configs, problem = [], None
     try:
         seeds = [int(s) for s in seeds_text.replace(" ", "").split(",") if s]

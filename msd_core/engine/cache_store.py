@@ -1,5 +1,5 @@
 """The teacher cache on disk: how logits are stored, and reading only the rows a batch needs
-(docs/METHOD.md §9.2, §9.3).
+(docs/METHOD.md §9.1–§9.3).
 
 One cache entry is a folder of part files (``part-<first row>.safetensors``, ``CHUNK`` rows
 each) and a ``manifest.json`` written last: a folder without the manifest is unfinished and
@@ -249,13 +249,15 @@ class RowStore:
         if TARGETS in f0.tensors:  # class indices, or a dense table written before targets were sparse
             t = self._gather(TARGETS, which, local)
             return t if t.dim() == 1 else t.float()
-        out = torch.zeros(len(rows), self.num_classes)
-        for i, (p, row) in enumerate(zip(which.tolist(), local.tolist())):
+        out = np.zeros((len(rows), self.num_classes), np.float32)
+        for p in np.unique(which).tolist():  # each row's (label, score) pairs, one part at a time
             f = self.parts[p].file
-            a, b = f.array(f"{TARGETS}/indptr")[row:row + 2]
-            index = torch.from_numpy(f.array(f"{TARGETS}/index")[a:b].astype(np.int64))
-            out[i, index] = torch.from_numpy(np.array(f.array(f"{TARGETS}/value")[a:b]))
-        return out
+            pos = np.nonzero(which == p)[0]
+            indptr = f.array(f"{TARGETS}/indptr")
+            first, counts = indptr[local[pos]], indptr[local[pos] + 1] - indptr[local[pos]]
+            at = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            out[np.repeat(pos, counts), f.array(f"{TARGETS}/index")[at]] = f.array(f"{TARGETS}/value")[at]
+        return torch.from_numpy(out)
 
 
 def _as_torch(a: np.ndarray, dtype: str) -> torch.Tensor:

@@ -254,3 +254,28 @@ def test_parts_left_by_another_chunk_size_are_recomputed_never_misread(setup, tm
     got = teacher_cache.teacher_logits(ckpt, DATA, ds, chunk=16)
     assert not got.hit and torch.equal(dense(got.logits["full"]), want)
     assert "7 rows where this entry's part holds 16 — damaged, recomputing it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["single-label", "soft"])
+def test_targets_read_back_exactly_from_any_rows(tmp_path, task):
+    """Targets are stored exactly (class indices, or the non-zero scores) and read back for any
+    rows, in any order, across parts."""
+    from msd_core.engine.cache_store import write_manifest, write_part
+
+    torch.manual_seed(3)
+    n, C = 50, 9
+    if task == "soft":
+        y = (torch.rand(n, C) < 0.2).float() * torch.tensor([1.0, 2 / 3, 1 / 3]).repeat(3)
+    else:
+        y = torch.randint(0, C, (n,))
+    z = torch.randn(n, C)
+    parts = []
+    for start in range(0, n, 16):
+        name = f"part-{start:010d}.safetensors"
+        write_part(tmp_path / name, {"full": z[start:start + 16]}, y[start:start + 16], Storage(), task, {}, needs=0)
+        parts.append([start, name])
+    write_manifest(tmp_path, {"rows": n, "views": ["full"], "storage": {"precision": "fp32", "top_k": 0},
+                              "task": task, "classes": C, "parts": parts})
+    store = read_entry(tmp_path)
+    for rows in (torch.arange(n), torch.tensor([49, 0, 17, 17, 33, 5]), torch.randperm(n)[:20]):
+        assert torch.equal(store.targets(rows), y[rows]) and torch.equal(store.logits("full", rows), z[rows])
