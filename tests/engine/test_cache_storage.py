@@ -279,3 +279,19 @@ def test_targets_read_back_exactly_from_any_rows(tmp_path, task):
     store = read_entry(tmp_path)
     for rows in (torch.arange(n), torch.tensor([49, 0, 17, 17, 33, 5]), torch.randperm(n)[:20]):
         assert torch.equal(store.targets(rows), y[rows]) and torch.equal(store.logits("full", rows), z[rows])
+
+
+def test_an_exact_entry_written_as_one_file_by_earlier_versions_is_still_a_hit(setup, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    ds, ckpt, _ = setup
+    new = teacher_cache.teacher_logits(ckpt, DATA, ds)
+    (entry,) = (tmp_path / "cache" / "teacher").iterdir()
+    save_file({**{v: dense(t) for v, t in new.logits.items()}, "__targets__": dense(new.targets)},
+              str(entry.parent / f"{entry.name}.safetensors"))  # the layout before entries were folders
+    shutil.rmtree(entry)
+    old = teacher_cache.teacher_logits(ckpt, DATA, ds)
+    assert old.hit and all(torch.equal(dense(old.logits[v]), dense(new.logits[v])) for v in new.logits)
+    assert torch.equal(dense(old.targets), dense(new.targets)) and not entry.exists()
