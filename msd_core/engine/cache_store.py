@@ -8,17 +8,16 @@ in the entry's precision (``fp32`` exact, ``fp16``/``bf16`` half the size) or, w
 the ``k`` largest logits, their classes and the rest logit (``method.topk``). Targets are stored
 exactly: class indices, or a sparse list of ``(label, score)`` for multi-label and soft tasks.
 
-Reads never load a whole file: each part is memory-mapped, a batch's rows are copied out, and
-the mapped pages are handed back to the kernel every ``RELEASE_BYTES`` read, so a process's
-memory stays flat whatever the size of the split (the pages stay in the page cache, which every
-rank and every process on the machine shares).
+Reads never load a whole file: the rows a batch needs are read with positioned reads
+(``os.preadv``) straight into the batch's array, one read per run of consecutive rows. Nothing is
+memory-mapped, so a process's resident memory does not grow with the rows it has read; the data
+stays in the kernel's page cache, which every rank and every process on the machine shares.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import mmap
 import os
 import struct
 from dataclasses import asdict, dataclass, fields
@@ -38,7 +37,6 @@ NUMPY = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I16": np.int1
          "I64": np.int64}
 TARGETS = "__targets__"
 MANIFEST = "manifest.json"
-RELEASE_BYTES = 64 << 20  # mapped bytes read before the pages are handed back
 
 
 @dataclass(frozen=True)
@@ -136,51 +134,81 @@ class Damaged(Exception):
     """A part file that is cut short or not a safetensors file."""
 
 
-class MappedFile:
-    """A safetensors file memory-mapped read-only; ``array(name)`` is a tensor's bytes as a numpy
-    array over the map (nothing is read until rows are copied out of it)."""
+class PartFile:
+    """A safetensors file opened for positioned reads: its header is checked (a file cut short is
+    ``Damaged``) and ``read_rows`` copies rows of a tensor into an array."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                (n,) = struct.unpack("<Q", f.read(8))
-                if n > size - 8:
-                    raise Damaged("its header runs past the end of the file")
-                header = json.loads(f.read(n))
-                self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            self.fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise Damaged(str(e)) from None
+        try:
+            size = os.fstat(self.fd).st_size
+            (n,) = struct.unpack("<Q", os.pread(self.fd, 8, 0))
+            if n > size - 8:
+                raise Damaged("its header runs past the end of the file")
+            header = json.loads(os.pread(self.fd, n, 8))
         except (OSError, ValueError, struct.error) as e:
+            os.close(self.fd)
             raise Damaged(str(e) or type(e).__name__) from None
         self.metadata = header.pop("__metadata__", None) or {}
         self.tensors = header
         end = max((t["data_offsets"][1] for t in header.values()), default=0)
         if 8 + n + end != size:
+            os.close(self.fd)
             raise Damaged(f"{size} bytes where its header describes {8 + n + end}")
         self.base = 8 + n
         self.arrays: dict[str, np.ndarray] = {}
 
-    def array(self, name: str) -> np.ndarray:
-        a = self.arrays.get(name)
-        if a is None:
-            t = self.tensors[name]
-            start, end = t["data_offsets"]
-            dtype = np.dtype(NUMPY[t["dtype"]])
-            a = self.arrays[name] = np.frombuffer(self.map, dtype=dtype, count=(end - start) // dtype.itemsize,
-                                                  offset=self.base + start).reshape(t["shape"])
-        return a
+    def __del__(self):
+        fd = getattr(self, "fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
-    def release(self) -> None:
-        """Hand the mapped pages back (they stay in the page cache)."""
-        if self.map is not None:
-            self.map.madvise(mmap.MADV_DONTNEED)
+    def dtype(self, name: str) -> np.dtype:
+        return np.dtype(NUMPY[self.tensors[name]["dtype"]])
+
+    def row_shape(self, name: str) -> tuple:
+        return tuple(self.tensors[name]["shape"][1:])
+
+    def read_rows(self, name: str, rows: list[int], out: np.ndarray, at: list[int]) -> None:
+        """Rows ``rows`` of tensor ``name`` into ``out[at]``, one read per run of rows consecutive
+        in both."""
+        t = self.tensors[name]
+        row_bytes = out.itemsize * int(np.prod(t["shape"][1:], dtype=np.int64))
+        first = self.base + t["data_offsets"][0]
+        flat = out.reshape(len(out), -1).view(np.uint8)
+        i = 0
+        while i < len(rows):
+            j = i + 1
+            while j < len(rows) and rows[j] == rows[j - 1] + 1 and at[j] == at[j - 1] + 1:
+                j += 1
+            target = flat[at[i]:at[i] + (j - i)]
+            if os.preadv(self.fd, [target], first + rows[i] * row_bytes) != target.nbytes:
+                raise Damaged(f"{self.path}: cut short while it was read")
+            i = j
+
+    def array(self, name: str) -> np.ndarray:
+        """A whole tensor, read into memory once and kept (for the small ones: a part's sparse
+        targets)."""
+        if name not in self.arrays:
+            out = np.empty(self.tensors[name]["shape"], self.dtype(name))
+            if out.size:
+                self.read_rows(name, [0], out.reshape(1, -1), [0])
+            self.arrays[name] = out
+        return self.arrays[name]
 
 
 @dataclass
 class Part:
     start: int
     rows: int
-    file: MappedFile
+    file: PartFile
 
 
 class RowStore:
@@ -190,19 +218,6 @@ class RowStore:
         self.parts, self.num_classes, self.views, self.storage, self.task = parts, num_classes, views, storage, task
         self.starts = np.array([p.start for p in parts], dtype=np.int64)
         self.n = sum(p.rows for p in parts)
-        self.touched: set[int] = set()  # parts read from since the pages were last handed back
-        self.read_bytes = 0
-
-    def _read(self, parts: list[int], nbytes: int) -> None:
-        """Count a read of ``nbytes`` from ``parts``; past ``RELEASE_BYTES`` every part read from
-        hands its mapped pages back, so the store's share of the process's memory stays bounded."""
-        self.touched.update(parts)
-        self.read_bytes += nbytes
-        if self.read_bytes > RELEASE_BYTES:
-            for j in self.touched:
-                self.parts[j].file.release()
-            self.touched.clear()
-            self.read_bytes = 0
 
     def _locate(self, rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Each row's part and its row within the part."""
@@ -214,25 +229,13 @@ class RowStore:
         return which, r - self.starts[which]
 
     def _gather(self, name: str, which: np.ndarray, local: np.ndarray) -> torch.Tensor:
-        """Rows of tensor ``name`` copied once into one array: by part when the rows fall in a few
-        parts (a walk over the split), row by row when they are spread over many (a random batch)."""
-        row_bytes = self.storage.row_bytes(self.num_classes)
-        first = self.parts[int(which[0])].file.array(name) if len(which) else None
-        if first is None:
-            t = self.parts[0].file.tensors[name]
-            return _as_torch(np.empty((0, *t["shape"][1:]), NUMPY[t["dtype"]]), t["dtype"])
-        out = np.empty((len(which), *first.shape[1:]), first.dtype)
-        parts = np.unique(which)
-        self._read(parts.tolist(), len(which) * row_bytes)
-        if len(parts) * 16 <= len(which):
-            for p in parts.tolist():
-                pos = np.nonzero(which == p)[0]
-                out[pos] = self.parts[p].file.array(name)[local[pos]]
-        else:
-            arrays = {p: self.parts[p].file.array(name) for p in parts.tolist()}
-            for i, (p, row) in enumerate(zip(which.tolist(), local.tolist())):
-                out[i] = arrays[p][row]
-        return _as_torch(out, self.parts[0].file.tensors[name]["dtype"])
+        """Rows of tensor ``name`` read once each, straight into one array."""
+        f0 = self.parts[0].file
+        out = np.empty((len(which), *f0.row_shape(name)), f0.dtype(name))
+        for p in np.unique(which).tolist():
+            at = np.nonzero(which == p)[0]
+            self.parts[p].file.read_rows(name, local[at].tolist(), out, at.tolist())
+        return _as_torch(out, f0.tensors[name]["dtype"])
 
     def logits(self, view: str, rows: torch.Tensor) -> torch.Tensor:
         """``z`` (or ``z̃`` for a top-k entry, §9.3) of ``view`` at ``rows``, float32 ``len(rows) × C``."""
@@ -270,7 +273,7 @@ def open_parts(files: list[tuple[int, Path]]) -> list[Part]:
     parts = []
     for start, path in files:
         try:
-            f = MappedFile(path)
+            f = PartFile(path)
         except Damaged as e:
             raise Damaged(f"{path}: {e}") from None
         first = next(iter(v for k, v in f.tensors.items() if not k.startswith(TARGETS)), None)

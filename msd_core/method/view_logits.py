@@ -3,7 +3,7 @@
 What the saliency measures, Shapley values and the distillation objectives read; the engine's
 ``teacher_cache`` computes it once and stores it on disk. A table (a view's logits, the targets)
 is a tensor, or an object read like one a batch of rows at a time (``table[rows]``), so a split
-far larger than memory is read from disk as it is needed (§9.2); ``chunks`` walks a whole split
+far larger than memory is read from disk as it is needed (§9.1); ``chunks`` walks a whole split
 that way for the per-example measures.
 """
 
