@@ -162,7 +162,7 @@ def run(device) -> list[Row]:
                          "< 10 %", growth < 0.10)]
             if name == "fp32":
                 ratio = mapped / ram_batch
-                rows.append(Row("cache storage", "fp32: 256 rows from the mapped entry ÷ from RAM (the old cache)", ratio,
+                rows.append(Row("cache storage", "fp32: 256 rows from the entry on disk ÷ from RAM (the old cache)", ratio,
                                 "×", "≤ 1.2", ratio <= 1.2))
                 per_rank = two_readers_mb(folder, env)
                 rows.append(Row("cache storage", f"fp32: 2 processes reading the entry at once, peak RSS per process",
