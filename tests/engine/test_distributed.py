@@ -177,7 +177,7 @@ def test_a_hugging_face_teacher_and_student_on_two_ranks_match_one_rank(tmp_path
     assert max(rest.values()) < 1e-4, sorted(rest.items(), key=lambda kv: -kv[1])[:3]
     entries = {d: sorted((tmp_path / d / "teacher").iterdir()) for d in ("cache1", "cache2")}
     assert len(entries["cache1"]) == len(entries["cache2"]) >= 2  # train and val
-    assert len(list(entries["cache2"][0].glob("part-*"))) > 1 or len(list(entries["cache2"][1].glob("part-*"))) > 1
+    assert any(len(list(e.glob("part-*"))) > 1 for e in entries["cache2"])  # the train split's: the ranks' parts
     for e1, e2 in zip(*entries.values()):
         assert e1.name == e2.name
         x, y = read_entry(e1), read_entry(e2)
