@@ -40,6 +40,11 @@ def flag_of(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
+def flag_for(config_cls, name: str) -> str:
+    """The command-line flag of field ``name`` of ``config_cls``, for messages that name it."""
+    return flag_of(next(f for f in dataclasses.fields(config_cls) if f.name == name))
+
+
 class ConfigBase:
     """JSON round trip and the checked rebuild from a dict, for every config dataclass."""
 

@@ -283,13 +283,8 @@ def per_example_section(chosen: list[dict], label: dict) -> None:
                 sel = frame[frame["outcome"] == outcome]
                 st.caption(f"{len(sel)} examples")
                 ds = dataset_for(json.dumps(run_a["config"]["data"], sort_keys=True), "val")
-                recs = []
-                for _, row in sel.head(12).iterrows():
-                    rec = example_record(ds, int(row["index"]))
-                    rec["label"] = f"{rec['label']} (A: {row['A']}, B: {row['B']}; teacher: {row['teacher dominant']})"
-                    recs.append(rec)
-                if recs:
-                    example_cards(recs, columns=6)
+                labelled_cards(sel.head(12), lambda row: ds, lambda rec, row: (
+                    f"{rec['label']} (A: {row['A']}, B: {row['B']}; teacher: {row['teacher dominant']})"))
             except Exception as e:  # noqa: BLE001
                 show_error(e)
 
@@ -376,15 +371,22 @@ def significance_section(chosen: list[dict], split: str) -> None:
                     st.dataframe(changed, hide_index=True)
                     data_json = {data_setting(r["config"]): json.dumps(r["config"]["data"], sort_keys=True)
                                  for r in chosen}
-                    recs = []
-                    for _, row in changed.groupby(["data", "change"], sort=False).head(3).iterrows():
-                        rec = example_record(dataset_for(data_json[row["data"]], split), int(row["index"]))
-                        rec["label"] = f"{rec['label']} · {row['change'].split(' by')[0]} · {row['id']}"
-                        recs.append(rec)
-                    if recs:
-                        example_cards(recs, columns=6)
+                    labelled_cards(changed.groupby(["data", "change"], sort=False).head(3),
+                                   lambda row: dataset_for(data_json[row["data"]], split),
+                                   lambda rec, row: f"{rec['label']} · {row['change'].split(' by')[0]} · {row['id']}")
             except Exception as e:  # noqa: BLE001
                 show_error(e)
+
+
+def labelled_cards(rows, dataset_of, label_of) -> None:
+    """Example cards for the frame ``rows`` (its ``index`` column), each labelled by ``label_of(record, row)``."""
+    recs = []
+    for _, row in rows.iterrows():
+        rec = example_record(dataset_of(row), int(row["index"]))
+        rec["label"] = label_of(rec, row)
+        recs.append(rec)
+    if recs:
+        example_cards(recs, columns=6)
 
 
 def weights_section(reg, chosen: list[dict]) -> None:

@@ -29,11 +29,14 @@ def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "
         frame["labels"] = [tuple(label for label, _ in ds.label_scores(e)) for e in ds.examples]
     shown = [view for view in cache.logits if not view.startswith("subset:")]
     said = {view: [] for view in shown}
-    for c in cache.chunks():  # the cache a block of rows at a time (§9.2)
+
+    def block(c: TeacherLogits) -> dict:  # the cache a block of rows at a time (§9.1)
         for view in shown:
             said[view] += predicted_texts(c.logits[view], labels, task)
-    scores = cache.per_example(lambda c: {**{view: confidence(c.logits[view], c.targets, task) for view in shown},
-                                          "correct": correct(c.logits["full"], c.targets, task)})
+        return {**{view: confidence(c.logits[view], c.targets, task) for view in shown},
+                "correct": correct(c.logits["full"], c.targets, task)}
+
+    scores = cache.per_example(block)
     for view in shown:
         frame[f"pred {view}"] = said[view]
         frame[f"p(y) {view}"] = scores[view].numpy()

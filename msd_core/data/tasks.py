@@ -122,7 +122,12 @@ def label_prior(targets: torch.Tensor, task: str, num_labels: int) -> torch.Tens
     if not sigmoid_task(task):
         counts = torch.bincount(targets, minlength=num_labels).float() + 1.0
         return counts / counts.sum()
-    return (targets.float().sum(0) + 1.0) / (targets.shape[0] + 2.0)
+    return label_rates(targets.float().sum(0), targets.shape[0])
+
+
+def label_rates(sums: torch.Tensor, n: int) -> torch.Tensor:
+    """Each label's smoothed rate ``(Σ y_c + 1) / (N + 2)`` from its sum over ``n`` examples."""
+    return (sums + 1.0) / (n + 2.0)
 
 
 def prior_loss(targets: torch.Tensor, task: str, num_labels: int, prior: torch.Tensor | None = None) -> torch.Tensor:

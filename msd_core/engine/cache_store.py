@@ -20,14 +20,14 @@ import errno
 import json
 import os
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..config import DistillConfig, flag_of
+from ..config import DistillConfig, flag_for
 from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_write, atomic_write_text
 from ..method.topk import compress, reconstruct
@@ -48,11 +48,12 @@ class Storage:
     top_k: int = 0
 
     def check(self, num_classes: int, where: str = "") -> "Storage":
-        flag = {f.name: flag_of(f) for f in fields(DistillConfig)}
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"{flag['cache_precision']} {self.precision}: unknown; choose one of {list(PRECISIONS)}")
+            raise ConfigError(f"{flag_for(DistillConfig, 'cache_precision')} {self.precision}: unknown; choose one "
+                              f"of {list(PRECISIONS)}")
         if self.top_k < 0 or self.top_k > num_classes:
-            raise ConfigError(f"{flag['cache_top_k']} {self.top_k} is more than the {num_classes} classes{where}; "
+            raise ConfigError(f"{flag_for(DistillConfig, 'cache_top_k')} {self.top_k} is more than the {num_classes} "
+                              f"classes{where}; "
                               f"choose 1 ≤ k ≤ {num_classes}, or 0 to keep every class")
         return self
 

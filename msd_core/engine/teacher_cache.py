@@ -26,12 +26,12 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ..config import DataConfig, DistillConfig, flag_of
+from ..config import DataConfig, DistillConfig, flag_for
 from ..data.collate import Collator
 from ..data.example import MultimodalDataset
 from ..data.fingerprint import data_fingerprint
@@ -138,7 +138,7 @@ def _advise(storage: Storage, rows: int, classes: int) -> None:
     """An exact cache past ``ADVISE_BYTES`` gets the command-line flag that keeps it small."""
     exact = rows * storage.row_bytes(classes)
     if storage.exact and exact > ADVISE_BYTES and classes > ADVISED_K:
-        flag = flag_of(next(f for f in fields(DistillConfig) if f.name == "cache_top_k"))
+        flag = flag_for(DistillConfig, "cache_top_k")
         small = rows * Storage(top_k=ADVISED_K).row_bytes(classes)
         _say(f"this split's exact (fp32) logits take {human_size(exact)} on disk; they are read a batch at a time, "
              f"so memory stays flat, but {flag} {ADVISED_K} keeps the {ADVISED_K} largest logits per view in "

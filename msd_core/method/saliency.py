@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ..data.tasks import confidence, label_prior, prior_loss, sigmoid_task
+from ..data.tasks import confidence, label_prior, label_rates, prior_loss, sigmoid_task
 from ..registries import NamedRegistry
 from .losses import ce_per_example, kd_per_example
 from .view_logits import TeacherLogits, dense
@@ -101,7 +101,7 @@ def split_prior(cache: TeacherLogits) -> torch.Tensor:
     if not sigmoid_task(cache.task):
         return label_prior(dense(cache.targets), cache.task, len(cache.labels))
     total = sum((c.targets.float().sum(0) for c in cache.chunks()), torch.zeros(len(cache.labels)))
-    return (total + 1.0) / (len(cache.ids) + 2.0)
+    return label_rates(total, len(cache.ids))
 
 
 def shapley_values(cache: TeacherLogits, prior: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
