@@ -9,7 +9,8 @@ the ``k`` largest logits, their classes and the rest logit (``method.topk``). Ta
 exactly: class indices, or a sparse list of ``(label, score)`` for multi-label and soft tasks.
 
 Reads never load a whole file: the rows a batch needs are read with positioned reads
-(``os.preadv``) straight into the batch's array, one read per run of consecutive rows. Nothing is
+(``os.preadv``) straight into the batch's array, one read per run of consecutive rows, the
+offsets of a whole batch worked out at once. Nothing is
 memory-mapped, so a process's resident memory does not grow with the rows it has read; the data
 stays in the kernel's page cache, which every rank and every process on the machine shares.
 """
@@ -20,6 +21,7 @@ import errno
 import json
 import os
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +39,7 @@ NUMPY = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "I16": np.int1
          "I64": np.int64}
 TARGETS = "__targets__"
 MANIFEST = "manifest.json"
+AHEAD = 2  # batches read ahead and not yet taken, per table
 
 
 @dataclass(frozen=True)
@@ -177,22 +180,13 @@ class PartFile:
     def row_shape(self, name: str) -> tuple:
         return tuple(self.tensors[name]["shape"][1:])
 
-    def read_rows(self, name: str, rows: list[int], out: np.ndarray, at: list[int]) -> None:
-        """Rows ``rows`` of tensor ``name`` into ``out[at]``, one read per run of rows consecutive
-        in both."""
-        t = self.tensors[name]
-        row_bytes = out.itemsize * int(np.prod(t["shape"][1:], dtype=np.int64))
-        first = self.base + t["data_offsets"][0]
-        flat = out.reshape(len(out), -1).view(np.uint8)
-        i = 0
-        while i < len(rows):
-            j = i + 1
-            while j < len(rows) and rows[j] == rows[j - 1] + 1 and at[j] == at[j - 1] + 1:
-                j += 1
-            target = flat[at[i]:at[i] + (j - i)]
-            if os.preadv(self.fd, [target], first + rows[i] * row_bytes) != target.nbytes:
-                raise Damaged(f"{self.path}: cut short while it was read")
-            i = j
+    def offset(self, name: str) -> int:
+        """Where tensor ``name``'s first row starts in the file."""
+        return self.base + self.tensors[name]["data_offsets"][0]
+
+    def read_into(self, buffer, offset: int) -> None:
+        if os.preadv(self.fd, [buffer], offset) != len(buffer):
+            raise Damaged(f"{self.path}: cut short while it was read")
 
     def array(self, name: str) -> np.ndarray:
         """A whole tensor, read into memory once and kept (for the small ones: a part's sparse
@@ -200,7 +194,7 @@ class PartFile:
         if name not in self.arrays:
             out = np.empty(self.tensors[name]["shape"], self.dtype(name))
             if out.size:
-                self.read_rows(name, [0], out.reshape(1, -1), [0])
+                self.read_into(memoryview(out.reshape(-1).view(np.uint8)), self.offset(name))
             self.arrays[name] = out
         return self.arrays[name]
 
@@ -219,6 +213,15 @@ class RowStore:
         self.parts, self.num_classes, self.views, self.storage, self.task = parts, num_classes, views, storage, task
         self.starts = np.array([p.start for p in parts], dtype=np.int64)
         self.n = sum(p.rows for p in parts)
+        self.starts_of: dict[str, np.ndarray] = {}
+        self.fds = np.array([p.file.fd for p in parts], dtype=np.int64)
+        self.reader: ThreadPoolExecutor | None = None
+
+    def in_background(self, fn, *args) -> Future:
+        """``fn(*args)`` on this store's one reading thread."""
+        if self.reader is None:
+            self.reader = ThreadPoolExecutor(1, thread_name_prefix="teacher-cache-read")
+        return self.reader.submit(fn, *args)
 
     def _locate(self, rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Each row's part and its row within the part."""
@@ -230,13 +233,31 @@ class RowStore:
         return which, r - self.starts[which]
 
     def _gather(self, name: str, which: np.ndarray, local: np.ndarray) -> torch.Tensor:
-        """Rows of tensor ``name`` read once each, straight into one array."""
+        """Rows of tensor ``name`` read once each, straight into one array: one positioned read per
+        run of rows consecutive in the same part (a random batch: one per row; a range: one per
+        part), the offsets worked out for the whole batch at once."""
         f0 = self.parts[0].file
         out = np.empty((len(which), *f0.row_shape(name)), f0.dtype(name))
-        for p in np.unique(which).tolist():
-            at = np.nonzero(which == p)[0]
-            self.parts[p].file.read_rows(name, local[at].tolist(), out, at.tolist())
+        row_bytes = out.nbytes // max(len(which), 1)
+        if out.size:
+            offsets = self._offsets(name)[which] + local * row_bytes
+            cut = np.flatnonzero((which[1:] != which[:-1]) | (offsets[1:] != offsets[:-1] + row_bytes)) + 1
+            starts = np.concatenate([[0], cut])
+            sizes = (np.concatenate([cut, [len(which)]]) - starts) * row_bytes
+            buffer, read = memoryview(out.reshape(-1).view(np.uint8)), os.preadv
+            got = [read(fd, [buffer[at:at + size]], offset) for fd, at, size, offset in
+                   zip(self.fds[which[starts]].tolist(), (starts * row_bytes).tolist(), sizes.tolist(),
+                       offsets[starts].tolist())]
+            if got != sizes.tolist():
+                short = int(np.flatnonzero(np.array(got) != sizes)[0])
+                raise Damaged(f"{self.parts[which[starts[short]]].file.path}: cut short while it was read")
         return _as_torch(out, f0.tensors[name]["dtype"])
+
+    def _offsets(self, name: str) -> np.ndarray:
+        """Where each part's rows of tensor ``name`` start in its file."""
+        if name not in self.starts_of:
+            self.starts_of[name] = np.array([p.file.offset(name) for p in self.parts], dtype=np.int64)
+        return self.starts_of[name]
 
     def logits(self, view: str, rows: torch.Tensor) -> torch.Tensor:
         """``z`` (or ``z̃`` for a top-k entry, §9.3) of ``view`` at ``rows``, float32 ``len(rows) × C``."""
@@ -321,17 +342,30 @@ def human_size(n: float) -> str:
 class CachedView:
     """One view of a ``RowStore`` as a table a ``TeacherLogits`` holds: ``table[rows]`` reads
     those rows (float32 ``len(rows) × C``), ``table[i]`` one row, ``table[a:b]`` a range, a bool
-    mask its rows."""
+    mask its rows. ``prefetch(rows)`` starts reading rows in the background, and the next
+    ``table[rows]`` of the same rows takes what was read (§9.1): training reads the next batch's
+    teacher rows while this batch's step runs."""
 
     def __init__(self, store: RowStore, view: str):
         self.store, self.view = store, view
         self.shape = torch.Size([store.n, store.num_classes])
+        self.ahead: dict[bytes, Future] = {}
 
     def __len__(self) -> int:
         return self.store.n
 
-    def read(self, rows: torch.Tensor) -> torch.Tensor:
+    def read_now(self, rows: torch.Tensor) -> torch.Tensor:
         return self.store.logits(self.view, rows)
+
+    def prefetch(self, rows: torch.Tensor) -> None:
+        rows = rows.long().reshape(-1).contiguous()
+        self.ahead[rows.numpy().tobytes()] = self.store.in_background(self.read_now, rows)
+        while len(self.ahead) > AHEAD:  # read ahead and never asked for
+            self.ahead.pop(next(iter(self.ahead)))
+
+    def read(self, rows: torch.Tensor) -> torch.Tensor:
+        ahead = self.ahead.pop(rows.contiguous().numpy().tobytes(), None) if self.ahead else None
+        return ahead.result() if ahead is not None else self.read_now(rows)
 
     def __getitem__(self, rows):
         if isinstance(rows, (int, np.integer)) or (torch.is_tensor(rows) and rows.dim() == 0):
@@ -352,5 +386,5 @@ class CachedTargets(CachedView):
         one = store.targets(torch.zeros(1, dtype=torch.long)) if store.n else torch.empty(0)
         self.shape = torch.Size([store.n, *one.shape[1:]])
 
-    def read(self, rows: torch.Tensor) -> torch.Tensor:
+    def read_now(self, rows: torch.Tensor) -> torch.Tensor:
         return self.store.targets(rows)

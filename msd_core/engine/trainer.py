@@ -111,9 +111,16 @@ class EpochBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return max(self.steps - self.first, 0)
 
-    def __getitem__(self, k: int) -> tuple[Batch | FailedBatch, Share]:
+    def mine(self, k: int) -> tuple[list[int], Share]:
         i = (self.first + k) * self.global_batch
-        mine, share = shard(self.order[i:i + self.global_batch], self.rank, self.world)
+        return shard(self.order[i:i + self.global_batch], self.rank, self.world)
+
+    def ids(self, k: int) -> list[str]:
+        """The ids of this rank's examples in batch ``k``, without reading them."""
+        return [self.dataset[j].id for j in self.mine(k)[0]]
+
+    def __getitem__(self, k: int) -> tuple[Batch | FailedBatch, Share]:
+        mine, share = self.mine(k)
         try:
             return self.collator([self.dataset[j] for j in mine]), share
         except Exception as e:  # noqa: BLE001 - re-raised as it is in the training process
@@ -266,10 +273,17 @@ class Trainer:
         cfg = self.cfg
         t_last = time.time()
         while self.epoch < cfg.epochs and self.global_step < self.total_steps:
-            batches = self.epoch_batches(self.epoch_permutation(self.epoch))
+            plan = EpochBatches(self.train_set, self.epoch_permutation(self.epoch), self.global_batch,
+                                self.step_in_epoch, self.steps_per_epoch, self.collator, self.rank, self.world)
+            batches, read_ahead = self.epoch_batches(plan), getattr(self.objective, "prefetch", None)
             self.model.train()
+            k = 0
             while self.step_in_epoch < self.steps_per_epoch and self.global_step < self.total_steps:
-                logs = self.train_step(*next(batches))
+                batch = next(batches)
+                k += 1
+                if read_ahead is not None and k < len(plan):
+                    read_ahead(plan.ids(k))  # the next batch's teacher rows, read while this step runs
+                logs = self.train_step(*batch)
                 now = time.time()
                 logs.update(step=self.global_step, epoch=self.epoch, lr=self.scheduler.get_last_lr()[0],
                             step_time=now - t_last)
@@ -282,12 +296,10 @@ class Trainer:
                     self.save()
             self.end_epoch()
 
-    def epoch_batches(self, order):
+    def epoch_batches(self, batches: "EpochBatches"):
         """This rank's collated batches of the epoch from ``step_in_epoch`` on, with their shares of
-        the global batches cut from ``order``: read here, or by ``cfg.workers`` DataLoader processes
-        a few batches ahead."""
-        batches = EpochBatches(self.train_set, order, self.global_batch, self.step_in_epoch, self.steps_per_epoch,
-                               self.collator, self.rank, self.world)
+        the global batches: read here, or by ``cfg.workers`` DataLoader processes a few batches
+        ahead."""
         if not self.cfg.workers:
             return (batches[k] for k in range(len(batches)))
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers tokenize; the parent needs no threads

@@ -39,6 +39,10 @@ WeightSource = Callable[[list[str], torch.device], dict[str, torch.Tensor]]
 
 
 class Objective(Protocol):
+    """The loss of one batch. An objective that reads the teacher's cached rows may also have
+    ``prefetch(ids)``: the trainer names the next batch's examples before this batch's step, so
+    their rows are read from disk while the step runs (§9.1)."""
+
     def __call__(self, model: nn.Module, batch: Batch, *, step: int, lr: float,
                  total_steps: int | None = None, share: Share | None = None) -> Terms: ...
 
@@ -91,6 +95,9 @@ class KnowledgeDistillation:
 
     def __init__(self, cfg: DistillConfig, *, teacher: TeacherLogits, **_):
         self.cfg, self.teacher = cfg, teacher
+
+    def prefetch(self, ids: list[str]) -> None:
+        self.teacher.prefetch(ids, ["full"])
 
     def __call__(self, model, batch: Batch, *, step: int, lr: float, total_steps: int | None = None,
                  share: Share | None = None) -> Terms:
@@ -191,6 +198,9 @@ class ModalitySpecificDistillation:
             w = fixed_weights(self.cfg.weighting, {m: self.sal[m][rows] for m in self.mods}, self.population,
                               self.cfg.lam, self.cfg.tau)
         return {m: v.to(device) for m, v in w.items()}
+
+    def prefetch(self, ids: list[str]) -> None:
+        self.teacher.prefetch(ids, ["full", *(f"only:{m}" for m in self.mods)])
 
     def example_weights(self) -> dict[str, torch.Tensor]:
         """``w_m(x)`` for every example of the teacher table, in its row order (for reports)."""

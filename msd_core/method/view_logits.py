@@ -46,6 +46,15 @@ class TeacherLogits:
             index = self.__dict__["_index"] = {k: i for i, k in enumerate(self.ids)}
         return torch.tensor([index[i] for i in ids], dtype=torch.long)
 
+    def prefetch(self, ids: list[str], views: list[str]) -> None:
+        """Start reading the rows of ``ids`` in ``views`` wherever a table is read from disk (§9.1),
+        so the read that follows finds them: the next batch's rows, while this batch trains."""
+        rows = self.rows(ids)
+        for view in views:
+            ahead = getattr(self.logits[view], "prefetch", None)
+            if ahead is not None:
+                ahead(rows)
+
     def chunks(self, size: int = CHUNK_ROWS) -> Iterator["TeacherLogits"]:
         """The table ``size`` consecutive rows at a time, each chunk's tables in memory."""
         for start in range(0, len(self.ids), size):

@@ -5,6 +5,7 @@ each storage is its own entry; bad input gets a message."""
 
 import errno
 import math
+import os
 
 import pytest
 import torch
@@ -310,3 +311,82 @@ def test_an_exact_entry_written_as_one_file_by_earlier_versions_is_still_a_hit(s
     old = teacher_cache.teacher_logits(ckpt, DATA, ds)
     assert old.hit and all(torch.equal(dense(old.logits[v]), dense(new.logits[v])) for v in new.logits)
     assert torch.equal(dense(old.targets), dense(new.targets)) and not entry.exists()
+
+
+def small_entry(folder, n=96, C=7, part=40):
+    from msd_core.engine.cache_store import write_manifest, write_part
+
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    logits, parts = torch.randn(n, C, generator=g), []
+    for start in range(0, n, part):
+        name = f"part-{start:010d}.safetensors"
+        write_part(folder / name, {"full": logits[start:start + part]}, torch.arange(start, min(n, start + part)) % C,
+                   Storage(), "single-label", {}, needs=0)
+        parts.append([start, name])
+    write_manifest(folder, {"rows": n, "views": ["full"], "storage": {"precision": "fp32", "top_k": 0},
+                            "task": "single-label", "classes": C, "parts": parts})
+    return logits
+
+
+def test_rows_read_ahead_are_the_rows_asked_for(tmp_path):
+    """``prefetch`` reads in the background; the read of the same rows takes them, a read of other
+    rows reads its own, and rows read ahead and never asked for are let go after ``AHEAD``."""
+    logits = small_entry(tmp_path)
+    view = cache_store.CachedView(read_entry(tmp_path), "full")
+    rows, other = torch.tensor([95, 0, 41, 40, 39, 7]), torch.tensor([3, 80])
+    view.prefetch(rows)
+    assert torch.equal(view[other], logits[other]) and len(view.ahead) == 1  # not the rows read ahead
+    assert torch.equal(view[rows], logits[rows]) and not view.ahead
+    for k in range(cache_store.AHEAD + 3):
+        view.prefetch(torch.tensor([k]))
+    assert len(view.ahead) == cache_store.AHEAD
+    assert torch.equal(view[cache_store.AHEAD + 2], logits[cache_store.AHEAD + 2]) and len(view.ahead) == 1
+
+
+def test_a_part_damaged_before_its_rows_are_read_ahead_fails_the_read_that_takes_them(tmp_path):
+    small_entry(tmp_path)
+    view = cache_store.CachedView(read_entry(tmp_path), "full")
+    part = tmp_path / "part-0000000040.safetensors"
+    os.truncate(part, part.stat().st_size - 100)
+    view.prefetch(torch.tensor([1, 79]))
+    with pytest.raises(cache_store.Damaged, match="part-0000000040.safetensors: cut short"):
+        view[torch.tensor([1, 79])]
+
+
+def test_training_reads_the_next_batchs_teacher_rows_ahead_and_trains_the_same(tmp_path, monkeypatch):
+    """MSD for 2 epochs of 45 examples in batches of 16 (16, 16, 13): every batch but each epoch's
+    first finds its three views' rows read ahead, and the student is bit for bit the one trained
+    without reading ahead."""
+    import threading
+
+    from safetensors.torch import load_file
+
+    from msd_core.cli import main
+    from msd_core.method.objectives import ModalitySpecificDistillation
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    args = ["distill", "--teacher", "assets/teachers/synthetic", "--data", "synthetic", "--data-option", "n=200",
+            "--max-train", "45", "--max-eval", "20", "--method", "msd", "--epochs", "2", "--batch-size", "16",
+            "--no-queue"]
+    background, taken = [], []
+    read_now, read = cache_store.CachedView.read_now, cache_store.CachedView.read
+
+    def spy_read_now(self, rows):
+        if threading.current_thread().name.startswith("teacher-cache-read"):
+            background.append(self.view)
+        return read_now(self, rows)
+
+    def spy_read(self, rows):
+        if rows.contiguous().numpy().tobytes() in self.ahead:
+            taken.append(self.view)
+        return read(self, rows)
+
+    monkeypatch.setattr(cache_store.CachedView, "read_now", spy_read_now)
+    monkeypatch.setattr(cache_store.CachedView, "read", spy_read)
+    assert main([*args, "--out", str(tmp_path / "ahead")]) == 0
+    assert sorted(background) == sorted(taken) == sorted(["full", "only:image", "only:text"] * 4)
+    monkeypatch.delattr(ModalitySpecificDistillation, "prefetch")
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    a, b = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("ahead", "plain"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
