@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
+from .cpu import cores
 from .errors import ConfigError
 
 
@@ -24,3 +26,11 @@ def autocast(device: torch.device, bf16: bool):
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def leaves_a_core_free(device: torch.device) -> bool:
+    """Whether work on ``device`` leaves a CPU core for a helper thread: on an accelerator the CPU
+    mostly waits for it; on the CPU only when torch's threads, in every process ``torchrun``
+    started on this machine, are fewer than the cores."""
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return device.type != "cpu" or torch.get_num_threads() * local_ranks < cores()

@@ -2,7 +2,7 @@
 layers below it, imports form no circle (those inside functions included), and ``msd_core`` never
 imports streamlit, ``app``, ``experiments`` or ``benchmarks``.
 
-    foundation (errors, registries, paths, fileio, config, device, provenance)
+    foundation (errors, registries, paths, fileio, config, cpu, device, provenance)
       < data < models < method < runs < engine < analysis < interface (options, flags, cli)
 """
 

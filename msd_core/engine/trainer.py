@@ -43,7 +43,7 @@ from ..config import TrainConfig
 from ..data.batch import Batch
 from ..data.collate import Collator
 from ..data.example import MultimodalDataset
-from ..device import autocast, pick_device
+from ..device import autocast, leaves_a_core_free, pick_device
 from ..distributed import Share, main_decides, rank_world, shard, sum_across_ranks
 from ..launch import world_changed
 from ..lost_ranks import stop_when_a_rank_is_lost
@@ -275,7 +275,8 @@ class Trainer:
         while self.epoch < cfg.epochs and self.global_step < self.total_steps:
             plan = EpochBatches(self.train_set, self.epoch_permutation(self.epoch), self.global_batch,
                                 self.step_in_epoch, self.steps_per_epoch, self.collator, self.rank, self.world)
-            batches, read_ahead = self.epoch_batches(plan), getattr(self.objective, "prefetch", None)
+            batches = self.epoch_batches(plan)
+            read_ahead = getattr(self.objective, "prefetch", None) if leaves_a_core_free(self.device) else None
             self.model.train()
             k = 0
             while self.step_in_epoch < self.steps_per_epoch and self.global_step < self.total_steps:

@@ -17,19 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..cpu import cores
 from ..errors import ConfigError
 
 MAX_RUNS_ENV = "MSD_STUDIO_MAX_RUNS"
 QUEUE_DIR = ".queue"
 POLL = 0.5  # seconds between looks at the slots (and the registry) while waiting
-
-
-def cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def concurrency_limit(threads: int = 0) -> int:

@@ -354,15 +354,33 @@ def test_a_part_damaged_before_its_rows_are_read_ahead_fails_the_read_that_takes
         view[torch.tensor([1, 79])]
 
 
+def test_a_core_is_free_on_an_accelerator_or_where_the_ranks_threads_leave_one(monkeypatch):
+    from msd_core import device
+
+    monkeypatch.setattr(device, "cores", lambda: 4)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert device.leaves_a_core_free(torch.device("cpu"))
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two ranks of 2 threads on 4 cores
+        assert not device.leaves_a_core_free(torch.device("cpu"))
+        assert device.leaves_a_core_free(torch.device("cuda"))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_training_reads_the_next_batchs_teacher_rows_ahead_and_trains_the_same(tmp_path, monkeypatch):
-    """MSD for 2 epochs of 45 examples in batches of 16 (16, 16, 13): every batch but each epoch's
-    first finds its three views' rows read ahead, and the student is bit for bit the one trained
-    without reading ahead."""
+    """MSD for 2 epochs of 45 examples in batches of 16 (16, 16, 13), on a CPU with a core left
+    free (``--threads 1``): every batch but each epoch's first finds its three views' rows read
+    ahead, and the student is bit for bit the one trained without reading ahead. With every core
+    taken by the step, nothing is read ahead (it would only compete for the cores)."""
     import threading
 
     from safetensors.torch import load_file
 
     from msd_core.cli import main
+    from msd_core.cpu import cores
     from msd_core.method.objectives import ModalitySpecificDistillation
 
     monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
@@ -384,9 +402,16 @@ def test_training_reads_the_next_batchs_teacher_rows_ahead_and_trains_the_same(t
 
     monkeypatch.setattr(cache_store.CachedView, "read_now", spy_read_now)
     monkeypatch.setattr(cache_store.CachedView, "read", spy_read)
-    assert main([*args, "--out", str(tmp_path / "ahead")]) == 0
-    assert sorted(background) == sorted(taken) == sorted(["full", "only:image", "only:text"] * 4)
-    monkeypatch.delattr(ModalitySpecificDistillation, "prefetch")
-    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main([*args, "--threads", "1", "--out", str(tmp_path / "ahead")]) == 0
+        assert sorted(background) == sorted(taken) == sorted(["full", "only:image", "only:text"] * 4)
+        background.clear()
+        assert main([*args, "--threads", str(cores()), "--out", str(tmp_path / "every-core")]) == 0
+        assert background == []
+        monkeypatch.delattr(ModalitySpecificDistillation, "prefetch")
+        assert main([*args, "--threads", "1", "--out", str(tmp_path / "plain")]) == 0
+    finally:
+        torch.set_num_threads(threads)
     a, b = (load_file(str(tmp_path / run / "model.safetensors")) for run in ("ahead", "plain"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
