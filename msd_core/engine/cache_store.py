@@ -10,9 +10,10 @@ exactly: class indices, or a sparse list of ``(label, score)`` for multi-label a
 
 Reads never load a whole file: the rows a batch needs are read with positioned reads
 (``os.preadv``) straight into the batch's array, one read per run of consecutive rows, the
-offsets of a whole batch worked out at once. Nothing is
-memory-mapped, so a process's resident memory does not grow with the rows it has read; the data
-stays in the kernel's page cache, which every rank and every process on the machine shares.
+offsets of a whole batch worked out at once. Nothing is memory-mapped, so a process's resident
+memory does not grow with the rows it has read; the data stays in the kernel's page cache, which
+every rank and every process on the machine shares. A table can also read rows ahead on a
+background thread (``CachedView.prefetch``), which training uses for the next batch.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ class RowStore:
         self.parts, self.num_classes, self.views, self.storage, self.task = parts, num_classes, views, storage, task
         self.starts = np.array([p.start for p in parts], dtype=np.int64)
         self.n = sum(p.rows for p in parts)
-        self.starts_of: dict[str, np.ndarray] = {}
+        self.offsets_of: dict[str, np.ndarray] = {}
         self.fds = np.array([p.file.fd for p in parts], dtype=np.int64)
         self.reader: ThreadPoolExecutor | None = None
 
@@ -255,9 +256,9 @@ class RowStore:
 
     def _offsets(self, name: str) -> np.ndarray:
         """Where each part's rows of tensor ``name`` start in its file."""
-        if name not in self.starts_of:
-            self.starts_of[name] = np.array([p.file.offset(name) for p in self.parts], dtype=np.int64)
-        return self.starts_of[name]
+        if name not in self.offsets_of:
+            self.offsets_of[name] = np.array([p.file.offset(name) for p in self.parts], dtype=np.int64)
+        return self.offsets_of[name]
 
     def logits(self, view: str, rows: torch.Tensor) -> torch.Tensor:
         """``z`` (or ``z̃`` for a top-k entry, §9.3) of ``view`` at ``rows``, float32 ``len(rows) × C``."""

@@ -112,6 +112,7 @@ class EpochBatches(torch.utils.data.Dataset):
         return max(self.steps - self.first, 0)
 
     def mine(self, k: int) -> tuple[list[int], Share]:
+        """The dataset indices of this rank's examples in batch ``k``, and its share (§17.2)."""
         i = (self.first + k) * self.global_batch
         return shard(self.order[i:i + self.global_batch], self.rank, self.world)
 
