@@ -11,7 +11,8 @@ Per-example columns (one row per example of the split, in data-set order):
   ``<run id>/<view>/correct`` for ``full`` and ``only:m`` (the views of §10).
 
 The Parquet file's metadata key ``msd_export`` holds JSON: split, teacher, removal and each run's
-name, group and seed.
+name, group and seed. ``export`` writes the table a chunk of examples at a time (docs/METHOD.md
+§9.1); the download button's ``examples_frame`` joins the chunks in memory.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..config import DataConfig, DistillConfig
 from ..engine.evaluate import METRICS
 from ..errors import ConfigError
 from ..data.tasks import correct, predicted_texts
-from ..method.view_logits import dense
-from .finished import data_name, group_name, run_predictions, seed_of, split_metrics
+from ..fileio import atomic_write
+from ..method.view_logits import CHUNK_ROWS
+from .finished import data_name, group_name, run_predictor, seed_of, split_metrics
 
 FORMATS = {"examples": ("parquet", "csv"), "table": ("csv", "md", "tex")}
 TABLE_METRICS = (*dict.fromkeys(k for names in METRICS.values() for k in names), "agreement")  # higher is better
@@ -69,34 +73,69 @@ def _logit_columns(frame: dict, who: str, view: str, logits, labels: list[str], 
         frame[f"{who}/{view}/correct"] = correct(logits, targets, task).numpy()
 
 
-def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -> tuple[pd.DataFrame, dict]:
-    """The per-example table of ``runs`` on ``split`` (see the module docstring) and its metadata."""
+def examples_chunks(runs: list[dict], split: str = "test", device: str = "cpu",
+                    size: int = CHUNK_ROWS) -> tuple[dict, Iterator[pd.DataFrame]]:
+    """The per-example table of ``runs`` on ``split`` (see the module docstring) as its metadata
+    and its frames of ``size`` consecutive examples, in order: one frame's teacher logits and
+    predictions are in memory at a time (docs/METHOD.md §9.1), and the frames joined are the
+    whole table. ``size`` is a multiple of ``PREDICT_BATCH``, so the runs predict in the batches a
+    pass over the whole split forms; under ``swap`` removal each run predicts the whole split at
+    once, since its partners follow one random stream through it."""
     from ..data.registry import load_split
+    from ..engine.predict import PREDICT_BATCH
     from ..engine.teacher_cache import teacher_logits
     from ..method.saliency import modality_saliency, shapley_values
 
+    if size <= 0 or size % PREDICT_BATCH:
+        raise ValueError(f"export chunks of {size} rows: use a positive multiple of {PREDICT_BATCH}")
     check_same_data(runs)
     cfg = runs[0]["config"]
     data = DataConfig.from_dict(cfg["data"])
     ds = load_split(data, split)
+    if not len(ds):
+        raise ConfigError(f"the {split} split of {data_name(cfg)} holds no examples: there is nothing to export")
     removal = removal_of(runs)
     cache = teacher_logits(cfg["teacher"], data, ds, removal=removal, subsets=True, device=device)
-    frame: dict = {"index": np.arange(len(ds)), "id": list(cache.ids), "label": [ds.label_text(e) for e in ds.examples]}
-    for view, z in cache.logits.items():
-        if not view.startswith("subset:"):
-            _logit_columns(frame, "teacher", view, dense(z), ds.labels, ds.task)  # every logit is a column
-    for m, v in modality_saliency(cache, "loss-drop").items():
-        frame[f"teacher/sal:{m}"] = v.numpy()
-    for m, v in shapley_values(cache).items():
-        frame[f"teacher/shapley:{m}"] = v.numpy()
-    for r in runs:
-        logits, targets = run_predictions(r, ds, device)
-        for view, z in logits.items():
-            _logit_columns(frame, r["id"], view, z, ds.labels, ds.task, targets)
+    per_example = {**{f"teacher/sal:{m}": v for m, v in modality_saliency(cache, "loss-drop").items()},
+                   **{f"teacher/shapley:{m}": v for m, v in shapley_values(cache).items()}}
+    predictors = {r["id"]: run_predictor(r, ds, device) for r in runs}
+    whole = {r["id"]: predictors[r["id"]](ds) for r in runs
+             if r["config"].get("distill", {}).get("removal", DistillConfig().removal) == "swap"}
     meta = {"split": split, "data": cfg["data"], "teacher": cfg["teacher"], "removal": removal,
             "runs": {r["id"]: {"name": r.get("name"), "group": group_name(r["config"]), "seed": seed_of(r)}
                      for r in runs}}
-    return pd.DataFrame(frame), meta
+
+    def frame_of(start: int, stop: int) -> pd.DataFrame:
+        rows = torch.arange(start, stop)
+        frame: dict = {"index": rows.numpy(), "id": cache.ids[start:stop],
+                       "label": [ds.label_text(e) for e in ds.examples[start:stop]]}
+        for view, table in cache.logits.items():
+            if not view.startswith("subset:"):
+                _logit_columns(frame, "teacher", view, table[rows], ds.labels, ds.task)  # every logit is a column
+        frame.update({name: v[start:stop].numpy() for name, v in per_example.items()})
+        for r in runs:
+            if r["id"] in whole:
+                logits, targets = whole[r["id"]]
+                logits, targets = {view: z[start:stop] for view, z in logits.items()}, targets[start:stop]
+            else:
+                logits, targets = predictors[r["id"]](ds.subset(range(start, stop)))
+            for view, z in logits.items():
+                _logit_columns(frame, r["id"], view, z, ds.labels, ds.task, targets)
+        return pd.DataFrame(frame)
+
+    return meta, (frame_of(start, min(start + size, len(ds))) for start in range(0, len(ds), size))
+
+
+def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -> tuple[pd.DataFrame, dict]:
+    """The whole per-example table of ``runs`` on ``split`` in memory, and its metadata (for the
+    Compare page's download; ``export`` writes it a chunk at a time)."""
+    meta, frames = examples_chunks(runs, split, device)
+    return pd.concat(list(frames), ignore_index=True), meta
+
+
+def _with_meta(table, meta: dict):
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          b"msd_export": json.dumps(meta, default=str).encode()})
 
 
 def parquet_bytes(frame: pd.DataFrame, meta: dict) -> bytes:
@@ -106,12 +145,40 @@ def parquet_bytes(frame: pd.DataFrame, meta: dict) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           b"msd_export": json.dumps(meta, default=str).encode()})
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    pq.write_table(_with_meta(pa.Table.from_pandas(frame, preserve_index=False), meta), buf)
     return buf.getvalue()
+
+
+def write_examples(meta: dict, frames: Iterable[pd.DataFrame], out: Path, fmt: str) -> tuple[int, int]:
+    """Write the per-example table a frame at a time to ``out``, atomically: Parquet (a row group
+    a frame, ``meta`` in the schema) or CSV. Returns its rows and columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shape = [0, 0]
+
+    def parquet(tmp: str) -> None:
+        writer = None
+        try:
+            for frame in frames:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, _with_meta(table, meta).schema)
+                writer.write_table(table.cast(writer.schema))
+                shape[:] = shape[0] + len(frame), frame.shape[1]
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            for frame in frames:
+                frame.to_csv(f, index=False, header=shape[0] == 0)
+                shape[:] = shape[0] + len(frame), frame.shape[1]
+
+    atomic_write(out, parquet if fmt == "parquet" else csv)
+    return shape[0], shape[1]
 
 
 def read_export_meta(path: str | Path) -> dict:
@@ -224,12 +291,8 @@ def export(runs: list[dict], what: str, fmt: str, out: Path, split: str = "test"
         raise ConfigError(f"--format {fmt!r} cannot hold the {what} export: use one of {', '.join(FORMATS[what])}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if what == "examples":
-        frame, meta = examples_frame(runs, split, device)
-        if fmt == "parquet":
-            out.write_bytes(parquet_bytes(frame, meta))
-        else:
-            frame.to_csv(out, index=False)
-        return f"{len(frame)} examples × {frame.shape[1]} columns ({split})"
+        n, columns = write_examples(*examples_chunks(runs, split, device), out, fmt)
+        return f"{n} examples × {columns} columns ({split})"
     summary = metrics_summary(runs, split)
     out.write_text(format_table(summary, fmt))
     return f"{len(summary)} groups × {len(value_columns(summary)) if not summary.empty else 0} metrics ({split})"
@@ -242,5 +305,5 @@ def format_from_suffix(path: Path) -> str | None:
         if suffix in {"parquet", "pq", "csv", "md", "markdown", "tex", "latex"} else None
 
 
-__all__ = ["FORMATS", "check_same_data", "examples_frame", "export", "format_table", "metrics_summary",
-           "parquet_bytes", "read_export_meta"]
+__all__ = ["FORMATS", "check_same_data", "examples_chunks", "examples_frame", "export", "format_table",
+           "metrics_summary", "parquet_bytes", "read_export_meta", "write_examples"]

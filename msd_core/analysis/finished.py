@@ -90,13 +90,17 @@ def population_saliency_of(run: dict) -> dict[str, float]:
     return json.loads(path.read_text()).get("population_saliency") or {} if path.is_file() else {}
 
 
-def run_predictions(run: dict, ds, device: str = "cpu") -> tuple[dict, "object"]:
-    """``({view: N x C logits}, N targets)`` of a student run's final model on ``ds`` (views
-    ``full`` and ``only:m`` formed with the run's removal, as evaluation forms them)."""
+def run_predictor(run: dict, ds, device: str = "cpu"):
+    """A function of ``ds`` or a part of it (``ds.subset``) to ``({view: logits}, targets)`` of a
+    student run's final model, loaded once (views ``full`` and ``only:m`` formed with the run's
+    removal, as evaluation forms them; ``mean`` removal fills in the whole ``ds``'s mean). A part
+    that starts at a multiple of ``PREDICT_BATCH`` is predicted in the batches the whole is, so
+    its logits are the whole's rows; not under ``swap``, whose partners follow one random stream
+    through the whole."""
     from ..data.collate import Collator
     from ..data.views import named_views
     from ..engine.checkpoint import check_fits, load_model, model_file
-    from ..engine.predict import predict_views
+    from ..engine.predict import dataset_fill, predict_views
     from ..errors import CheckpointError
 
     ckpt = model_file(Path(run.get("out_dir") or ""))
@@ -106,8 +110,16 @@ def run_predictions(run: dict, ds, device: str = "cpu") -> tuple[dict, "object"]
     check_fits(meta, ds, ckpt)
     data = DataConfig.from_dict(run["config"]["data"])
     removal = run["config"].get("distill", {}).get("removal", DistillConfig().removal)
-    return predict_views(model, ds, Collator.for_model(ds, data, model), device,
-                         named_views(ds.modality_names), removal=removal)
+    collator = Collator.for_model(ds, data, model)
+    fill = dataset_fill(ds, collator) if removal == "mean" else None
+    views = named_views(ds.modality_names)
+    return lambda part: predict_views(model, part, collator, device, views, removal=removal, fill=fill)
+
+
+def run_predictions(run: dict, ds, device: str = "cpu") -> tuple[dict, "object"]:
+    """``({view: N x C logits}, N targets)`` of a student run's final model on ``ds``
+    (``run_predictor`` on the whole)."""
+    return run_predictor(run, ds, device)(ds)
 
 
 def views_scores(run: dict, ds) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ Views = dict[str, tuple[str, ...]]
 
 
 FILL_SAMPLE = 1024  # examples whose mean stands in for a removed image or vector
+PREDICT_BATCH = 128  # examples a prediction pass forms a batch of
 
 
 def dataset_fill(dataset: MultimodalDataset, collator: Collator, batch_size: int = 256) -> dict:
@@ -35,7 +36,7 @@ def dataset_fill(dataset: MultimodalDataset, collator: Collator, batch_size: int
 
 @torch.inference_mode()
 def predict_views(model, dataset: MultimodalDataset, collator: Collator, device, views: Views, *,
-                  removal: str = "drop", batch_size: int = 128, bf16: bool = False, seed: int = 0,
+                  removal: str = "drop", batch_size: int = PREDICT_BATCH, bf16: bool = False, seed: int = 0,
                   fill: dict | None = None, progress=None,
                   shard: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """``({view name: N x C logits}, N targets)`` of ``model`` on every example of ``dataset``;
