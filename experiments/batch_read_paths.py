@@ -9,8 +9,9 @@ way in turn, ``--repeats`` times, in one process:
 
 - ``ram``: torch indexing of the whole view in RAM, on every core (torch's default) and on one;
 - ``preadv``: what ``cache_store`` does, one positioned read per row;
-- ``io_uring``: the same reads submitted as one batch in one system call (ctypes, x86-64 Linux;
-  skipped where the kernel refuses it) — a probe, not product code;
+- ``io_uring``: the same reads submitted as one batch in one system call (ctypes, Linux; skipped
+  where the kernel refuses it) — a probe, not product code; and split between two threads with a
+  ring each (ctypes lets go of the interpreter lock during the call, so both cores read);
 - ``mmap, mapped``: numpy indexing of the parts memory-mapped, after every page was touched once
   (what a map costs once its pages are resident, and so counted in the process's RSS);
 - ``mmap + MADV_DONTNEED``: the same, with the pages handed back after each batch (RSS stays flat);
@@ -31,6 +32,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -143,15 +145,22 @@ def main() -> None:
             return which, offsets_of[which] + (r - store.starts[which]) * row_bytes
 
         try:
-            ring = Uring()
+            ring, second = Uring(), Uring()
         except (OSError, AttributeError):
             ring = None
+        helper = ThreadPoolExecutor(1)
 
-        def uring(rows):
+        def uring(rows, threads: int = 1):
             which, offsets = locate(rows)
             out = np.empty((len(rows), C), np.float32)
-            ring.read(store.fds[which], offsets, out.ctypes.data + np.arange(len(rows), dtype=np.uint64) * row_bytes,
-                      row_bytes)
+            fds, addrs = store.fds[which], out.ctypes.data + np.arange(len(rows), dtype=np.uint64) * row_bytes
+            if threads == 1:
+                ring.read(fds, offsets, addrs, row_bytes)
+                return out
+            h = len(rows) // 2
+            other = helper.submit(second.read, fds[h:], offsets[h:], addrs[h:], row_bytes)
+            ring.read(fds[:h], offsets[:h], addrs[:h], row_bytes)
+            other.result()
             return out
 
         raw = [mmap.mmap(p.file.fd, 0, prot=mmap.PROT_READ) for p in store.parts]
@@ -186,12 +195,13 @@ def main() -> None:
             os.preadv(part.fd, [block], part.offset("full") + int(rows[0] % 1000) * row_bytes)
 
         if ring is not None:
-            assert all(np.array_equal(uring(b), ram[b].numpy()) for b in batches[:5])
+            assert all(np.array_equal(uring(b, k), ram[b].numpy()) for b in batches[:5] for k in (1, 2))
         assert all(np.array_equal(mapped(b), ram[b].numpy()) for b in batches[:5])
         for rows in batches:
             mapped(rows)
         ways = {"ram, torch on every core": lambda r: ram[r], "preadv (cache_store)": lambda r: store.logits("full", r),
-                **({"io_uring, one system call": uring} if ring is not None else {}),
+                **({"io_uring, one system call": uring, "io_uring, two threads, a ring each": lambda r: uring(r, 2)}
+                   if ring is not None else {}),
                 "mmap, pages resident": mapped, "mmap + MADV_DONTNEED": mapped_dontneed,
                 "4-byte preadv × 256 (no data)": floor, "one preadv, 256 contiguous rows": contiguous}
         results = {k: [] for k in ["ram, torch on 1 thread", *ways]}
