@@ -225,7 +225,7 @@ def run(device) -> list[Row]:
                                 "×", "≤ 1.2", ratio <= 1.2))
                 rows += step_rows(times)
                 per_rank = two_readers_mb(folder, env)
-                rows.append(Row("cache storage", f"fp32: 2 processes reading the entry at once, peak RSS per process",
+                rows.append(Row("cache storage", "fp32: 2 processes reading the entry at once, peak RSS per process",
                                 max(per_rank), "MB", "≤ 1.1 × one process", max(per_rank) <= 1.1 * large))
             if k == 50 and precision == "fp32":
                 share = sizes[name] / sizes["fp32"]

@@ -22,7 +22,6 @@ import math
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import numpy as np
 import pandas as pd
 import torch
 

@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from msd_core.analysis.export import (check_same_data, examples_frame, format_table, metrics_summary,
                                       parquet_bytes, read_export_meta)
-from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from msd_core.config import DataConfig, DistillConfig
 from msd_core.errors import ConfigError
-from tests.conftest import TINY, registered_distill
+from tests.conftest import teacher_and_students
 
 DATA = dict(options={"n": 2000}, max_train_examples=64, max_eval_examples=24)
 
@@ -19,23 +18,11 @@ DATA = dict(options={"n": 2000}, max_train_examples=64, max_eval_examples=24)
 @pytest.fixture(scope="module")
 def students(tmp_path_factory):
     """A tiny teacher and two finished students (KD and MSD, seed 0) in a registry."""
-    from msd_core.engine.teacher import train_teacher
-    from msd_core.runs import Registry
-
     home = tmp_path_factory.mktemp("export")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
-        train_teacher(TeacherRunConfig(data=DataConfig("synthetic", **DATA), model=ModelConfig("student-small", dict(TINY)),
-                                       train=TrainConfig(epochs=1, batch_size=16, seed=0), out_dir=str(home / "teacher")),
-                      progress=False)
-        reg = Registry(home / "registry.sqlite")
-        ids = []
-        for method in ("kd", "msd"):
-            cfg = DistillRunConfig(teacher=str(home / "teacher"), data=DataConfig("synthetic", **DATA),
-                                   model=ModelConfig("student-two-tower", dict(TINY)),
-                                   train=TrainConfig(epochs=1, batch_size=16, seed=0),
-                                   distill=DistillConfig(method=method), out_dir=str(home / method))
-            ids.append(registered_distill(cfg, reg, f"{method} seed 0"))
+        reg, ids = teacher_and_students(home, DataConfig("synthetic", **DATA),
+                                        {method: DistillConfig(method=method) for method in ("kd", "msd")})
         yield home, reg, ids
 
 

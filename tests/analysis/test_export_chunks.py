@@ -5,37 +5,25 @@ whole split at once), the files (Parquet and CSV) hold it, and a chunk reads onl
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from msd_core.analysis.export import examples_chunks, examples_frame, read_export_meta, write_examples
-from msd_core.config import DataConfig, DistillConfig, DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
+from msd_core.config import DataConfig, DistillConfig
 from msd_core.engine import cache_store
 from msd_core.engine.predict import PREDICT_BATCH
-from tests.conftest import TINY, registered_distill
+from tests.conftest import teacher_and_students
 
 DATA = dict(options={"n": 1200}, max_train_examples=48, max_eval_examples=300)  # 300 = 128 + 128 + 44
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from msd_core.engine.teacher import train_teacher
-    from msd_core.runs import Registry
-
+    """A tiny teacher and three finished students, each with another removal, in a registry."""
     home = tmp_path_factory.mktemp("export-chunks")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
-        train_teacher(TeacherRunConfig(data=DataConfig("synthetic", **DATA), model=ModelConfig("student-small", dict(TINY)),
-                                       train=TrainConfig(epochs=1, batch_size=16, seed=0), out_dir=str(home / "teacher")),
-                      progress=False)
-        reg = Registry(home / "registry.sqlite")
-        ids = []
-        for method, removal in (("kd", "drop"), ("msd", "mean"), ("msd", "swap")):
-            cfg = DistillRunConfig(teacher=str(home / "teacher"), data=DataConfig("synthetic", **DATA),
-                                   model=ModelConfig("student-two-tower", dict(TINY)),
-                                   train=TrainConfig(epochs=1, batch_size=16, seed=0),
-                                   distill=DistillConfig(method=method, removal=removal), out_dir=str(home / removal))
-            ids.append(registered_distill(cfg, reg, f"{method} {removal}"))
-        mp.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
+        reg, ids = teacher_and_students(home, DataConfig("synthetic", **DATA),
+                                        {removal: DistillConfig(method=method, removal=removal) for method, removal in
+                                         (("kd", "drop"), ("msd", "mean"), ("msd", "swap"))})
         yield home, [reg.run(i) for i in ids]
 
 

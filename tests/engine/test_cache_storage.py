@@ -22,7 +22,7 @@ from msd_core.errors import CheckpointError, ConfigError
 from msd_core.method.losses import ce_per_example, kd_per_example
 from msd_core.method.saliency import MEASURES
 from msd_core.method.topk import compress, reconstruct
-from msd_core.method.view_logits import TeacherLogits, dense
+from msd_core.method.view_logits import dense
 from tests.conftest import tiny_model
 
 DATA = DataConfig("synthetic", options={"n": 60, "num_classes": 6})
