@@ -14,7 +14,8 @@ way in turn, ``--repeats`` times, in one process:
   ring each (ctypes lets go of the interpreter lock during the call, so both cores read);
 - ``mmap, mapped``: numpy indexing of the parts memory-mapped, after every page was touched once
   (what a map costs once its pages are resident, and so counted in the process's RSS);
-- ``mmap + MADV_DONTNEED``: the same, with the pages handed back after each batch (RSS stays flat);
+- ``mmap + MADV_DONTNEED``: the same, with the touched parts' pages handed back after each batch
+  (RSS stays flat);
 - ``4-byte preadv ×256``: the system call and interpreter cost alone, no data;
 - ``one preadv, 256 contiguous rows``: the same bytes in one read (what copying costs).
 
@@ -177,8 +178,8 @@ def main() -> None:
 
         def mapped_dontneed(rows):
             out = mapped(rows)
-            for m in raw:
-                m.madvise(mmap.MADV_DONTNEED)
+            for w in np.unique(locate(rows)[0]).tolist():  # the parts this batch touched
+                raw[w].madvise(mmap.MADV_DONTNEED)
             return out
 
         tiny = np.empty(1, np.float32)
