@@ -57,13 +57,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def part_logits(start: int, rows: int) -> dict[str, torch.Tensor]:
+def part_logits(start: int, rows: int, views=VIEWS) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(start)
-    return {view: torch.randn(rows, C, generator=g) * 2 for view in VIEWS}
+    return {view: torch.randn(rows, C, generator=g) * 2 for view in views}
 
 
-def write_entry(folder: Path, storage, n: int | None = None) -> float:
-    """Write an entry of ``n`` (default ``N``) random rows as the cache does; seconds taken."""
+def write_entry(folder: Path, storage, n: int | None = None, views=VIEWS) -> float:
+    """Write an entry of ``n`` (default ``N``) random rows of ``views`` as the cache does; seconds
+    taken."""
     from msd_core.engine.cache_store import write_manifest, write_part
     from msd_core.engine.teacher_cache import CHUNK
 
@@ -74,10 +75,10 @@ def write_entry(folder: Path, storage, n: int | None = None) -> float:
     for start in range(0, n, CHUNK):
         rows = min(CHUNK, n - start)
         name = f"part-{start:010d}.safetensors"
-        write_part(folder / name, part_logits(start, rows), torch.zeros(rows, dtype=torch.long), storage,
+        write_part(folder / name, part_logits(start, rows, views), torch.zeros(rows, dtype=torch.long), storage,
                    "single-label", {}, needs=0)
         parts.append([start, name])
-    info = {"rows": n, "views": list(VIEWS), "storage": {"precision": storage.precision, "top_k": storage.top_k},
+    info = {"rows": n, "views": list(views), "storage": {"precision": storage.precision, "top_k": storage.top_k},
             "task": "single-label", "classes": C, "parts": parts}
     write_manifest(folder, info)
     return time.perf_counter() - t

@@ -39,24 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.cache_storage import C, write_entry
+
 OUT = Path(__file__).parent / "results" / "batch_read_paths.md"
-C, BATCH, READS = 3129, 256, 50
-
-
-def write_entry(folder: Path, n: int) -> None:
-    from msd_core.engine.cache_store import Storage, write_manifest, write_part
-    from msd_core.engine.teacher_cache import CHUNK
-
-    parts = []
-    for start in range(0, n, CHUNK):
-        rows = min(CHUNK, n - start)
-        name = f"part-{start:010d}.safetensors"
-        logits = torch.randn(rows, C, generator=torch.Generator().manual_seed(start))
-        write_part(folder / name, {"full": logits}, torch.zeros(rows, dtype=torch.long), Storage(), "single-label", {},
-                   needs=0)
-        parts.append([start, name])
-    write_manifest(folder, {"rows": n, "views": ["full"], "storage": {"precision": "fp32", "top_k": 0},
-                            "task": "single-label", "classes": C, "parts": parts})
+BATCH, READS = 256, 50
 
 
 class Uring:
@@ -122,15 +108,15 @@ def median_ms(fn, batches) -> float:
 
 
 def main() -> None:
-    from msd_core.engine.cache_store import read_entry
+    from msd_core.engine.cache_store import Storage, read_entry
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="msd-read-paths-"))
+    tmp = Path(tempfile.mkdtemp(prefix="msd-read-paths-")) / "entry"
     try:
-        write_entry(tmp, a.rows)
+        write_entry(tmp, Storage(), a.rows, views=("full",))
         store = read_entry(tmp)
         row_bytes = C * 4
         offsets_of = np.array([p.file.offset("full") for p in store.parts], np.int64)
@@ -214,7 +200,7 @@ def main() -> None:
             results["ram, torch on 1 thread"].append(median_ms(lambda r: ram[r], batches))
             torch.set_num_threads(threads)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     base = results["ram, torch on every core"]
     lines = [f"# One batch of {BATCH} random rows × {C:,} float32 from a cache entry of {a.rows:,} rows",
              "", f"`python -m experiments.batch_read_paths --rows {a.rows} --repeats {a.repeats}`, "

@@ -29,11 +29,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def diagnostics(teacher: str, data, split: str = "test") -> list[str]:
+    from dataclasses import replace
+
     import torch
 
     from msd_core.data.registry import load_split
-    from dataclasses import replace
-
     from msd_core.engine.teacher_cache import teacher_logits
     from msd_core.method.view_logits import dense
 

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import tempfile
 
@@ -67,23 +68,27 @@ def registered_distill(cfg, registry, name: str) -> str:
     return run_id
 
 
-def teacher_and_students(home, data: DataConfig, students: dict) -> tuple:
-    """A tiny teacher trained on ``data`` in ``home/teacher``, and one finished student run per
-    ``{name: DistillConfig}`` (out folder ``home/<name>``) in the registry ``home/registry.sqlite``:
-    the registry and the runs' ids, in order. Set ``MSD_STUDIO_CACHE`` first."""
+@contextlib.contextmanager
+def teacher_and_students(home, data: DataConfig, students: dict):
+    """With ``MSD_STUDIO_CACHE`` in ``home/cache``: a tiny teacher trained on ``data`` in
+    ``home/teacher``, and one finished student run per ``{name: DistillConfig}`` (out folder
+    ``home/<name>``) in the registry ``home/registry.sqlite``; yields the registry and the runs' ids,
+    in order."""
     from msd_core.config import DistillRunConfig, ModelConfig, TeacherRunConfig, TrainConfig
     from msd_core.engine.teacher import train_teacher
     from msd_core.runs import Registry
 
-    train = TrainConfig(epochs=1, batch_size=16, seed=0)
-    train_teacher(TeacherRunConfig(data=data, model=ModelConfig("student-small", dict(TINY)), train=train,
-                                   out_dir=str(home / "teacher")), progress=False)
-    reg = Registry(home / "registry.sqlite")
-    ids = [registered_distill(DistillRunConfig(teacher=str(home / "teacher"), data=data,
-                                               model=ModelConfig("student-two-tower", dict(TINY)), train=train,
-                                               distill=distill, out_dir=str(home / name)), reg, name)
-           for name, distill in students.items()]
-    return reg, ids
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
+        train = TrainConfig(epochs=1, batch_size=16, seed=0)
+        train_teacher(TeacherRunConfig(data=data, model=ModelConfig("student-small", dict(TINY)), train=train,
+                                       out_dir=str(home / "teacher")), progress=False)
+        reg = Registry(home / "registry.sqlite")
+        ids = [registered_distill(DistillRunConfig(teacher=str(home / "teacher"), data=data,
+                                                   model=ModelConfig("student-two-tower", dict(TINY)), train=train,
+                                                   distill=distill, out_dir=str(home / name)), reg, name)
+               for name, distill in students.items()]
+        yield reg, ids
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,8 @@ import math
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 import pandas as pd
-import torch
 
 from ..config import DataConfig, DistillConfig
 from ..engine.evaluate import METRICS
@@ -104,13 +104,13 @@ def examples_chunks(runs: list[dict], split: str = "test", device: str = "cpu",
             "runs": {r["id"]: {"name": r.get("name"), "group": group_name(r["config"]), "seed": seed_of(r)}
                      for r in runs}}
 
-    def frame_of(start: int, stop: int) -> pd.DataFrame:
-        rows = torch.arange(start, stop)
-        frame: dict = {"index": rows.numpy(), "id": cache.ids[start:stop],
+    def frame_of(start: int, part) -> pd.DataFrame:
+        stop = start + len(part.ids)
+        frame: dict = {"index": np.arange(start, stop), "id": part.ids,
                        "label": [ds.label_text(e) for e in ds.examples[start:stop]]}
-        for view, table in cache.logits.items():
+        for view, z in part.logits.items():
             if not view.startswith("subset:"):
-                _logit_columns(frame, "teacher", view, table[rows], ds.labels, ds.task)  # every logit is a column
+                _logit_columns(frame, "teacher", view, z, ds.labels, ds.task)  # every logit is a column
         frame.update({name: v[start:stop].numpy() for name, v in per_example.items()})
         for r in runs:
             if r["id"] in whole:
@@ -122,7 +122,7 @@ def examples_chunks(runs: list[dict], split: str = "test", device: str = "cpu",
                 _logit_columns(frame, r["id"], view, z, ds.labels, ds.task, targets)
         return pd.DataFrame(frame)
 
-    return meta, (frame_of(start, min(start + size, len(ds))) for start in range(0, len(ds), size))
+    return meta, (frame_of(start, part) for start, part in zip(range(0, len(ds), size), cache.chunks(size)))
 
 
 def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -> tuple[pd.DataFrame, dict]:

@@ -19,10 +19,8 @@ DATA = dict(options={"n": 2000}, max_train_examples=64, max_eval_examples=24)
 def students(tmp_path_factory):
     """A tiny teacher and two finished students (KD and MSD, seed 0) in a registry."""
     home = tmp_path_factory.mktemp("export")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
-        reg, ids = teacher_and_students(home, DataConfig("synthetic", **DATA),
-                                        {method: DistillConfig(method=method) for method in ("kd", "msd")})
+    students = {method: DistillConfig(method=method) for method in ("kd", "msd")}
+    with teacher_and_students(home, DataConfig("synthetic", **DATA), students) as (reg, ids):
         yield home, reg, ids
 
 

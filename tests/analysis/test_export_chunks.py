@@ -19,11 +19,9 @@ DATA = dict(options={"n": 1200}, max_train_examples=48, max_eval_examples=300)  
 def runs(tmp_path_factory):
     """A tiny teacher and three finished students, each with another removal, in a registry."""
     home = tmp_path_factory.mktemp("export-chunks")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MSD_STUDIO_CACHE", str(home / "cache"))
-        reg, ids = teacher_and_students(home, DataConfig("synthetic", **DATA),
-                                        {removal: DistillConfig(method=method, removal=removal) for method, removal in
-                                         (("kd", "drop"), ("msd", "mean"), ("msd", "swap"))})
+    students = {removal: DistillConfig(method=method, removal=removal)
+                for method, removal in (("kd", "drop"), ("msd", "mean"), ("msd", "swap"))}
+    with teacher_and_students(home, DataConfig("synthetic", **DATA), students) as (reg, ids):
         yield home, [reg.run(i) for i in ids]
 
 
