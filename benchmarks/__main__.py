@@ -16,13 +16,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from msd_core.device import pick_device  # noqa: E402
 
-from . import (cache_storage, dashboard, distributed, first_visit, hf_models, memory, saliency_speed,  # noqa: E402
-               scaling, step_cost, teacher_cache, vqa_scale)
+from . import (cache_storage, dashboard, distributed, first_visit, hf_models, memory,  # noqa: E402
+               msd_epoch_memory, saliency_speed, scaling, step_cost, teacher_cache, vqa_scale)
 from .common import print_table  # noqa: E402
 
 ALL = {"step_cost": step_cost, "teacher_cache": teacher_cache, "saliency_speed": saliency_speed,
        "scaling": scaling, "memory": memory, "dashboard": dashboard, "first_visit": first_visit,
-       "vqa_scale": vqa_scale, "hf_models": hf_models, "distributed": distributed, "cache_storage": cache_storage}
+       "vqa_scale": vqa_scale, "hf_models": hf_models, "distributed": distributed, "cache_storage": cache_storage,
+       "msd_epoch_memory": msd_epoch_memory}
 
 
 def main() -> int:

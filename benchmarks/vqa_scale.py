@@ -29,8 +29,9 @@ MODEL = ["--model", "student-small", "--model-option", "hidden=32", "--model-opt
          "--model-option", "heads=2", "--model-option", "intermediate=64"]
 
 
-def write_part(root: Path, part: str, n: int, first_id: int) -> None:
-    """``n`` questions of the official layout for ``part``, with their images."""
+def write_part(root: Path, part: str, n: int, first_id: int, answers: list[str] = ANSWERS) -> None:
+    """``n`` questions of the official layout for ``part``, with their images, whose annotators
+    answer from ``answers``."""
     from PIL import Image
 
     images = root / part
@@ -38,7 +39,7 @@ def write_part(root: Path, part: str, n: int, first_id: int) -> None:
     questions, annotations = [], []
     for k in range(n):
         image_id, qid = first_id + k // QUESTIONS_PER_IMAGE, first_id * 10 + k
-        a, b = ANSWERS[k % len(ANSWERS)], ANSWERS[(k * 7 + 3) % len(ANSWERS)]
+        a, b = answers[k % len(answers)], answers[(k * 7 + 3) % len(answers)]
         questions.append({"image_id": image_id, "question": f"what is shown in picture {k % 97}?", "question_id": qid})
         annotations.append({"question_id": qid, "image_id": image_id, "answer_type": "other",
                             "answers": [{"answer": x, "answer_confidence": "yes", "answer_id": i + 1}

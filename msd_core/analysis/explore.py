@@ -36,7 +36,7 @@ def saliency_frame(cache: TeacherLogits, ds: MultimodalDataset, measure: str = "
         return {**{view: confidence(c.logits[view], c.targets, task) for view in shown},
                 "correct": correct(c.logits["full"], c.targets, task)}
 
-    scores = cache.per_example(block)
+    scores = cache.per_example(block, views=shown)
     for view in shown:
         frame[f"pred {view}"] = said[view]
         frame[f"p(y) {view}"] = scores[view].numpy()

@@ -30,7 +30,7 @@ from ..engine.evaluate import METRICS
 from ..errors import ConfigError
 from ..data.tasks import correct, predicted_texts
 from ..fileio import atomic_write
-from ..method.view_logits import CHUNK_ROWS
+from ..method.view_logits import chunk_rows
 from .finished import data_name, group_name, run_predictor, seed_of, split_metrics
 
 FORMATS = {"examples": ("parquet", "csv"), "table": ("csv", "md", "tex")}
@@ -73,19 +73,20 @@ def _logit_columns(frame: dict, who: str, view: str, logits, labels: list[str], 
 
 
 def examples_chunks(runs: list[dict], split: str = "test", device: str = "cpu",
-                    size: int = CHUNK_ROWS) -> tuple[dict, Iterator[pd.DataFrame]]:
+                    size: int | None = None) -> tuple[dict, Iterator[pd.DataFrame]]:
     """The per-example table of ``runs`` on ``split`` (see the module docstring) as its metadata
     and its frames of ``size`` consecutive examples, in order: one frame's teacher logits and
     predictions are in memory at a time (docs/METHOD.md §9.1), and the frames joined are the
-    whole table. ``size`` is a multiple of ``PREDICT_BATCH``, so the runs predict in the batches a
-    pass over the whole split forms; under ``swap`` removal each run predicts the whole split at
-    once, since its partners follow one random stream through it."""
+    whole table. ``size`` (by default as many rows as ``chunk_rows`` allows for the teacher's and
+    the runs' views) is a multiple of ``PREDICT_BATCH``, so the runs predict in the batches a pass
+    over the whole split forms; under ``swap`` removal each run predicts the whole split at once,
+    since its partners follow one random stream through it."""
     from ..data.registry import load_split
     from ..engine.predict import PREDICT_BATCH
     from ..engine.teacher_cache import teacher_logits
     from ..method.saliency import modality_saliency, shapley_values
 
-    if size <= 0 or size % PREDICT_BATCH:
+    if size is not None and (size <= 0 or size % PREDICT_BATCH):
         raise ValueError(f"export chunks of {size} rows: use a positive multiple of {PREDICT_BATCH}")
     check_same_data(runs)
     cfg = runs[0]["config"]
@@ -95,6 +96,10 @@ def examples_chunks(runs: list[dict], split: str = "test", device: str = "cpu",
         raise ConfigError(f"the {split} split of {data_name(cfg)} holds no examples: there is nothing to export")
     removal = removal_of(runs)
     cache = teacher_logits(cfg["teacher"], data, ds, removal=removal, subsets=True, device=device)
+    shown = [view for view in cache.logits if not view.startswith("subset:")]
+    if size is None:
+        rows = chunk_rows(len(ds.labels), len(shown) + len(runs) * (1 + len(ds.modality_names)))
+        size = max(PREDICT_BATCH, rows // PREDICT_BATCH * PREDICT_BATCH)
     per_example = {**{f"teacher/sal:{m}": v for m, v in modality_saliency(cache, "loss-drop").items()},
                    **{f"teacher/shapley:{m}": v for m, v in shapley_values(cache).items()}}
     predictors = {r["id"]: run_predictor(r, ds, device) for r in runs}
@@ -109,8 +114,7 @@ def examples_chunks(runs: list[dict], split: str = "test", device: str = "cpu",
         frame: dict = {"index": np.arange(start, stop), "id": part.ids,
                        "label": [ds.label_text(e) for e in ds.examples[start:stop]]}
         for view, z in part.logits.items():
-            if not view.startswith("subset:"):
-                _logit_columns(frame, "teacher", view, z, ds.labels, ds.task)  # every logit is a column
+            _logit_columns(frame, "teacher", view, z, ds.labels, ds.task)  # every logit is a column
         frame.update({name: v[start:stop].numpy() for name, v in per_example.items()})
         for r in runs:
             if r["id"] in whole:
@@ -122,7 +126,7 @@ def examples_chunks(runs: list[dict], split: str = "test", device: str = "cpu",
                 _logit_columns(frame, r["id"], view, z, ds.labels, ds.task, targets)
         return pd.DataFrame(frame)
 
-    return meta, (frame_of(start, part) for start, part in zip(range(0, len(ds), size), cache.chunks(size)))
+    return meta, (frame_of(start, part) for start, part in zip(range(0, len(ds), size), cache.chunks(size, shown)))
 
 
 def examples_frame(runs: list[dict], split: str = "test", device: str = "cpu") -> tuple[pd.DataFrame, dict]:

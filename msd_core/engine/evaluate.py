@@ -14,7 +14,7 @@ from ..data.example import MultimodalDataset
 from ..data.views import named_views
 from ..method.losses import ce_per_example
 from ..data.tasks import THRESHOLD, agreement, example_scores, predictions
-from ..method.view_logits import CHUNK_ROWS, TeacherLogits
+from ..method.view_logits import TeacherLogits, chunk_rows
 from .predict import predict_views
 
 
@@ -106,6 +106,6 @@ def evaluate(model, dataset: MultimodalDataset, collator: Collator, device, *, t
         rows = teacher.rows([e.id for e in dataset.examples])
         for view, z in logits.items():
             same = [agreement(z[block], teacher.logits[view][rows[block]], dataset.task)  # the cache a block at a time
-                    for block in torch.arange(len(rows)).split(CHUNK_ROWS)]
+                    for block in torch.arange(len(rows)).split(chunk_rows(len(dataset.labels), 1))]
             out[view]["agreement"] = torch.cat(same).float().mean().item() if same else float("nan")
     return out

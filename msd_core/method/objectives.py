@@ -153,8 +153,9 @@ class ModalitySpecificDistillation:
         self.weighter = self.features = None
         self.meta_examples, self.collator = meta_examples or [], collator
         if is_learned(cfg.weighting):
-            losses = source.per_example(lambda c: {v: ce_per_example(c.logits[v], c.targets, c.task)
-                                                   for v in ("full", *(f"only:{m}" for m in self.mods))})
+            views = ["full", *(f"only:{m}" for m in self.mods)]
+            losses = source.per_example(lambda c: {v: ce_per_example(c.logits[v], c.targets, c.task) for v in views},
+                                        views=views)
             view_losses = {m: losses[f"only:{m}"] for m in self.mods}
             full_loss = losses["full"]
             feats = weight_features(view_losses, self.sal, full_loss)

@@ -59,7 +59,8 @@ def modality_saliency(cache: TeacherLogits, measure: str = "loss-drop") -> dict[
     rows at a time."""
     fn = MEASURES.get(measure)
     return cache.per_example(lambda c: {m: fn(c.logits["full"], c.logits[f"without:{m}"], c.targets, c.task)
-                                        for m in c.modalities})
+                                        for m in c.modalities},
+                             views=["full", *(f"without:{m}" for m in cache.modalities)])
 
 
 def population_saliency(sal: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -91,7 +92,7 @@ def subset_losses(cache: TeacherLogits, prior: torch.Tensor | None = None) -> di
         out.update({frozenset(combo): ce_per_example(c.subset_logits(combo), c.targets, c.task) for combo in combos})
         return out
 
-    return cache.per_example(losses)
+    return cache.per_example(losses, views=list(dict.fromkeys(cache.subset_view(combo) for combo in combos)))
 
 
 def split_prior(cache: TeacherLogits) -> torch.Tensor:
@@ -100,7 +101,7 @@ def split_prior(cache: TeacherLogits) -> torch.Tensor:
         return label_prior(cache.targets, cache.task, len(cache.labels))
     if not sigmoid_task(cache.task):
         return label_prior(dense(cache.targets), cache.task, len(cache.labels))
-    total = sum((c.targets.float().sum(0) for c in cache.chunks()), torch.zeros(len(cache.labels)))
+    total = sum((c.targets.float().sum(0) for c in cache.chunks(views=())), torch.zeros(len(cache.labels)))
     return label_rates(total, len(cache.ids))
 
 

@@ -17,7 +17,14 @@ import torch
 from ..data.views import named_views
 
 
-CHUNK_ROWS = 8192  # rows in memory at a time when a measure walks a whole split
+CHUNK_ROWS = 8192  # the most rows in memory at a time when a measure walks a whole split
+CHUNK_BYTES = 64 * 2**20  # ... and the most bytes of their logits (a large label space walks fewer rows)
+
+
+def chunk_rows(num_classes: int, views: int) -> int:
+    """Rows a walk over a split holds at a time: ``CHUNK_ROWS``, or fewer where that many rows of
+    ``views`` views of ``num_classes`` float32 logits would pass ``CHUNK_BYTES``."""
+    return max(1, min(CHUNK_ROWS, CHUNK_BYTES // max(1, 4 * num_classes * views)))
 
 
 def dense(table) -> torch.Tensor:
@@ -55,26 +62,34 @@ class TeacherLogits:
             if ahead is not None:
                 ahead(rows)
 
-    def chunks(self, size: int = CHUNK_ROWS) -> Iterator["TeacherLogits"]:
-        """The table ``size`` consecutive rows at a time, each chunk's tables in memory."""
+    def chunks(self, size: int | None = None, views=None) -> Iterator["TeacherLogits"]:
+        """The table ``size`` consecutive rows at a time (default ``chunk_rows``), each chunk's
+        targets and logits of ``views`` (default: every view) in memory."""
+        views = list(self.logits) if views is None else list(views)
+        size = size or chunk_rows(len(self.labels), len(views))
         for start in range(0, len(self.ids), size):
             rows = torch.arange(start, min(start + size, len(self.ids)))
             yield replace(self, ids=self.ids[start:start + size], targets=self.targets[rows],
-                          logits={k: v[rows] for k, v in self.logits.items()})
+                          logits={k: self.logits[k][rows] for k in views})
 
-    def per_example(self, fn: Callable[["TeacherLogits"], Any], size: int = CHUNK_ROWS):
-        """``fn`` on each chunk, joined: a tensor, or a dict of tensors, of one value per example."""
-        parts = [fn(c) for c in self.chunks(size)]
+    def per_example(self, fn: Callable[["TeacherLogits"], Any], size: int | None = None, views=None):
+        """``fn`` on each chunk (of ``views``, as ``chunks``), joined: a tensor, or a dict of
+        tensors, of one value per example."""
+        parts = [fn(c) for c in self.chunks(size, views)]
         if not parts:
             return fn(self)
         if isinstance(parts[0], dict):
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         return torch.cat(parts)
 
-    def subset_logits(self, keep: tuple[str, ...]):
-        """Logits on the view that keeps exactly ``keep``."""
+    def subset_view(self, keep: tuple[str, ...]) -> str:
+        """The name of the cached view that keeps exactly ``keep``."""
         keep = set(keep)
         for name, mods in named_views(self.modalities, without=True, subsets=True).items():
             if set(mods) == keep and name in self.logits:
-                return self.logits[name]
+                return name
         raise KeyError(f"no cached view keeps {sorted(keep)}; build the cache with subsets=True")
+
+    def subset_logits(self, keep: tuple[str, ...]):
+        """Logits on the view that keeps exactly ``keep``."""
+        return self.logits[self.subset_view(keep)]

@@ -159,3 +159,43 @@ def test_building_the_cache_leaves_the_callers_random_state_alone(small3, tmp_pa
     torch.manual_seed(123)
     torch.testing.assert_close(draws[0], torch.rand(4))
     torch.testing.assert_close(draws[1], draws[0])
+
+
+def test_walking_the_cache_in_small_blocks_of_only_the_views_needed_gives_one_pass(small3, tmp_path, monkeypatch):
+    """Saliency, Shapley values and interactions walk the cache a block of rows at a time, with
+    blocks sized by ``CHUNK_BYTES`` and only the views each measure reads: blocks of 7 rows give
+    the numbers of one pass over in-memory tensors, and no block holds a view it does not use."""
+    from dataclasses import replace
+
+    from msd_core.method import view_logits
+    from msd_core.method.saliency import MEASURES, shapley_values
+
+    monkeypatch.setenv("MSD_STUDIO_CACHE", str(tmp_path / "cache"))
+    ds = small3
+    ckpt = tmp_path / "teacher.safetensors"
+    save_model(ckpt, tiny_model(ds), ds.labels)
+    cache = teacher_logits(ckpt, DataConfig("synthetic", options={"n": 16, "with_vector": True}), ds, subsets=True,
+                           device="cpu")  # read from disk
+    whole = replace(cache, targets=dense(cache.targets), logits={k: dense(v) for k, v in cache.logits.items()})
+    want = {measure: modality_saliency(whole, measure) for measure in MEASURES.names()}
+    want_shapley, want_interactions = shapley_values(whole), interactions(whole)
+    assert view_logits.chunk_rows(len(ds.labels), 3) == view_logits.CHUNK_ROWS  # small: one block
+    monkeypatch.setattr(view_logits, "CHUNK_BYTES", 7 * 4 * len(ds.labels) * 3)  # 7 rows of 3 views
+    held = []
+    chunks = view_logits.TeacherLogits.chunks
+    monkeypatch.setattr(view_logits.TeacherLogits, "chunks",
+                        lambda self, size=None, views=None: (held.append(c.logits.keys()) or c
+                                                             for c in chunks(self, size, views)))
+    for measure in MEASURES.names():
+        held.clear()
+        got = modality_saliency(cache, measure)
+        assert all(torch.equal(got[m], want[measure][m]) for m in ds.modality_names)
+        assert len(held) > 1 and all(set(h) == {"full", *(f"without:{m}" for m in ds.modality_names)} for h in held)
+    held.clear()
+    got_shapley, got_interactions = shapley_values(cache), interactions(cache)
+    subsets = 2 ** len(ds.modality_names) - 1  # one view per non-empty subset of the modalities, each once
+    assert len(held) > 1 and all(len(h) == subsets for h in held)
+    for m in ds.modality_names:
+        torch.testing.assert_close(got_shapley[m], want_shapley[m], rtol=0, atol=1e-6)
+    for k in want_interactions:
+        torch.testing.assert_close(got_interactions[k], want_interactions[k], rtol=0, atol=1e-6)
