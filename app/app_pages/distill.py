@@ -131,7 +131,7 @@ def new_runs_form():
     form["slice_mode"] = option_input(s2, C, "data.slice_mode", label="Slice mode", disabled=chosen_slice is None)
     form["slice_weight"] = option_input(s3, C, "data.slice_weight", label="Slice weight (upweight)",
                                        disabled=chosen_slice is None or form["slice_mode"] != "upweight")
-    form["report_to"] = option_input(st.columns(2)[0], C, "train.report_to")
+    form["report_to"] = option_input(st.columns(2)[0], C, "train.report_to", label="Report to (trackers)")
 
     with st.expander("More MSD options: the saliency behind the weights, out-of-fold saliency, the learned "
                      "weightings' meta step"):
